@@ -1,0 +1,83 @@
+#pragma once
+// ion-broker: registers nodes, answers clock probes, routes spike batches through the compiled
+// topology with per-connection delays, and never blocks on a slow node (bounded per-node rings,
+// drop-oldest, counted).
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ion/broker/topology.h"
+#include "ion/core/clock.h"
+#include "ion/core/codec.h"
+#include "ion/core/reject.h"
+
+namespace ion {
+
+struct BrokerOptions {
+  std::string listen = "tcp://127.0.0.1:5555";
+  Topology topology;
+  std::chrono::milliseconds heartbeat_interval{500};  // application heartbeats and ZMTP PINGs
+  std::chrono::milliseconds heartbeat_timeout{3000};  // silent this long -> node is gone
+  uint32_t max_nodes = 256;
+  uint32_t max_streams_per_node = 16;
+  size_t ring_frames = 4096;         // per target node
+  size_t ring_bytes = 16u << 20;     // per target node
+  int send_hwm = 1000;               // zmq frames queued per peer before the ring holds them
+  CodecLimits limits;
+  std::chrono::nanoseconds max_past{std::chrono::seconds(60)};    // event time window
+  std::chrono::nanoseconds max_future{std::chrono::seconds(10)};
+  std::chrono::milliseconds stats_interval{10000};  // periodic counter log line; 0 = off
+
+  // Reads the `broker:` mapping of a config file; the topology file path is relative to it.
+  static BrokerOptions from_config(const ConfigNode& root);
+  static BrokerOptions from_file(const std::string& path);
+};
+
+// A snapshot of one node's counters (safe to take from any thread).
+struct BrokerNodeStats {
+  std::string name;
+  std::string kind;
+  bool connected = false;
+  uint64_t registrations = 0;
+  uint64_t batches_in = 0;
+  uint64_t events_in = 0;
+  uint64_t batches_out = 0;
+  uint64_t events_out = 0;
+  uint64_t dropped_batches = 0;  // outbound ring overflow, or target not connected
+  uint64_t dropped_events = 0;
+  uint64_t lost_upstream_batches = 0;  // sequence gaps on batches from this node
+  uint64_t reordered_batches = 0;
+  uint64_t source_restarts = 0;
+  uint64_t rejected_batches = 0;
+  uint64_t timeouts = 0;
+};
+
+class Broker {
+ public:
+  explicit Broker(BrokerOptions options, const Clock& clock = SteadyClock::instance());
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Binds the listening socket and returns the resolved endpoint. Throws on failure.
+  std::string bind();
+  // Serves until stop(); call from one thread.
+  void run();
+  // Thread- and async-signal-safe.
+  void stop() noexcept;
+
+  [[nodiscard]] uint64_t epoch() const noexcept;
+  [[nodiscard]] std::string endpoint() const;
+  [[nodiscard]] std::vector<BrokerNodeStats> node_stats() const;
+  [[nodiscard]] const RejectCounters& rejects() const noexcept;
+  [[nodiscard]] const RoutingTable& routing() const noexcept;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ion

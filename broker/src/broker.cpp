@@ -1,0 +1,618 @@
+#include "ion/broker/broker.h"
+
+#include <spdlog/spdlog.h>
+
+#include <random>
+#include <unordered_map>
+
+#include "ion/core/frame_ring.h"
+#include "ion/core/log.h"
+#include "ion/core/sequence.h"
+#include "ion/core/transport.h"
+#include "ion/v1/ion.pb.h"
+
+namespace ion {
+
+namespace {
+
+uint64_t random_epoch() {
+  std::random_device rd;
+  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  uint64_t e = 0;
+  while (e == 0) e = gen();
+  return e;
+}
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+struct Counter {
+  std::atomic<uint64_t> v{0};
+  void add(uint64_t n = 1) noexcept { v.fetch_add(n, std::memory_order_relaxed); }
+  [[nodiscard]] uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
+};
+
+struct StreamState {
+  uint32_t stream = 0;
+  SequenceTracker seq;
+};
+
+struct RouteGroup {
+  int64_t delay_ns = 0;
+  EventBatch events;
+};
+
+// One per topology node, created at start and never moved (counters are read by other threads).
+struct NodeSlot {
+  NodeSlot(uint32_t node_id, const NodeSpec& spec, size_t ring_frames, size_t ring_bytes)
+      : id(node_id), name(spec.name), kind(spec.kind), ring(ring_frames, ring_bytes) {}
+
+  const uint32_t id;
+  const std::string name;
+  const std::string kind;
+
+  // Broker-loop state.
+  bool registered = false;
+  std::string routing_id;
+  uint64_t epoch = 0;
+  uint32_t declared_channels = 0;
+  uint32_t declared_ports = 0;
+  int64_t last_seen_ns = 0;
+  uint64_t next_link_sequence = 0;
+  std::vector<StreamState> streams;
+  FrameRing ring;
+  std::vector<RouteGroup> groups;  // per-delay builders for the batch being routed
+  size_t groups_used = 0;
+  bool split = false;              // current batch was cut into several frames
+
+  // Counters, readable from any thread.
+  std::atomic<bool> connected{false};
+  Counter registrations, batches_in, events_in, batches_out, events_out, dropped_batches,
+      dropped_events, lost_upstream_batches, reordered_batches, source_restarts,
+      rejected_batches, timeouts;
+
+  void drop(uint64_t frames, uint64_t events) noexcept {
+    dropped_batches.add(frames);
+    dropped_events.add(events);
+  }
+};
+
+}  // namespace
+
+BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
+  root.only_keys({"broker"});
+  const ConfigNode b = root.child("broker");
+  b.only_keys({"listen", "topology", "heartbeat_interval", "heartbeat_timeout", "max_nodes",
+               "max_streams_per_node", "ring_frames", "ring_bytes", "send_hwm",
+               "max_message_bytes", "max_events_per_batch", "max_past", "max_future",
+               "stats_interval"});
+  BrokerOptions o;
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  o.listen = b.string("listen", o.listen);
+  o.heartbeat_interval = std::chrono::duration_cast<milliseconds>(
+      b.duration("heartbeat_interval", o.heartbeat_interval, milliseconds(10), seconds(60)));
+  o.heartbeat_timeout = std::chrono::duration_cast<milliseconds>(
+      b.duration("heartbeat_timeout", o.heartbeat_timeout, milliseconds(50), seconds(600)));
+  if (o.heartbeat_timeout <= o.heartbeat_interval) {
+    b.fail("heartbeat_timeout", "a duration longer than heartbeat_interval");
+  }
+  o.max_nodes = static_cast<uint32_t>(b.integer("max_nodes", o.max_nodes, 1, 65536));
+  o.max_streams_per_node =
+      static_cast<uint32_t>(b.integer("max_streams_per_node", o.max_streams_per_node, 1, 1024));
+  o.ring_frames = static_cast<size_t>(b.integer("ring_frames", 4096, 1, 1 << 24));
+  o.ring_bytes = static_cast<size_t>(b.integer("ring_bytes", 16 << 20, 1024, int64_t{1} << 34));
+  o.send_hwm = static_cast<int>(b.integer("send_hwm", o.send_hwm, 1, 1 << 20));
+  o.limits.max_message_bytes =
+      static_cast<size_t>(b.integer("max_message_bytes", 1 << 20, 256, 64 << 20));
+  o.limits.max_events_per_batch = static_cast<uint32_t>(
+      b.integer("max_events_per_batch", o.limits.max_events_per_batch, 1, 1 << 22));
+  o.max_past = b.duration("max_past", o.max_past, milliseconds(1), std::chrono::hours(24));
+  o.max_future = b.duration("max_future", o.max_future, milliseconds(1), std::chrono::hours(24));
+  o.stats_interval = std::chrono::duration_cast<milliseconds>(
+      b.duration("stats_interval", o.stats_interval, milliseconds(0), std::chrono::hours(1)));
+  o.topology = load_topology_file(b.resolve_path(b.string("topology")));
+  return o;
+}
+
+BrokerOptions BrokerOptions::from_file(const std::string& path) {
+  return from_config(ConfigNode::load_file(path));
+}
+
+class Broker::Impl {
+ public:
+  Impl(BrokerOptions options, const Clock& clock)
+      : opts_(std::move(options)),
+        clock_(clock),
+        table_(RoutingTable::compile(opts_.topology)),
+        codec_(opts_.limits),
+        epoch_(random_epoch()) {
+    if (table_.node_count() > opts_.max_nodes) {
+      throw ConfigError("topology has " + std::to_string(table_.node_count()) +
+                        " nodes, more than max_nodes = " + std::to_string(opts_.max_nodes));
+    }
+    for (size_t i = 0; i < table_.node_count(); ++i) {
+      const auto id = static_cast<uint32_t>(i);
+      slots_.push_back(
+          std::make_unique<NodeSlot>(id, table_.node(id), opts_.ring_frames, opts_.ring_bytes));
+    }
+  }
+
+  std::string bind() {
+    SocketOptions so;
+    so.send_hwm = opts_.send_hwm;
+    so.recv_hwm = opts_.send_hwm;
+    so.max_message_bytes = static_cast<int64_t>(opts_.limits.max_message_bytes);
+    so.heartbeat_interval_ms = static_cast<int>(opts_.heartbeat_interval.count());
+    so.heartbeat_timeout_ms = static_cast<int>(opts_.heartbeat_timeout.count());
+    socket_ = std::make_unique<Socket>(ctx_, Socket::Type::router, so);
+    endpoint_ = socket_->bind(opts_.listen);
+    anchor_network_ns_ = clock_.now_ns();
+    anchor_utc_ns_ = utc_now_ns();
+    spdlog::info("broker listening on {} (epoch {:016x}, {} nodes, {} routes)", endpoint_, epoch_,
+                 table_.node_count(), table_.route_count());
+    return endpoint_;
+  }
+
+  void run() {
+    if (!socket_) bind();
+    Frame id;
+    Frame body;
+    next_stats_ns_ = clock_.now_ns() + ms_to_ns(opts_.stats_interval);
+    while (!stop_.load(std::memory_order_acquire)) {
+      const int ready = poll_readable(*socket_, wakeup_.fd(), any_pending_ ? 1 : 20);
+      if ((ready & 2) != 0) wakeup_.drain();
+      for (int i = 0; i < 4096; ++i) {  // bounded, so rings flush and timers run under flood
+        if (socket_->recv(id) != IoStatus::ok) break;
+        const int64_t t_recv = clock_.now_ns();
+        if (!id.more() || socket_->recv(body) != IoStatus::ok) {
+          rejects_.add(Reject::malformed);
+          continue;
+        }
+        if (body.more()) {  // our protocol is one frame per message
+          while (body.more() && socket_->recv(body) == IoStatus::ok) {
+          }
+          rejects_.add(Reject::malformed);
+          continue;
+        }
+        handle(id.to_string_view(), body, t_recv);
+      }
+      flush();
+      timers(clock_.now_ns());
+    }
+    say_goodbye();
+    socket_->close();
+  }
+
+  void stop() noexcept {
+    stop_.store(true, std::memory_order_release);
+    wakeup_.notify();
+  }
+
+  [[nodiscard]] std::vector<BrokerNodeStats> node_stats() const {
+    std::vector<BrokerNodeStats> out;
+    for (const auto& s : slots_) {
+      BrokerNodeStats n;
+      n.name = s->name;
+      n.kind = s->kind;
+      n.connected = s->connected.load(std::memory_order_relaxed);
+      n.registrations = s->registrations.get();
+      n.batches_in = s->batches_in.get();
+      n.events_in = s->events_in.get();
+      n.batches_out = s->batches_out.get();
+      n.events_out = s->events_out.get();
+      n.dropped_batches = s->dropped_batches.get();
+      n.dropped_events = s->dropped_events.get();
+      n.lost_upstream_batches = s->lost_upstream_batches.get();
+      n.reordered_batches = s->reordered_batches.get();
+      n.source_restarts = s->source_restarts.get();
+      n.rejected_batches = s->rejected_batches.get();
+      n.timeouts = s->timeouts.get();
+      out.push_back(std::move(n));
+    }
+    return out;
+  }
+
+  const BrokerOptions opts_;
+  const Clock& clock_;
+  const RoutingTable table_;
+  Codec codec_;
+  const uint64_t epoch_;
+  std::string endpoint_;
+  RejectCounters rejects_;
+
+ private:
+  static int64_t ms_to_ns(std::chrono::milliseconds d) noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  }
+
+  NodeSlot* find_slot(std::string_view rid) noexcept {
+    const auto it = by_routing_id_.find(rid);
+    return it == by_routing_id_.end() ? nullptr : slots_[it->second].get();
+  }
+
+  void handle(std::string_view rid, const Frame& frame, int64_t t_recv) noexcept {
+    const Decoded d = codec_.decode(bytes_of(frame));
+    NodeSlot* slot = find_slot(rid);
+    if (!d.ok()) {
+      reject(d.reject, slot);
+      if (d.reject == Reject::version_mismatch) {
+        reply_error(rid, v1::Error::VERSION_MISMATCH,
+                    "this broker speaks IoN protocol " + std::to_string(kProtocolVersion) +
+                        "; the message is protocol " + std::to_string(d.version));
+      }
+      return;
+    }
+    if (d.body == Body::hello) {
+      on_hello(rid, t_recv);
+      return;
+    }
+    if (d.body == Body::status_request) {
+      on_status(rid);
+      return;
+    }
+    if (slot == nullptr) {
+      reject(Reject::unknown_node, nullptr);
+      reply_error(rid, v1::Error::UNKNOWN_NODE, "not registered: send Hello first");
+      return;
+    }
+    slot->last_seen_ns = t_recv;
+    switch (d.body) {
+      case Body::spike_batch: on_batch(*slot, t_recv); break;
+      case Body::heartbeat: {
+        v1::Heartbeat hb;
+        hb.set_sent_ns(codec_.heartbeat().sent_ns());
+        hb.set_broker_epoch(epoch_);
+        if (codec_.encode(hb, scratch_)) send_direct(rid, scratch_);
+        break;
+      }
+      case Body::time_request: {
+        v1::TimeReply r;
+        r.set_probe_id(codec_.time_request().probe_id());
+        r.set_t0_ns(codec_.time_request().t0_ns());
+        r.set_t1_ns(t_recv);
+        r.set_broker_epoch(epoch_);
+        r.set_t2_ns(clock_.now_ns());  // as late as possible before the send
+        if (codec_.encode(r, scratch_)) send_direct(rid, scratch_);
+        break;
+      }
+      case Body::goodbye:
+        spdlog::info("node '{}' left: {}", slot->name, codec_.goodbye().reason());
+        unregister(*slot);
+        break;
+      case Body::error:
+        spdlog::warn("node '{}' reports error {}: {}", slot->name,
+                     static_cast<int>(codec_.error().code()), codec_.error().message());
+        break;
+      default: reject(Reject::unexpected_type, slot); break;
+    }
+  }
+
+  void reject(Reject why, NodeSlot* slot) noexcept {
+    rejects_.add(why);
+    if (slot != nullptr) slot->rejected_batches.add();
+    uint64_t suppressed = 0;
+    if (reject_log_[static_cast<size_t>(why)].allow(clock_.now_ns(), suppressed)) {
+      spdlog::warn("rejected a message from {}: {} ({} more like it since the last line)",
+                   slot != nullptr ? "'" + slot->name + "'" : std::string("an unregistered peer"),
+                   to_string(why), suppressed);
+    }
+  }
+
+  void reply_error(std::string_view rid, v1::Error::Code code, const std::string& msg) noexcept {
+    // Bounded: at most one error reply per peer message, and at most 200 per second overall.
+    const int64_t now = clock_.now_ns();
+    if (now - error_window_start_ns_ > 1'000'000'000) {
+      error_window_start_ns_ = now;
+      errors_in_window_ = 0;
+    }
+    if (++errors_in_window_ > 200) return;
+    v1::Error e;
+    e.set_code(code);
+    e.set_message(msg);
+    if (codec_.encode(e, scratch_)) send_direct(rid, scratch_);
+  }
+
+  void send_direct(std::string_view rid, const std::string& frame) noexcept {
+    if (socket_->send_to(rid, frame) != IoStatus::ok) ++control_send_failures_;
+  }
+
+  void on_hello(std::string_view rid, int64_t t_recv) {
+    const v1::Hello& h = codec_.hello();
+    if (h.protocol_version() != kProtocolVersion) {
+      reject(Reject::version_mismatch, nullptr);
+      reply_error(rid, v1::Error::VERSION_MISMATCH,
+                  "this broker speaks IoN protocol " + std::to_string(kProtocolVersion) +
+                      "; node '" + h.node_name() + "' speaks " +
+                      std::to_string(h.protocol_version()));
+      return;
+    }
+    const int64_t id = table_.find_node(h.node_name());
+    if (id < 0) {
+      reject(Reject::unknown_node, nullptr);
+      std::string known;
+      for (size_t i = 0; i < table_.node_count(); ++i) {
+        known += (i == 0 ? "" : ", ") + table_.node(static_cast<uint32_t>(i)).name;
+      }
+      reply_error(rid, v1::Error::UNKNOWN_NODE,
+                  "node '" + h.node_name() + "' is not in this broker's topology (known: " +
+                      known + ")");
+      return;
+    }
+    const NodeSpec& spec = table_.node(static_cast<uint32_t>(id));
+    NodeSlot& slot = *slots_[static_cast<size_t>(id)];
+    if (h.output_channels() > spec.channels || h.input_ports() < spec.ports) {
+      reject(Reject::declared_too_large, &slot);
+      reply_error(rid, v1::Error::REJECTED,
+                  "node '" + spec.name + "' declares " + std::to_string(h.output_channels()) +
+                      " output channels and " + std::to_string(h.input_ports()) +
+                      " input ports; the topology needs at most " +
+                      std::to_string(spec.channels) + " channels and at least " +
+                      std::to_string(spec.ports) + " ports");
+      return;
+    }
+    if (slot.registered && slot.routing_id != rid) {
+      spdlog::warn("node '{}' registered again from a new connection; the old one is dropped",
+                   slot.name);
+      by_routing_id_.erase(slot.routing_id);
+    }
+    if (slot.epoch != 0 && slot.epoch != h.epoch()) {
+      spdlog::info("node '{}' restarted (epoch {:016x} -> {:016x})", slot.name, slot.epoch,
+                   h.epoch());
+    }
+    slot.routing_id = std::string(rid);
+    by_routing_id_[slot.routing_id] = static_cast<uint32_t>(id);
+    slot.registered = true;
+    slot.connected.store(true, std::memory_order_relaxed);
+    slot.registrations.add();
+    slot.epoch = h.epoch();
+    slot.declared_channels = h.output_channels();
+    slot.declared_ports = h.input_ports();
+    slot.last_seen_ns = t_recv;
+
+    v1::Welcome w;
+    w.set_node_id(static_cast<uint32_t>(id));
+    w.set_broker_epoch(epoch_);
+    w.set_anchor_network_ns(anchor_network_ns_);
+    w.set_anchor_utc_ns(anchor_utc_ns_);
+    w.set_heartbeat_interval_ms(static_cast<uint32_t>(opts_.heartbeat_interval.count()));
+    w.set_heartbeat_timeout_ms(static_cast<uint32_t>(opts_.heartbeat_timeout.count()));
+    w.set_max_events_per_batch(opts_.limits.max_events_per_batch);
+    w.set_max_message_bytes(static_cast<uint32_t>(opts_.limits.max_message_bytes));
+    if (codec_.encode(w, scratch_)) send_direct(rid, scratch_);
+    spdlog::info("node '{}' ({}) registered: {} channels, {} ports", slot.name, h.software(),
+                 h.output_channels(), h.input_ports());
+  }
+
+  void on_status(std::string_view rid) {
+    v1::StatusReply r;
+    r.set_request_id(codec_.status_request().request_id());
+    r.set_broker_epoch(epoch_);
+    r.set_network_ns(clock_.now_ns());
+    for (const auto& n : node_stats()) {
+      v1::NodeStatus* s = r.add_nodes();
+      s->set_name(n.name);
+      s->set_connected(n.connected);
+      s->set_batches_in(n.batches_in);
+      s->set_events_in(n.events_in);
+      s->set_batches_out(n.batches_out);
+      s->set_events_out(n.events_out);
+      s->set_dropped_batches(n.dropped_batches);
+      s->set_dropped_events(n.dropped_events);
+      s->set_lost_upstream_batches(n.lost_upstream_batches);
+      s->set_reordered_batches(n.reordered_batches);
+      s->set_source_restarts(n.source_restarts);
+      s->set_registrations(n.registrations);
+      s->set_rejected_batches(n.rejected_batches);
+    }
+    for (size_t i = 1; i < kRejectCount; ++i) {
+      const auto why = static_cast<Reject>(i);
+      if (rejects_.get(why) > 0) (*r.mutable_rejects())[std::string(to_string(why))] = rejects_.get(why);
+    }
+    std::string frame;
+    Codec big({.max_message_bytes = 64u << 20, .max_events_per_batch = 1});
+    if (big.encode(r, frame)) send_direct(rid, frame);
+  }
+
+  void on_batch(NodeSlot& slot, int64_t now) noexcept {
+    BatchChecks checks;
+    checks.channel_limit = slot.declared_channels;
+    checks.check_time_window = true;
+    checks.window_lo_ns = now - opts_.max_past.count();
+    checks.window_hi_ns = now + opts_.max_future.count();
+    const Reject r = codec_.take_batch(checks, in_header_, in_events_);
+    if (r != Reject::none) {
+      reject(r, &slot);
+      return;
+    }
+    StreamState* st = nullptr;
+    for (auto& s : slot.streams) {
+      if (s.stream == in_events_.stream) st = &s;
+    }
+    if (st == nullptr) {
+      if (slot.streams.size() >= opts_.max_streams_per_node) {
+        reject(Reject::too_many_streams, &slot);
+        return;
+      }
+      slot.streams.push_back({in_events_.stream, {}});
+      st = &slot.streams.back();
+    }
+    switch (st->seq.observe(in_header_.epoch, in_header_.sequence)) {
+      case SequenceTracker::Verdict::duplicate_or_reordered:
+        // Promise 1: never duplicated, in order per stream. An old sequence is not forwarded.
+        slot.reordered_batches.add();
+        reject(Reject::duplicate_or_reordered, &slot);
+        return;
+      case SequenceTracker::Verdict::gap: slot.lost_upstream_batches.add(st->seq.last_gap()); break;
+      case SequenceTracker::Verdict::restarted: slot.source_restarts.add(); break;
+      default: break;
+    }
+    slot.batches_in.add();
+    slot.events_in.add(in_events_.size());
+    route(slot.id);
+  }
+
+  RouteGroup& group_for(NodeSlot& t, uint32_t tid, int64_t delay_ns) {
+    for (size_t g = 0; g < t.groups_used; ++g) {
+      if (t.groups[g].delay_ns == delay_ns) return t.groups[g];
+    }
+    if (t.groups_used == 0) touched_.push_back(tid);
+    if (t.groups_used == t.groups.size()) t.groups.emplace_back();
+    RouteGroup& g = t.groups[t.groups_used++];
+    g.delay_ns = delay_ns;
+    g.events.clear();
+    return g;
+  }
+
+  void route(uint32_t src) noexcept {
+    const EventBatch& ev = in_events_;
+    const size_t n = ev.size();
+    const bool with_payload = ev.has_payload();
+    const uint32_t limit = opts_.limits.max_events_per_batch;
+    touched_.clear();
+    for (size_t i = 0; i < n; ++i) {
+      for (const Route& r : table_.routes(src, ev.channels[i])) {
+        NodeSlot& t = *slots_[r.target_node];
+        RouteGroup& g = group_for(t, r.target_node, r.delay_ns);
+        if (with_payload) {
+          g.events.push(r.port, ev.times_ns[i], ev.payload[i]);
+        } else {
+          g.events.push(r.port, ev.times_ns[i]);
+        }
+        if (g.events.size() >= limit) {  // fan-out grew it past the limit: send a piece now
+          t.split = true;
+          enqueue(src, t, g, false);
+        }
+      }
+    }
+    for (const uint32_t tid : touched_) {
+      NodeSlot& t = *slots_[tid];
+      const bool complete = !t.split && t.groups_used == 1 && table_.complete(src, tid);
+      for (size_t g = 0; g < t.groups_used; ++g) {
+        if (!t.groups[g].events.empty()) enqueue(src, t, t.groups[g], complete);
+      }
+      t.groups_used = 0;
+      t.split = false;
+    }
+  }
+
+  void enqueue(uint32_t src, NodeSlot& t, RouteGroup& g, bool complete) noexcept {
+    const auto n = static_cast<uint32_t>(g.events.size());
+    if (!t.registered) {  // nobody to deliver to: counted, not queued
+      t.drop(1, n);
+      g.events.clear();
+      return;
+    }
+    g.events.stream = in_events_.stream;
+    g.events.kind = in_events_.kind;
+    BatchHeader h;
+    h.epoch = in_header_.epoch;
+    h.sequence = in_header_.sequence;
+    h.first_index = in_header_.first_index;
+    h.source_node_id = src;
+    h.source_node = slots_[src]->name;
+    h.broker_epoch = epoch_;
+    h.link_sequence = t.next_link_sequence++;
+    h.delay_ns = g.delay_ns;
+    h.complete = complete;
+    if (!codec_.encode_batch(h, g.events, scratch_)) {
+      t.drop(1, n);
+      rejects_.add(Reject::encode_failed);
+    } else {
+      const auto pr = t.ring.push(scratch_, n);
+      t.drop(pr.dropped_frames, pr.dropped_events);
+      any_pending_ = true;
+    }
+    g.events.clear();
+  }
+
+  void flush() noexcept {
+    any_pending_ = false;
+    for (auto& sp : slots_) {
+      NodeSlot& t = *sp;
+      if (!t.registered) continue;
+      while (!t.ring.empty()) {
+        const IoStatus s = socket_->send_to(t.routing_id, t.ring.front());
+        if (s != IoStatus::ok) break;  // would_block: stalled peer; unreachable: gone for now
+        t.batches_out.add();
+        t.events_out.add(t.ring.front_events());
+        t.ring.pop();
+      }
+      any_pending_ = any_pending_ || !t.ring.empty();
+    }
+  }
+
+  void unregister(NodeSlot& slot) noexcept {
+    by_routing_id_.erase(slot.routing_id);
+    slot.registered = false;
+    slot.connected.store(false, std::memory_order_relaxed);
+    const auto dropped = slot.ring.clear();
+    slot.drop(dropped.dropped_frames, dropped.dropped_events);
+  }
+
+  void timers(int64_t now) noexcept {
+    const int64_t timeout = ms_to_ns(opts_.heartbeat_timeout);
+    for (auto& sp : slots_) {
+      NodeSlot& s = *sp;
+      if (s.registered && now - s.last_seen_ns > timeout) {
+        spdlog::warn("node '{}' silent for more than {} ms: unregistered, {} queued batches dropped",
+                     s.name, opts_.heartbeat_timeout.count(), s.ring.size());
+        s.timeouts.add();
+        unregister(s);
+      }
+    }
+    if (opts_.stats_interval.count() > 0 && now >= next_stats_ns_) {
+      next_stats_ns_ = now + ms_to_ns(opts_.stats_interval);
+      for (const auto& n : node_stats()) {
+        if (n.registrations == 0) continue;
+        spdlog::info("{}: {} in={} out={} dropped={} lost_upstream_batches={} rejected={}", n.name,
+                     n.connected ? "up" : "down", n.events_in, n.events_out, n.dropped_events,
+                     n.lost_upstream_batches, n.rejected_batches);
+      }
+    }
+  }
+
+  void say_goodbye() noexcept {
+    v1::Goodbye g;
+    g.set_reason("broker shutting down");
+    if (!codec_.encode(g, scratch_)) return;
+    for (auto& s : slots_) {
+      if (s->registered) send_direct(s->routing_id, scratch_);
+    }
+  }
+
+  zmq::context_t ctx_{1};
+  std::unique_ptr<Socket> socket_;
+  Wakeup wakeup_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::unique_ptr<NodeSlot>> slots_;
+  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> by_routing_id_;
+  std::vector<uint32_t> touched_;
+  BatchHeader in_header_;
+  EventBatch in_events_;
+  std::string scratch_;
+  bool any_pending_ = false;
+  int64_t anchor_network_ns_ = 0;
+  int64_t anchor_utc_ns_ = 0;
+  int64_t next_stats_ns_ = 0;
+  int64_t error_window_start_ns_ = 0;
+  uint32_t errors_in_window_ = 0;
+  uint64_t control_send_failures_ = 0;
+  std::array<LogLimiter, kRejectCount> reject_log_{};
+};
+
+Broker::Broker(BrokerOptions options, const Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(options), clock)) {}
+Broker::~Broker() = default;
+std::string Broker::bind() { return impl_->bind(); }
+void Broker::run() { impl_->run(); }
+void Broker::stop() noexcept { impl_->stop(); }
+uint64_t Broker::epoch() const noexcept { return impl_->epoch_; }
+std::string Broker::endpoint() const { return impl_->endpoint_; }
+std::vector<BrokerNodeStats> Broker::node_stats() const { return impl_->node_stats(); }
+const RejectCounters& Broker::rejects() const noexcept { return impl_->rejects_; }
+const RoutingTable& Broker::routing() const noexcept { return impl_->table_; }
+
+}  // namespace ion

@@ -1,0 +1,48 @@
+// ion-broker: routes spike events between lab nodes. See docs/config.md for the config file.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+
+#include "ion/broker/broker.h"
+#include "ion/core/log.h"
+#include "ion/core/transport.h"
+
+namespace {
+ion::Broker* g_broker = nullptr;
+void on_signal(int /*sig*/) {
+  if (g_broker != nullptr) g_broker->stop();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ion-broker: the IoN hub that routes timestamped spike events between lab nodes"};
+  std::string config;
+  std::string listen;
+  std::string log_level = "info";
+  app.add_option("--config", config, "broker config file (YAML)")->required();
+  app.add_option("--listen", listen, "override broker.listen, e.g. tcp://0.0.0.0:5555");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
+  CLI11_PARSE(app, argc, argv);
+  if (!ion::set_log_level(log_level.c_str())) {
+    std::fprintf(stderr, "ion-broker: --log-level: unknown level '%s'\n", log_level.c_str());
+    return 2;
+  }
+  try {
+    ion::BrokerOptions options = ion::BrokerOptions::from_file(config);
+    if (!listen.empty()) options.listen = listen;
+    ion::Broker broker(std::move(options));
+    broker.bind();
+    g_broker = &broker;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    broker.run();
+    g_broker = nullptr;
+    spdlog::info("broker stopped");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ion-broker: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

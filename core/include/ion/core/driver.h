@@ -1,0 +1,49 @@
+#pragma once
+// The seam between a node daemon and its device. A node hosts exactly one driver.
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "ion/core/event_batch.h"
+
+namespace ion {
+
+struct DriverInfo {
+  std::string kind;             // "generator", "sink", "mea", ...
+  int node_kind = 0;            // ion.v1.NodeKind value
+  uint32_t output_channels = 0;
+  uint32_t input_ports = 0;
+};
+
+enum class EmitStatus : uint8_t {
+  queued,         // taken; it will be sent when the broker is reachable
+  queued_dropping_oldest,  // taken, but older queued batches were dropped (counted)
+  rejected,       // invalid batch (columns, channels, too many events); counted, not sent
+};
+
+// Handed to the driver at start; callable from any driver thread. Never blocks.
+class Emitter {
+ public:
+  virtual ~Emitter() = default;
+  virtual EmitStatus emit(const EventBatch& batch) noexcept = 0;
+  // The node's current estimate of network time (the broker's clock), in ns.
+  [[nodiscard]] virtual int64_t network_now_ns() const noexcept = 0;
+};
+
+class Driver {
+ public:
+  virtual ~Driver() = default;
+  [[nodiscard]] virtual DriverInfo describe() const = 0;
+  // Called once when the node first has network time; may start threads. May throw.
+  virtual void start(Emitter& emitter) = 0;
+  // Called on the node's thread with events routed to this node (ports in `channels`). Event i is
+  // due at events.times_ns[i] + header.delay_ns network time; `late` counts those already past it.
+  virtual void deliver(const BatchHeader& header, const EventBatch& events,
+                       int64_t arrival_network_ns) noexcept = 0;
+  // Stops producing; idempotent.
+  virtual void stop() noexcept = 0;
+  // Driver-specific counters for status output.
+  [[nodiscard]] virtual std::map<std::string, int64_t> counters() const { return {}; }
+};
+
+}  // namespace ion

@@ -1,0 +1,88 @@
+#pragma once
+// ZeroMQ (through cppzmq) behind one small seam. zmq errors are translated to IoStatus in exactly
+// one place (transport.cpp); the data path never throws. Set-up failures (bad endpoint, port in
+// use) throw TransportError with the endpoint and zmq's reason.
+#include <zmq.hpp>
+
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace ion {
+
+class TransportError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class IoStatus : uint8_t {
+  ok,
+  would_block,  // high-water mark reached, or nothing to read: the caller counts and moves on
+  unreachable,  // ROUTER: no connected peer with that routing id
+  closed,       // context terminated
+  error,
+};
+[[nodiscard]] const char* to_string(IoStatus s) noexcept;
+
+struct SocketOptions {
+  int send_hwm = 1000;  // frames queued per peer before sends would block
+  int recv_hwm = 1000;
+  int linger_ms = 0;  // never hang on close
+  int64_t max_message_bytes = 1 << 20;  // larger inbound frames make zmq drop the connection
+  int heartbeat_interval_ms = 0;  // ZMTP PING interval; 0 = off
+  int heartbeat_timeout_ms = 0;   // ZMTP: drop the connection when no PONG within this
+  int reconnect_interval_ms = 100;
+  int reconnect_interval_max_ms = 5000;
+  bool immediate = true;  // queue only to completed connections: no silent buffering while down
+};
+
+using Frame = zmq::message_t;
+
+[[nodiscard]] inline std::span<const uint8_t> bytes_of(const Frame& f) noexcept {
+  return {static_cast<const uint8_t*>(f.data()), f.size()};
+}
+
+class Socket {
+ public:
+  enum class Type : uint8_t { router, dealer };
+  Socket(zmq::context_t& ctx, Type type, const SocketOptions& options);
+
+  // Binds and returns the resolved endpoint ("tcp://127.0.0.1:*" gets its port filled in).
+  std::string bind(const std::string& endpoint);
+  void connect(const std::string& endpoint);
+
+  [[nodiscard]] IoStatus send(std::string_view frame) noexcept;
+  // ROUTER: sends [routing_id, frame]; an unknown or disconnected peer is `unreachable`.
+  [[nodiscard]] IoStatus send_to(std::string_view routing_id, std::string_view frame) noexcept;
+  // Non-blocking receive of one part.
+  [[nodiscard]] IoStatus recv(Frame& frame) noexcept;
+
+  [[nodiscard]] zmq::socket_t& raw() noexcept { return sock_; }
+  void close() noexcept { sock_.close(); }
+
+ private:
+  zmq::socket_t sock_;
+};
+
+// Waits until the socket is readable, `extra_fd` (if >= 0) is readable, or the timeout passes.
+// Returns bit 0 set for the socket, bit 1 for the fd; 0 on timeout or error.
+int poll_readable(Socket& socket, int extra_fd, int timeout_ms) noexcept;
+
+// A wake-up signal usable from any thread and pollable as an fd (Linux eventfd).
+class Wakeup {
+ public:
+  Wakeup();
+  ~Wakeup();
+  Wakeup(const Wakeup&) = delete;
+  Wakeup& operator=(const Wakeup&) = delete;
+  void notify() noexcept;
+  void drain() noexcept;
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
+}  // namespace ion

@@ -1,0 +1,343 @@
+#include "ion/core/codec.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "ion/v1/ion.pb.h"
+
+namespace ion {
+
+namespace {
+
+// Top-level envelope fields are written and read by hand so that a batch body can be parsed into
+// a reused SpikeBatch object (a protobuf oneof frees its member on Clear()). The bytes are plain
+// protobuf: any protobuf library decodes them as ion.v1.Envelope.
+constexpr uint8_t kWireVarint = 0;
+constexpr uint8_t kWireFixed64 = 1;
+constexpr uint8_t kWireLen = 2;
+constexpr uint8_t kWireFixed32 = 5;
+
+size_t put_varint(uint8_t* p, uint64_t v) noexcept {
+  size_t n = 0;
+  while (v >= 0x80) {
+    p[n++] = static_cast<uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  p[n++] = static_cast<uint8_t>(v);
+  return n;
+}
+
+bool get_varint(const uint8_t*& p, const uint8_t* end, uint64_t& v) noexcept {
+  v = 0;
+  for (int shift = 0; shift < 64 && p < end; shift += 7) {
+    const uint8_t b = *p++;
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+bool encode_body(Body body, const google::protobuf::MessageLite& m, size_t max_bytes,
+                 std::string& out) noexcept {
+  const size_t body_len = m.ByteSizeLong();
+  uint8_t head[1 + 10 + 1 + 10];
+  size_t h = 0;
+  head[h++] = (1 << 3) | kWireVarint;
+  h += put_varint(head + h, kProtocolVersion);
+  head[h++] = static_cast<uint8_t>((static_cast<uint8_t>(body) << 3) | kWireLen);
+  h += put_varint(head + h, body_len);
+  if (h + body_len > max_bytes) return false;
+  out.resize(h + body_len);
+  auto* dst = reinterpret_cast<uint8_t*>(out.data());
+  std::memcpy(dst, head, h);
+  m.SerializeWithCachedSizesToArray(dst + h);
+  return true;
+}
+
+bool valid_kind(int k) noexcept { return k >= 0 && k < kEventKindCount; }
+
+}  // namespace
+
+const char* to_string(EventKind kind) noexcept {
+  switch (kind) {
+    case EventKind::spike: return "spike";
+    case EventKind::synaptic_input: return "synaptic_input";
+    case EventKind::stimulation: return "stimulation";
+    case EventKind::neuromodulator: return "neuromodulator";
+  }
+  return "unknown";
+}
+
+const char* to_string(Body body) noexcept {
+  switch (body) {
+    case Body::none: return "none";
+    case Body::hello: return "hello";
+    case Body::welcome: return "welcome";
+    case Body::heartbeat: return "heartbeat";
+    case Body::time_request: return "time_request";
+    case Body::time_reply: return "time_reply";
+    case Body::spike_batch: return "spike_batch";
+    case Body::stimulus: return "stimulus";
+    case Body::error: return "error";
+    case Body::goodbye: return "goodbye";
+    case Body::status_request: return "status_request";
+    case Body::status_reply: return "status_reply";
+  }
+  return "unknown";
+}
+
+struct Codec::Messages {
+  v1::Hello hello;
+  v1::Welcome welcome;
+  v1::Heartbeat heartbeat;
+  v1::TimeRequest time_request;
+  v1::TimeReply time_reply;
+  v1::SpikeBatch batch;
+  v1::Stimulus stimulus;
+  v1::Error error;
+  v1::Goodbye goodbye;
+  v1::StatusRequest status_request;
+  v1::StatusReply status_reply;
+  v1::SpikeBatch encode_batch;  // scratch for encoding, kept apart from the decoded one
+
+  google::protobuf::MessageLite* by_body(Body b) noexcept {
+    switch (b) {
+      case Body::hello: return &hello;
+      case Body::welcome: return &welcome;
+      case Body::heartbeat: return &heartbeat;
+      case Body::time_request: return &time_request;
+      case Body::time_reply: return &time_reply;
+      case Body::spike_batch: return &batch;
+      case Body::stimulus: return &stimulus;
+      case Body::error: return &error;
+      case Body::goodbye: return &goodbye;
+      case Body::status_request: return &status_request;
+      case Body::status_reply: return &status_reply;
+      case Body::none: return nullptr;
+    }
+    return nullptr;
+  }
+};
+
+Codec::Codec(CodecLimits limits) : limits_(limits), m_(std::make_unique<Messages>()) {}
+Codec::~Codec() = default;
+
+bool Codec::encode_batch(const BatchHeader& header, const EventBatch& events,
+                         std::string& out) noexcept {
+  const size_t n = events.channels.size();
+  if (events.times_ns.size() != n || (!events.payload.empty() && events.payload.size() != n)) {
+    return false;
+  }
+  v1::SpikeBatch& b = m_->encode_batch;
+  b.set_stream(events.stream);
+  b.set_epoch(header.epoch);
+  b.set_sequence(header.sequence);
+  b.set_first_index(header.first_index);
+  b.set_kind(static_cast<v1::EventKind>(events.kind));
+  const int64_t base = n > 0 ? events.times_ns[0] : 0;
+  b.set_base_time_ns(base);
+
+  auto* ch = b.mutable_channels();
+  ch->Resize(static_cast<int>(n), 0);
+  if (n > 0) std::memcpy(ch->mutable_data(), events.channels.data(), n * sizeof(uint32_t));
+
+  auto* dt = b.mutable_time_deltas_ns();
+  dt->Resize(static_cast<int>(n), 0);
+  int64_t* d = dt->mutable_data();
+  int64_t prev = base;
+  for (size_t i = 0; i < n; ++i) {
+    // Wrapping subtraction: decode adds back with overflow checks, so any int64 pair round-trips.
+    d[i] = static_cast<int64_t>(static_cast<uint64_t>(events.times_ns[i]) -
+                                static_cast<uint64_t>(prev));
+    prev = events.times_ns[i];
+  }
+
+  auto* pl = b.mutable_payload();
+  pl->Resize(static_cast<int>(events.payload.size()), 0.0F);
+  if (!events.payload.empty()) {
+    std::memcpy(pl->mutable_data(), events.payload.data(), events.payload.size() * sizeof(float));
+  }
+
+  b.set_source_node_id(header.source_node_id);
+  b.set_source_node(header.source_node);
+  b.set_broker_epoch(header.broker_epoch);
+  b.set_link_sequence(header.link_sequence);
+  b.set_delay_ns(header.delay_ns);
+  b.set_complete(header.complete);
+  return encode_body(Body::spike_batch, b, limits_.max_message_bytes, out);
+}
+
+#define ION_ENCODE(Type, body_kind)                                       \
+  bool Codec::encode(const v1::Type& m, std::string& out) noexcept {      \
+    return encode_body(Body::body_kind, m, limits_.max_message_bytes, out); \
+  }
+ION_ENCODE(Hello, hello)
+ION_ENCODE(Welcome, welcome)
+ION_ENCODE(Heartbeat, heartbeat)
+ION_ENCODE(TimeRequest, time_request)
+ION_ENCODE(TimeReply, time_reply)
+ION_ENCODE(Stimulus, stimulus)
+ION_ENCODE(Error, error)
+ION_ENCODE(Goodbye, goodbye)
+ION_ENCODE(StatusRequest, status_request)
+ION_ENCODE(StatusReply, status_reply)
+#undef ION_ENCODE
+
+Decoded Codec::decode(std::span<const uint8_t> frame) noexcept {
+  Decoded r;
+  if (frame.size() > limits_.max_message_bytes) {
+    r.reject = Reject::oversized;
+    return r;
+  }
+  const uint8_t* p = frame.data();
+  const uint8_t* const end = p + frame.size();
+  const uint8_t* body_ptr = nullptr;
+  size_t body_len = 0;
+  bool saw_unknown = false;
+  while (p < end) {
+    uint64_t tag = 0;
+    if (!get_varint(p, end, tag)) {
+      r.reject = Reject::malformed;
+      return r;
+    }
+    const uint64_t field = tag >> 3;
+    const auto wire = static_cast<uint8_t>(tag & 7);
+    if (field == 0) {
+      r.reject = Reject::malformed;
+      return r;
+    }
+    uint64_t v = 0;
+    switch (wire) {
+      case kWireVarint:
+        if (!get_varint(p, end, v)) {
+          r.reject = Reject::malformed;
+          return r;
+        }
+        if (field == 1) r.version = static_cast<uint32_t>(v);
+        break;
+      case kWireFixed64:
+      case kWireFixed32: {
+        const size_t width = wire == kWireFixed64 ? 8 : 4;
+        if (static_cast<size_t>(end - p) < width) {
+          r.reject = Reject::malformed;
+          return r;
+        }
+        p += width;
+        break;
+      }
+      case kWireLen:
+        if (!get_varint(p, end, v) || v > static_cast<uint64_t>(end - p)) {
+          r.reject = Reject::malformed;
+          return r;
+        }
+        if (field >= static_cast<uint64_t>(Body::hello) &&
+            field <= static_cast<uint64_t>(Body::status_reply)) {
+          r.body = static_cast<Body>(field);  // oneof: the last one wins, as in protobuf
+          body_ptr = p;
+          body_len = static_cast<size_t>(v);
+        } else {
+          saw_unknown = true;
+        }
+        p += v;
+        break;
+      default:  // groups (3, 4) and reserved wire types are not part of this schema
+        r.reject = Reject::malformed;
+        return r;
+    }
+  }
+  if (r.body == Body::none) {
+    r.reject = saw_unknown || r.version == kProtocolVersion ? Reject::unknown_type
+                                                            : Reject::malformed;
+    if (r.version != kProtocolVersion && r.version != 0) r.reject = Reject::version_mismatch;
+    return r;
+  }
+  auto* msg = m_->by_body(r.body);
+  if (!msg->ParseFromArray(body_ptr, static_cast<int>(body_len))) {
+    r.reject = Reject::malformed;
+    r.body = Body::none;
+    return r;
+  }
+  // The body is parsed even on a version mismatch so the receiver can name the sender.
+  if (r.version != kProtocolVersion) r.reject = Reject::version_mismatch;
+  return r;
+}
+
+Reject Codec::take_batch(const BatchChecks& checks, BatchHeader& header,
+                         EventBatch& events) noexcept {
+  const v1::SpikeBatch& b = m_->batch;
+  const auto n = static_cast<size_t>(b.channels_size());
+  if (n == 0) return Reject::empty_batch;
+  if (n > limits_.max_events_per_batch) return Reject::too_many_events;
+  if (static_cast<size_t>(b.time_deltas_ns_size()) != n ||
+      (b.payload_size() != 0 && static_cast<size_t>(b.payload_size()) != n)) {
+    return Reject::column_mismatch;
+  }
+  if (!valid_kind(b.kind())) return Reject::bad_kind;
+
+  const uint32_t* ch = b.channels().data();
+  uint32_t max_channel = 0;
+  for (size_t i = 0; i < n; ++i) max_channel = ch[i] > max_channel ? ch[i] : max_channel;
+  if (max_channel >= checks.channel_limit) return Reject::channel_out_of_range;
+
+  events.times_ns.resize(n);
+  const int64_t* d = b.time_deltas_ns().data();
+  int64_t t = b.base_time_ns();
+  int64_t lo = INT64_MAX;
+  int64_t hi = INT64_MIN;
+  bool overflow = false;
+  for (size_t i = 0; i < n; ++i) {
+    overflow |= __builtin_add_overflow(t, d[i], &t);
+    events.times_ns[i] = t;
+    lo = t < lo ? t : lo;
+    hi = t > hi ? t : hi;
+  }
+  if (overflow) return Reject::time_overflow;
+  if (checks.check_time_window && (lo < checks.window_lo_ns || hi > checks.window_hi_ns)) {
+    return Reject::time_out_of_window;
+  }
+
+  const auto np = static_cast<size_t>(b.payload_size());
+  const float* pl = b.payload().data();
+  for (size_t i = 0; i < np; ++i) {
+    if (!std::isfinite(pl[i])) return Reject::non_finite_payload;
+  }
+
+  events.stream = b.stream();
+  events.kind = static_cast<EventKind>(b.kind());
+  events.channels.assign(ch, ch + n);
+  events.payload.assign(pl, pl + np);
+
+  header.epoch = b.epoch();
+  header.sequence = b.sequence();
+  header.first_index = b.first_index();
+  header.source_node_id = b.source_node_id();
+  header.source_node = b.source_node();
+  header.broker_epoch = b.broker_epoch();
+  header.link_sequence = b.link_sequence();
+  header.delay_ns = b.delay_ns();
+  header.complete = b.complete();
+  return Reject::none;
+}
+
+const v1::Hello& Codec::hello() const noexcept { return m_->hello; }
+const v1::Welcome& Codec::welcome() const noexcept { return m_->welcome; }
+const v1::Heartbeat& Codec::heartbeat() const noexcept { return m_->heartbeat; }
+const v1::TimeRequest& Codec::time_request() const noexcept { return m_->time_request; }
+const v1::TimeReply& Codec::time_reply() const noexcept { return m_->time_reply; }
+const v1::SpikeBatch& Codec::spike_batch() const noexcept { return m_->batch; }
+const v1::Stimulus& Codec::stimulus() const noexcept { return m_->stimulus; }
+const v1::Error& Codec::error() const noexcept { return m_->error; }
+const v1::Goodbye& Codec::goodbye() const noexcept { return m_->goodbye; }
+const v1::StatusRequest& Codec::status_request() const noexcept { return m_->status_request; }
+const v1::StatusReply& Codec::status_reply() const noexcept { return m_->status_reply; }
+
+std::string make_error_frame(int code, std::string_view message) {
+  v1::Error e;
+  e.set_code(static_cast<v1::Error::Code>(code));
+  e.set_message(std::string(message));
+  std::string out;
+  (void)encode_body(Body::error, e, SIZE_MAX, out);
+  return out;
+}
+
+}  // namespace ion

@@ -1,0 +1,127 @@
+#include "ion/core/transport.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ion {
+
+namespace {
+
+// The one place where zmq errors become IoStatus.
+IoStatus translate(int err) noexcept {
+  switch (err) {
+    case EAGAIN: return IoStatus::would_block;
+    case EHOSTUNREACH: return IoStatus::unreachable;
+    case ETERM:
+    case ENOTSOCK: return IoStatus::closed;
+    default: return IoStatus::error;
+  }
+}
+
+}  // namespace
+
+const char* to_string(IoStatus s) noexcept {
+  switch (s) {
+    case IoStatus::ok: return "ok";
+    case IoStatus::would_block: return "would_block";
+    case IoStatus::unreachable: return "unreachable";
+    case IoStatus::closed: return "closed";
+    case IoStatus::error: return "error";
+  }
+  return "unknown";
+}
+
+Socket::Socket(zmq::context_t& ctx, Type type, const SocketOptions& o)
+    : sock_(ctx, type == Type::router ? zmq::socket_type::router : zmq::socket_type::dealer) {
+  sock_.set(zmq::sockopt::sndhwm, o.send_hwm);
+  sock_.set(zmq::sockopt::rcvhwm, o.recv_hwm);
+  sock_.set(zmq::sockopt::linger, o.linger_ms);
+  sock_.set(zmq::sockopt::maxmsgsize, o.max_message_bytes);
+  if (o.heartbeat_interval_ms > 0) {
+    sock_.set(zmq::sockopt::heartbeat_ivl, o.heartbeat_interval_ms);
+    sock_.set(zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms);
+    sock_.set(zmq::sockopt::heartbeat_ttl, o.heartbeat_timeout_ms);
+  }
+  if (type == Type::router) {
+    sock_.set(zmq::sockopt::router_mandatory, 1);  // unknown peer -> EHOSTUNREACH, not silence
+  } else {
+    sock_.set(zmq::sockopt::reconnect_ivl, o.reconnect_interval_ms);
+    sock_.set(zmq::sockopt::reconnect_ivl_max, o.reconnect_interval_max_ms);
+    sock_.set(zmq::sockopt::immediate, o.immediate ? 1 : 0);
+  }
+}
+
+std::string Socket::bind(const std::string& endpoint) {
+  try {
+    sock_.bind(endpoint);
+    return sock_.get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    throw TransportError("cannot listen on '" + endpoint + "': " + e.what());
+  }
+}
+
+void Socket::connect(const std::string& endpoint) {
+  try {
+    sock_.connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    throw TransportError("cannot connect to '" + endpoint + "': " + e.what());
+  }
+}
+
+IoStatus Socket::send(std::string_view frame) noexcept {
+  if (zmq_send(sock_.handle(), frame.data(), frame.size(), ZMQ_DONTWAIT) < 0) {
+    return translate(zmq_errno());
+  }
+  return IoStatus::ok;
+}
+
+IoStatus Socket::send_to(std::string_view routing_id, std::string_view frame) noexcept {
+  if (zmq_send(sock_.handle(), routing_id.data(), routing_id.size(), ZMQ_DONTWAIT | ZMQ_SNDMORE) <
+      0) {
+    return translate(zmq_errno());
+  }
+  // After the routing frame is accepted the body cannot block (the pipe was checked).
+  if (zmq_send(sock_.handle(), frame.data(), frame.size(), ZMQ_DONTWAIT) < 0) {
+    return translate(zmq_errno());
+  }
+  return IoStatus::ok;
+}
+
+IoStatus Socket::recv(Frame& frame) noexcept {
+  if (zmq_msg_recv(frame.handle(), sock_.handle(), ZMQ_DONTWAIT) < 0) {
+    return translate(zmq_errno());
+  }
+  return IoStatus::ok;
+}
+
+int poll_readable(Socket& socket, int extra_fd, int timeout_ms) noexcept {
+  zmq_pollitem_t items[2] = {{socket.raw().handle(), 0, ZMQ_POLLIN, 0},
+                             {nullptr, extra_fd, ZMQ_POLLIN, 0}};
+  const int n = zmq_poll(items, extra_fd >= 0 ? 2 : 1, timeout_ms);
+  if (n <= 0) return 0;
+  int r = 0;
+  if ((items[0].revents & ZMQ_POLLIN) != 0) r |= 1;
+  if (extra_fd >= 0 && (items[1].revents & ZMQ_POLLIN) != 0) r |= 2;
+  return r;
+}
+
+Wakeup::Wakeup() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (fd_ < 0) throw TransportError(std::string("eventfd: ") + std::strerror(errno));
+}
+
+Wakeup::~Wakeup() { ::close(fd_); }
+
+void Wakeup::notify() noexcept {
+  const uint64_t one = 1;
+  [[maybe_unused]] const auto n = ::write(fd_, &one, sizeof one);
+}
+
+void Wakeup::drain() noexcept {
+  uint64_t v = 0;
+  [[maybe_unused]] const auto n = ::read(fd_, &v, sizeof v);
+}
+
+}  // namespace ion

@@ -1,0 +1,572 @@
+#include "ion/node/node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+
+#include "ion/core/clock_sync.h"
+#include "ion/core/frame_ring.h"
+#include "ion/core/log.h"
+#include "ion/core/sequence.h"
+#include "ion/core/transport.h"
+#include "ion/v1/ion.pb.h"
+
+namespace ion {
+
+namespace {
+
+struct Counter {
+  std::atomic<uint64_t> v{0};
+  void add(uint64_t n = 1) noexcept { v.fetch_add(n, std::memory_order_relaxed); }
+  [[nodiscard]] uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
+};
+
+int64_t ns(std::chrono::nanoseconds d) noexcept { return d.count(); }
+
+// Receiver-side state of one source stream seen at this node.
+struct SourceStream {
+  SequenceTracker seq;
+  bool index_known = false;
+  uint64_t next_index = 0;
+};
+
+enum class State : uint8_t { waiting, hello_pending, registered };
+
+}  // namespace
+
+NodeOptions NodeOptions::from_config(const ConfigNode& root) {
+  const ConfigNode n = root.child("node");
+  n.only_keys({"name", "broker", "heartbeat_interval", "broker_timeout", "reconnect_min",
+               "reconnect_max", "send_queue_frames", "send_queue_bytes", "probe_burst",
+               "resync_interval", "max_events_per_batch", "max_message_bytes"});
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  const auto ms = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration_cast<milliseconds>(d);
+  };
+  NodeOptions o;
+  o.name = n.string("name");
+  if (o.name.empty() || o.name.size() > 64) n.fail("name", "a node name of 1 to 64 characters");
+  o.broker = n.string("broker", o.broker);
+  o.heartbeat_interval =
+      ms(n.duration("heartbeat_interval", o.heartbeat_interval, milliseconds(10), seconds(60)));
+  o.broker_timeout =
+      ms(n.duration("broker_timeout", o.broker_timeout, milliseconds(50), seconds(600)));
+  o.reconnect_min = ms(n.duration("reconnect_min", o.reconnect_min, milliseconds(1), seconds(60)));
+  o.reconnect_max =
+      ms(n.duration("reconnect_max", o.reconnect_max, o.reconnect_min, seconds(600)));
+  o.send_queue_frames =
+      static_cast<size_t>(n.integer("send_queue_frames", 4096, 1, 1 << 24));
+  o.send_queue_bytes =
+      static_cast<size_t>(n.integer("send_queue_bytes", 16 << 20, 1024, int64_t{1} << 34));
+  o.probe_burst = static_cast<uint32_t>(n.integer("probe_burst", o.probe_burst, 1, 256));
+  o.resync_interval =
+      ms(n.duration("resync_interval", o.resync_interval, milliseconds(100), seconds(3600)));
+  o.limits.max_events_per_batch = static_cast<uint32_t>(
+      n.integer("max_events_per_batch", o.limits.max_events_per_batch, 1, 1 << 22));
+  o.limits.max_message_bytes =
+      static_cast<size_t>(n.integer("max_message_bytes", 1 << 20, 256, 64 << 20));
+  return o;
+}
+
+class Node::Impl final : public Emitter {
+ public:
+  Impl(NodeOptions options, std::unique_ptr<Driver> driver, const Clock& clock)
+      : opts_(std::move(options)),
+        driver_(std::move(driver)),
+        info_(driver_->describe()),
+        clock_(clock),
+        codec_(opts_.limits),
+        emit_codec_(opts_.limits),
+        rng_(std::random_device{}()),
+        queue_(opts_.send_queue_frames, opts_.send_queue_bytes) {
+    epoch_ = 0;
+    while (epoch_ == 0) epoch_ = rng_();
+    heartbeat_interval_ns_ = ns(opts_.heartbeat_interval);
+    broker_timeout_ns_ = ns(opts_.broker_timeout);
+  }
+
+  // --- Emitter (driver threads) ---
+  EmitStatus emit(const EventBatch& batch) noexcept override {
+    const size_t n = batch.size();
+    bool valid = n > 0 && batch.times_ns.size() == n &&
+                 (batch.payload.empty() || batch.payload.size() == n) &&
+                 n <= opts_.limits.max_events_per_batch;
+    for (size_t i = 0; valid && i < n; ++i) valid = batch.channels[i] < info_.output_channels;
+    if (!valid) {
+      dropped_events_.add(n);
+      dropped_batches_.add();
+      uint64_t suppressed = 0;
+      std::lock_guard lock(emit_mu_);
+      if (emit_log_.allow(clock_.now_ns(), suppressed)) {
+        spdlog::error("driver emitted an invalid batch of {} events (columns, channel ids or size)"
+                      "; dropped ({} more since the last line)", n, suppressed);
+      }
+      return EmitStatus::rejected;
+    }
+    FrameRing::PushResult pr;
+    {
+      std::lock_guard lock(emit_mu_);
+      OutStream* s = nullptr;
+      for (auto& o : out_streams_) {
+        if (o.stream == batch.stream) s = &o;
+      }
+      if (s == nullptr) s = &out_streams_.emplace_back(OutStream{batch.stream, 0, 0});
+      BatchHeader h;
+      h.epoch = epoch_;
+      h.sequence = s->next_sequence++;
+      h.first_index = s->next_index;
+      s->next_index += n;
+      if (!emit_codec_.encode_batch(h, batch, emit_scratch_)) {
+        dropped_events_.add(n);
+        dropped_batches_.add();
+        return EmitStatus::rejected;
+      }
+      pr = queue_.push(emit_scratch_, static_cast<uint32_t>(n));
+    }
+    emitted_events_.add(n);
+    emitted_batches_.add();
+    dropped_batches_.add(pr.dropped_frames);
+    dropped_events_.add(pr.dropped_events);
+    wakeup_.notify();
+    return pr.dropped_frames == 0 ? EmitStatus::queued : EmitStatus::queued_dropping_oldest;
+  }
+
+  [[nodiscard]] int64_t network_now_ns() const noexcept override {
+    return clock_sync_.to_network(clock_.now_ns());
+  }
+
+  // --- Node loop ---
+  void run() {
+    spdlog::info("node '{}' ({}) starting: broker {}, {} channels, {} ports, epoch {:016x}",
+                 opts_.name, info_.kind, opts_.broker, info_.output_channels, info_.input_ports,
+                 epoch_);
+    reconnect_at_ns_ = clock_.now_ns();
+    while (!stop_.load(std::memory_order_acquire)) {
+      const int64_t now = clock_.now_ns();
+      if (!socket_ && now >= reconnect_at_ns_) open_socket(now);
+      if (socket_) {
+        const int ready = poll_readable(*socket_, wakeup_.fd(), poll_timeout_ms(now));
+        if ((ready & 2) != 0) wakeup_.drain();
+        receive_all();
+        if (start_driver_) {  // first network time: the driver may now stamp events
+          start_driver_ = false;
+          driver_started_ = true;
+          driver_->start(*this);  // may throw: a start-up failure surfaces from run()
+        }
+        if (socket_) on_timers(clock_.now_ns());
+        if (socket_ && state_ == State::registered) send_queued();
+      } else {
+        wait_fd_ms(static_cast<int>(std::clamp<int64_t>((reconnect_at_ns_ - now) / 1'000'000, 1, 50)));
+      }
+    }
+    if (socket_ && state_ == State::registered) {
+      v1::Goodbye g;
+      g.set_reason("node stopping");
+      if (codec_.encode(g, scratch_)) (void)socket_->send(scratch_);
+    }
+    driver_->stop();
+    close_socket();
+  }
+
+  void stop() noexcept {
+    stop_.store(true, std::memory_order_release);
+    wakeup_.notify();
+  }
+
+  NodeStats stats() const {
+    NodeStats s;
+    s.registered = registered_.load(std::memory_order_relaxed);
+    s.registrations = registrations_.get();
+    s.broker_restarts = broker_restarts_.get();
+    s.emitted_events = emitted_events_.get();
+    s.emitted_batches = emitted_batches_.get();
+    s.sent_batches = sent_batches_.get();
+    s.dropped_events = dropped_events_.get();
+    s.dropped_batches = dropped_batches_.get();
+    s.received_events = received_events_.get();
+    s.received_batches = received_batches_.get();
+    s.lost_events = lost_events_.get();
+    s.lost_batches = lost_batches_.get();
+    s.duplicate_or_reordered = duplicate_or_reordered_.get();
+    s.source_restarts = source_restarts_.get();
+    s.late_events = late_events_.get();
+    s.rejected_frames = rejected_frames_.get();
+    s.clock_synced = clock_sync_.synced();
+    s.clock_offset_ns = clock_sync_.offset_ns();
+    s.clock_uncertainty_ns = clock_sync_.uncertainty_ns();
+    return s;
+  }
+
+  bool wait_registered(uint64_t count, std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(reg_mu_);
+    return reg_cv_.wait_for(lock, timeout, [&] {
+      return registrations_.get() >= count && clock_sync_.synced();
+    });
+  }
+
+  const NodeOptions opts_;
+  std::unique_ptr<Driver> driver_;
+  const DriverInfo info_;
+  uint64_t epoch_ = 0;
+
+ private:
+  struct OutStream {
+    uint32_t stream;
+    uint64_t next_sequence;
+    uint64_t next_index;
+  };
+
+  void wait_fd_ms(int ms) noexcept {
+    zmq_pollitem_t item{nullptr, wakeup_.fd(), ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, ms) > 0) wakeup_.drain();
+  }
+
+  int poll_timeout_ms(int64_t now) const noexcept {
+    int64_t next = now + 50'000'000;
+    if (state_ == State::hello_pending) next = std::min(next, next_hello_ns_);
+    if (state_ == State::registered) {
+      next = std::min(next, next_heartbeat_ns_);
+      if (probes_left_ > 0 && !probe_in_flight_) next = now;
+      if (send_blocked_) next = std::min(next, now + 1'000'000);
+    }
+    return static_cast<int>(std::clamp<int64_t>((next - now + 999'999) / 1'000'000, 0, 50));
+  }
+
+  void open_socket(int64_t now) {
+    SocketOptions so;
+    so.max_message_bytes = static_cast<int64_t>(opts_.limits.max_message_bytes);
+    so.heartbeat_interval_ms = static_cast<int>(opts_.heartbeat_interval.count());
+    so.heartbeat_timeout_ms = static_cast<int>(opts_.broker_timeout.count());
+    so.reconnect_interval_ms = static_cast<int>(opts_.reconnect_min.count());
+    so.reconnect_interval_max_ms = static_cast<int>(opts_.reconnect_max.count());
+    try {
+      socket_ = std::make_unique<Socket>(ctx_, Socket::Type::dealer, so);
+      socket_->connect(opts_.broker);
+    } catch (const std::exception& e) {
+      spdlog::error("node '{}': {}", opts_.name, e.what());
+      socket_.reset();
+      schedule_reconnect(now);
+      return;
+    }
+    state_ = State::hello_pending;
+    connect_started_ns_ = now;
+    next_hello_ns_ = now;
+  }
+
+  void close_socket() noexcept {
+    if (socket_) socket_->close();
+    socket_.reset();
+    state_ = State::waiting;
+    registered_.store(false, std::memory_order_relaxed);
+    probe_in_flight_ = false;
+    probes_left_ = 0;
+  }
+
+  void schedule_reconnect(int64_t now) noexcept {
+    const int64_t base = ns(opts_.reconnect_min) << std::min<uint32_t>(backoff_attempt_, 20);
+    const int64_t capped = std::min(base, ns(opts_.reconnect_max));
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    reconnect_at_ns_ = now + static_cast<int64_t>(static_cast<double>(capped) * jitter(rng_));
+    ++backoff_attempt_;
+  }
+
+  void lose_broker(int64_t now, const char* why) noexcept {
+    spdlog::warn("node '{}': {}; reconnecting", opts_.name, why);
+    close_socket();
+    schedule_reconnect(now);
+  }
+
+  void send_hello(int64_t now) noexcept {
+    v1::Hello h;
+    h.set_node_name(opts_.name);
+    h.set_kind(static_cast<v1::NodeKind>(info_.node_kind));
+    h.set_protocol_version(kProtocolVersion);
+    h.set_output_channels(info_.output_channels);
+    h.set_input_ports(info_.input_ports);
+    h.set_epoch(epoch_);
+    h.set_software("ion-node 0.1.0 " + info_.kind);
+    if (codec_.encode(h, scratch_)) (void)socket_->send(scratch_);  // retried until Welcome
+    next_hello_ns_ = now + std::min<int64_t>(250'000'000, broker_timeout_ns_ / 4);
+  }
+
+  void on_timers(int64_t now) noexcept {
+    if (state_ == State::hello_pending) {
+      if (now - connect_started_ns_ > broker_timeout_ns_) {
+        lose_broker(now, "no Welcome from the broker");
+        return;
+      }
+      if (now >= next_hello_ns_) send_hello(now);
+      return;
+    }
+    if (state_ != State::registered) return;
+    if (now - last_heard_ns_ > broker_timeout_ns_) {
+      lose_broker(now, "broker silent beyond the timeout");
+      return;
+    }
+    if (now >= next_heartbeat_ns_) {
+      v1::Heartbeat hb;
+      hb.set_sent_ns(now);
+      if (codec_.encode(hb, scratch_)) (void)socket_->send(scratch_);
+      next_heartbeat_ns_ = now + heartbeat_interval_ns_;
+    }
+    if (probe_in_flight_ && now - probe_sent_ns_ > 1'000'000'000) probe_in_flight_ = false;
+    if (probes_left_ == 0 && now >= next_burst_ns_) {
+      probes_left_ = opts_.probe_burst;
+      next_burst_ns_ = now + ns(opts_.resync_interval);
+    }
+    if (probes_left_ > 0 && !probe_in_flight_) {
+      v1::TimeRequest r;
+      r.set_probe_id(++probe_id_);
+      probe_sent_ns_ = clock_.now_ns();
+      r.set_t0_ns(probe_sent_ns_);
+      if (codec_.encode(r, scratch_) && socket_->send(scratch_) == IoStatus::ok) {
+        probe_in_flight_ = true;
+        --probes_left_;
+      }
+    }
+  }
+
+  void send_queued() noexcept {
+    std::lock_guard lock(emit_mu_);
+    send_blocked_ = false;
+    while (!queue_.empty()) {
+      const IoStatus s = socket_->send(queue_.front());
+      if (s != IoStatus::ok) {
+        send_blocked_ = true;  // high-water mark: keep it queued, try again shortly
+        return;
+      }
+      sent_batches_.add();
+      queue_.pop();
+    }
+  }
+
+  void receive_all() noexcept {
+    Frame f;
+    for (int i = 0; socket_ && i < 4096; ++i) {
+      if (socket_->recv(f) != IoStatus::ok) return;
+      const int64_t t_recv = clock_.now_ns();
+      handle(f, t_recv);
+    }
+  }
+
+  void handle(const Frame& f, int64_t t_recv) noexcept {
+    const Decoded d = codec_.decode(bytes_of(f));
+    if (!d.ok()) {
+      rejected_frames_.add();
+      uint64_t suppressed = 0;
+      if (reject_log_.allow(t_recv, suppressed)) {
+        spdlog::warn("node '{}': rejected a frame from the broker: {}", opts_.name,
+                     to_string(d.reject));
+      }
+      return;
+    }
+    last_heard_ns_ = t_recv;
+    switch (d.body) {
+      case Body::welcome: on_welcome(t_recv); break;
+      case Body::heartbeat: break;
+      case Body::time_reply: on_time_reply(t_recv); break;
+      case Body::spike_batch: on_batch(t_recv); break;
+      case Body::error: on_error(t_recv); break;
+      case Body::goodbye:
+        lose_broker(t_recv, ("broker said goodbye: " + codec_.goodbye().reason()).c_str());
+        break;
+      default: rejected_frames_.add(); break;
+    }
+  }
+
+  void on_welcome(int64_t now) noexcept {
+    if (state_ != State::hello_pending) return;  // a duplicate answer to a retried Hello
+    const v1::Welcome& w = codec_.welcome();
+    if (broker_epoch_ != 0 && w.broker_epoch() != broker_epoch_) {
+      broker_restarts_.add();
+      clock_sync_.reset();  // a new broker is a new network time axis
+      spdlog::warn("node '{}': broker restarted (epoch {:016x} -> {:016x})", opts_.name,
+                   broker_epoch_, w.broker_epoch());
+    }
+    broker_epoch_ = w.broker_epoch();
+    node_id_ = w.node_id();
+    if (w.heartbeat_interval_ms() > 0) heartbeat_interval_ns_ = w.heartbeat_interval_ms() * 1'000'000LL;
+    if (w.heartbeat_timeout_ms() > 0) broker_timeout_ns_ = w.heartbeat_timeout_ms() * 1'000'000LL;
+    state_ = State::registered;
+    registered_.store(true, std::memory_order_relaxed);
+    backoff_attempt_ = 0;
+    next_heartbeat_ns_ = now + heartbeat_interval_ns_;
+    probes_left_ = opts_.probe_burst;
+    next_burst_ns_ = now + ns(opts_.resync_interval);
+    spdlog::info("node '{}' registered as id {} (broker epoch {:016x})", opts_.name, node_id_,
+                 broker_epoch_);
+    {
+      std::lock_guard lock(reg_mu_);
+      registrations_.add();
+    }
+    reg_cv_.notify_all();
+  }
+
+  void on_time_reply(int64_t t3) noexcept {
+    const v1::TimeReply& r = codec_.time_reply();
+    if (!probe_in_flight_ || r.probe_id() != probe_id_ || r.broker_epoch() != broker_epoch_) return;
+    probe_in_flight_ = false;
+    const bool was_synced = clock_sync_.synced();
+    clock_sync_.add({r.t0_ns(), r.t1_ns(), r.t2_ns(), t3});
+    if (!was_synced && clock_sync_.synced()) {
+      { std::lock_guard lock(reg_mu_); }  // orders the change with wait_registered's predicate
+      reg_cv_.notify_all();
+      start_driver_ = !driver_started_;
+    }
+  }
+
+  void on_error(int64_t now) noexcept {
+    const v1::Error& e = codec_.error();
+    if (e.code() == v1::Error::UNKNOWN_NODE && socket_) {
+      // The broker does not know us (it restarted, or timed us out): register again.
+      if (state_ == State::registered) {
+        spdlog::warn("node '{}': broker does not know this node; registering again", opts_.name);
+        state_ = State::hello_pending;
+        registered_.store(false, std::memory_order_relaxed);
+        connect_started_ns_ = now;
+        send_hello(now);
+        return;
+      }
+    }
+    uint64_t suppressed = 0;
+    if (error_log_.allow(now, suppressed)) {
+      spdlog::error("node '{}': broker refused: {}", opts_.name, e.message());
+    }
+    if (state_ == State::hello_pending && e.code() != v1::Error::UNKNOWN_NODE) {
+      // A refusal of our Hello (version, declared sizes): retry slowly, it needs an operator.
+      close_socket();
+      backoff_attempt_ = 31;
+      schedule_reconnect(now);
+    }
+  }
+
+  void on_batch(int64_t t_recv) noexcept {
+    BatchChecks checks;
+    checks.channel_limit = info_.input_ports;
+    const Reject r = codec_.take_batch(checks, in_header_, in_events_);
+    if (r != Reject::none) {
+      rejected_frames_.add();
+      uint64_t suppressed = 0;
+      if (reject_log_.allow(t_recv, suppressed)) {
+        spdlog::warn("node '{}': rejected a batch from the broker: {}", opts_.name, to_string(r));
+      }
+      return;
+    }
+    const BatchHeader& h = in_header_;
+    if (link_.observe(h.broker_epoch, h.link_sequence) == SequenceTracker::Verdict::gap) {
+      lost_batches_.add(link_.last_gap());
+    }
+    auto key = std::make_pair(h.source_node, in_events_.stream);
+    auto it = sources_.find(key);
+    if (it == sources_.end()) {
+      if (sources_.size() >= opts_.max_source_streams) {
+        rejected_frames_.add();
+        return;
+      }
+      it = sources_.emplace(std::move(key), SourceStream{}).first;
+    }
+    SourceStream& src = it->second;
+    const size_t n = in_events_.size();
+    switch (src.seq.observe(h.epoch, h.sequence)) {
+      case SequenceTracker::Verdict::duplicate_or_reordered:
+        duplicate_or_reordered_.add();  // promise 1: never delivered twice or out of order
+        return;
+      case SequenceTracker::Verdict::restarted:
+        source_restarts_.add();
+        src.index_known = false;
+        break;
+      default: break;
+    }
+    if (h.complete) {
+      if (src.index_known && h.first_index > src.next_index) {
+        lost_events_.add(h.first_index - src.next_index);
+      }
+      src.index_known = true;
+      src.next_index = h.first_index + n;
+    } else {
+      src.index_known = false;
+    }
+    int64_t arrival = 0;
+    if (clock_sync_.synced()) {
+      arrival = clock_sync_.to_network(t_recv);
+      uint64_t late = 0;
+      for (size_t i = 0; i < n; ++i) late += in_events_.times_ns[i] + h.delay_ns < arrival ? 1 : 0;
+      late_events_.add(late);
+    }
+    received_events_.add(n);
+    received_batches_.add();
+    driver_->deliver(h, in_events_, arrival);
+  }
+
+  const Clock& clock_;
+  Codec codec_;       // loop thread
+  Codec emit_codec_;  // driver threads, under emit_mu_
+  zmq::context_t ctx_{1};
+  std::unique_ptr<Socket> socket_;
+  Wakeup wakeup_;
+  std::atomic<bool> stop_{false};
+  State state_ = State::waiting;
+  std::atomic<bool> registered_{false};
+  ClockSync clock_sync_;
+  std::mt19937_64 rng_;
+
+  std::mutex emit_mu_;
+  FrameRing queue_;
+  std::vector<OutStream> out_streams_;
+  std::string emit_scratch_;
+  LogLimiter emit_log_;
+  bool send_blocked_ = false;
+
+  std::string scratch_;
+  BatchHeader in_header_;
+  EventBatch in_events_;
+  SequenceTracker link_;
+  std::map<std::pair<std::string, uint32_t>, SourceStream> sources_;
+  LogLimiter reject_log_;
+  LogLimiter error_log_;
+
+  uint64_t broker_epoch_ = 0;
+  uint32_t node_id_ = 0;
+  int64_t heartbeat_interval_ns_ = 0;
+  int64_t broker_timeout_ns_ = 0;
+  int64_t reconnect_at_ns_ = 0;
+  uint32_t backoff_attempt_ = 0;
+  int64_t connect_started_ns_ = 0;
+  int64_t next_hello_ns_ = 0;
+  int64_t last_heard_ns_ = 0;
+  int64_t next_heartbeat_ns_ = 0;
+  int64_t next_burst_ns_ = 0;
+  uint32_t probes_left_ = 0;
+  bool probe_in_flight_ = false;
+  uint32_t probe_id_ = 0;
+  int64_t probe_sent_ns_ = 0;
+  bool driver_started_ = false;
+  bool start_driver_ = false;
+
+  mutable std::mutex reg_mu_;
+  mutable std::condition_variable reg_cv_;
+
+  Counter registrations_, broker_restarts_, emitted_events_, emitted_batches_, sent_batches_,
+      dropped_events_, dropped_batches_, received_events_, received_batches_, lost_events_,
+      lost_batches_, duplicate_or_reordered_, source_restarts_, late_events_, rejected_frames_;
+};
+
+Node::Node(NodeOptions options, std::unique_ptr<Driver> driver, const Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(driver), clock)) {}
+Node::~Node() = default;
+void Node::run() { impl_->run(); }
+void Node::stop() noexcept { impl_->stop(); }
+NodeStats Node::stats() const { return impl_->stats(); }
+Driver& Node::driver() noexcept { return *impl_->driver_; }
+const NodeOptions& Node::options() const noexcept { return impl_->opts_; }
+uint64_t Node::epoch() const noexcept { return impl_->epoch_; }
+bool Node::wait_registered(uint64_t count, std::chrono::milliseconds timeout) const {
+  return impl_->wait_registered(count, timeout);
+}
+
+}  // namespace ion

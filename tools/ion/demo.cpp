@@ -1,0 +1,173 @@
+#include "ion/demo.h"
+
+#include <spdlog/spdlog.h>
+
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+#include <thread>
+
+#include "ion/broker/broker.h"
+#include "ion/drivers/generator.h"
+#include "ion/drivers/sink.h"
+#include "ion/node/node.h"
+
+namespace ion {
+
+namespace {
+
+struct Row {
+  std::string name;
+  std::string kind;
+  uint64_t emitted = 0;
+  uint64_t received = 0;
+  uint64_t lost = 0;
+  uint64_t late = 0;
+  uint64_t dropped = 0;
+};
+
+Row row_of(const std::string& name, const std::string& kind, const NodeStats& s) {
+  return {name, kind, s.emitted_events, s.received_events, s.lost_events, s.late_events,
+          s.dropped_events};
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o;
+}
+
+}  // namespace
+
+int run_demo(const DemoOptions& o, std::ostream& out) {
+  Topology topo;
+  topo.nodes.push_back({"gen", "generator", o.channels, 0});
+  topo.nodes.push_back({"sink", "sink", 0, o.channels});
+  topo.connections.push_back(
+      {{"gen", true, 0, 0}, {{"sink", true, 0, 0}},
+       std::chrono::duration_cast<std::chrono::nanoseconds>(o.delay).count(), "demo"});
+
+  BrokerOptions bo;
+  bo.listen = "tcp://127.0.0.1:*";
+  bo.topology = topo;
+  bo.stats_interval = std::chrono::milliseconds(0);
+  Broker broker(bo);
+  const std::string endpoint = broker.bind();
+  std::thread broker_thread([&] { broker.run(); });
+
+  GeneratorOptions go;
+  go.channels = o.channels;
+  go.rate_hz = o.rate_hz;
+  go.seed = o.seed;
+  NodeOptions gen_opts;
+  gen_opts.name = "gen";
+  gen_opts.broker = endpoint;
+  NodeOptions sink_opts = gen_opts;
+  sink_opts.name = "sink";
+  auto gen_driver = std::make_unique<GeneratorDriver>(go);
+  auto sink_driver = std::make_unique<SinkDriver>(SinkOptions{o.channels});
+  GeneratorDriver* gen = gen_driver.get();
+  SinkDriver* sink = sink_driver.get();
+  Node gen_node(gen_opts, std::move(gen_driver));
+  Node sink_node(sink_opts, std::move(sink_driver));
+  std::thread sink_thread([&] { sink_node.run(); });
+  std::thread gen_thread([&] { gen_node.run(); });
+
+  const auto shutdown = [&] {
+    gen_node.stop();
+    sink_node.stop();
+    gen_thread.join();
+    sink_thread.join();
+    broker.stop();
+    broker_thread.join();
+  };
+
+  out << "ion demo: broker on " << endpoint << ", generator 'gen' (" << o.channels
+      << " channels at " << o.rate_hz << " Hz each) -> sink 'sink', delay "
+      << o.delay.count() << " ms, for " << o.duration_s << " s\n";
+  if (!sink_node.wait_registered(1, std::chrono::seconds(10)) ||
+      !gen_node.wait_registered(1, std::chrono::seconds(10))) {
+    out << "ion demo: nodes did not register with the broker within 10 s\n";
+    shutdown();
+    return 2;
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto end = t0 + std::chrono::duration<double>(o.duration_s);
+  auto next_line = t0 + std::chrono::seconds(1);
+  while (std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_until(std::min<std::chrono::steady_clock::time_point>(
+        next_line, std::chrono::time_point_cast<std::chrono::steady_clock::duration>(end)));
+    if (std::chrono::steady_clock::now() >= next_line) {
+      const auto g = gen_node.stats();
+      const auto s = sink_node.stats();
+      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      out << std::fixed << std::setprecision(1) << "  t=" << t << "s  gen emitted "
+          << g.emitted_events << "  sink received " << s.received_events << "  lost "
+          << s.lost_events << "  late " << s.late_events << "  latency mean "
+          << std::setprecision(3) << sink->latency_mean_ns() / 1e6 << " ms  clock offset "
+          << s.clock_offset_ns / 1000 << " us +/- " << s.clock_uncertainty_ns / 1000 << " us\n";
+      next_line += std::chrono::seconds(1);
+    }
+  }
+
+  // Stop producing, then wait until everything emitted is accounted for at the sink.
+  gen->stop();
+  const uint64_t emitted = gen_node.stats().emitted_events;
+  const auto drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < drain_deadline) {
+    const auto s = sink_node.stats();
+    if (s.received_events + s.lost_events >= emitted) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  shutdown();
+
+  const NodeStats g = gen_node.stats();
+  const NodeStats s = sink_node.stats();
+  const auto bstats = broker.node_stats();
+  uint64_t broker_dropped = 0;
+  for (const auto& b : bstats) broker_dropped += b.dropped_events;
+  const std::vector<Row> rows = {row_of("gen", "generator", g), row_of("sink", "sink", s)};
+
+  const bool accounted = s.received_events + s.lost_events == g.emitted_events;
+  const bool ordered = sink->out_of_order() == 0 && s.duplicate_or_reordered == 0;
+  const bool ok = accounted && ordered;
+
+  out << "\n  " << std::left << std::setw(8) << "node" << std::setw(11) << "kind" << std::right
+      << std::setw(10) << "emitted" << std::setw(10) << "received" << std::setw(8) << "lost"
+      << std::setw(8) << "late" << std::setw(9) << "dropped" << "\n";
+  for (const auto& r : rows) {
+    out << "  " << std::left << std::setw(8) << r.name << std::setw(11) << r.kind << std::right
+        << std::setw(10) << r.emitted << std::setw(10) << r.received << std::setw(8) << r.lost
+        << std::setw(8) << r.late << std::setw(9) << r.dropped << "\n";
+  }
+  out << std::fixed << std::setprecision(3) << "  broker dropped " << broker_dropped
+      << " events; sink latency mean " << sink->latency_mean_ns() / 1e6 << " ms, max "
+      << static_cast<double>(sink->latency_max_ns()) / 1e6 << " ms; out of order "
+      << sink->out_of_order() << "\n";
+  out << (ok ? "  OK: every emitted event was delivered or counted lost, in order, once\n"
+             : "  BROKEN PROMISE: events unaccounted for, duplicated or out of order\n");
+
+  if (o.json) {
+    std::ostringstream j;
+    j << "{\"ok\":" << (ok ? "true" : "false") << ",\"duration_s\":" << o.duration_s
+      << ",\"broker\":{\"endpoint\":\"" << json_escape(endpoint) << "\",\"dropped\":"
+      << broker_dropped << "},\"nodes\":[";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      j << (i == 0 ? "" : ",") << "{\"name\":\"" << json_escape(r.name) << "\",\"kind\":\""
+        << r.kind << "\",\"emitted\":" << r.emitted << ",\"received\":" << r.received
+        << ",\"lost\":" << r.lost << ",\"late\":" << r.late << ",\"dropped\":" << r.dropped
+        << "}";
+    }
+    j << "]}";
+    out << j.str() << "\n";
+  }
+  out.flush();
+  return ok ? 0 : 1;
+}
+
+}  // namespace ion

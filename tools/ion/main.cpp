@@ -1,0 +1,48 @@
+// ion: the IoN command-line tool. `ion --help` lists the subcommands.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "ion/core/log.h"
+#include "ion/demo.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ion: Internet of Neuro-electronics — run, inspect and test spiking networks "
+               "that span labs"};
+  app.require_subcommand(1);
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
+
+  ion::DemoOptions demo;
+  double delay_ms = 20;
+  CLI::App* demo_cmd = app.add_subcommand(
+      "demo", "emulate a network on this machine (broker + generator lab + sink lab) and report "
+              "what flowed");
+  demo_cmd->add_option("--duration", demo.duration_s, "seconds to run")
+      ->check(CLI::Range(0.1, 86400.0))->capture_default_str();
+  demo_cmd->add_option("--channels", demo.channels, "generator channels")
+      ->check(CLI::Range(1, 4096))->capture_default_str();
+  demo_cmd->add_option("--rate", demo.rate_hz, "spike rate per channel, Hz")
+      ->check(CLI::Range(0.0, 100000.0))->capture_default_str();
+  demo_cmd->add_option("--seed", demo.seed, "generator seed")->capture_default_str();
+  demo_cmd->add_option("--delay-ms", delay_ms, "connection delay, ms")
+      ->check(CLI::Range(0.0, 10000.0))->capture_default_str();
+  demo_cmd->add_flag("--json", demo.json, "end with one JSON line: {ok, nodes: [...]}");
+
+  CLI11_PARSE(app, argc, argv);
+  if (!ion::set_log_level(log_level.c_str())) {
+    std::fprintf(stderr, "ion: --log-level: unknown level '%s'\n", log_level.c_str());
+    return 2;
+  }
+  try {
+    if (*demo_cmd) {
+      demo.delay = std::chrono::milliseconds(static_cast<int64_t>(delay_ms));
+      return ion::run_demo(demo, std::cout);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ion: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
