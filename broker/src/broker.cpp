@@ -85,7 +85,7 @@ BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
   root.only_keys({"broker"});
   const ConfigNode b = root.child("broker");
   b.only_keys({"listen", "topology", "heartbeat_interval", "heartbeat_timeout", "max_nodes",
-               "max_streams_per_node", "ring_frames", "ring_bytes", "send_hwm",
+               "max_streams_per_node", "ring_frames", "ring_bytes", "send_hwm", "socket_send_buffer",
                "max_message_bytes", "max_events_per_batch", "max_past", "max_future",
                "stats_interval"});
   BrokerOptions o;
@@ -105,6 +105,8 @@ BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
   o.ring_frames = static_cast<size_t>(b.integer("ring_frames", 4096, 1, 1 << 24));
   o.ring_bytes = static_cast<size_t>(b.integer("ring_bytes", 16 << 20, 1024, int64_t{1} << 34));
   o.send_hwm = static_cast<int>(b.integer("send_hwm", o.send_hwm, 1, 1 << 20));
+  o.socket_send_buffer =
+      static_cast<int>(b.integer("socket_send_buffer", 0, 0, int64_t{1} << 30));
   o.limits.max_message_bytes =
       static_cast<size_t>(b.integer("max_message_bytes", 1 << 20, 256, 64 << 20));
   o.limits.max_events_per_batch = static_cast<uint32_t>(
@@ -144,6 +146,7 @@ class Broker::Impl {
     SocketOptions so;
     so.send_hwm = opts_.send_hwm;
     so.recv_hwm = opts_.send_hwm;
+    so.send_buffer_bytes = opts_.socket_send_buffer;
     so.max_message_bytes = static_cast<int64_t>(opts_.limits.max_message_bytes);
     so.heartbeat_interval_ms = static_cast<int>(opts_.heartbeat_interval.count());
     so.heartbeat_timeout_ms = static_cast<int>(opts_.heartbeat_timeout.count());

@@ -145,12 +145,13 @@ bool Codec::encode_batch(const BatchHeader& header, const EventBatch& events,
   dt->Resize(static_cast<int>(n), 0);
   int64_t* d = dt->mutable_data();
   int64_t prev = base;
+  bool overflow = false;
   for (size_t i = 0; i < n; ++i) {
-    // Wrapping subtraction: decode adds back with overflow checks, so any int64 pair round-trips.
-    d[i] = static_cast<int64_t>(static_cast<uint64_t>(events.times_ns[i]) -
-                                static_cast<uint64_t>(prev));
+    // A step that does not fit in int64 would be refused by every decoder: refuse it here.
+    overflow |= __builtin_sub_overflow(events.times_ns[i], prev, &d[i]);
     prev = events.times_ns[i];
   }
+  if (overflow) return false;
 
   auto* pl = b.mutable_payload();
   pl->Resize(static_cast<int>(events.payload.size()), 0.0F);

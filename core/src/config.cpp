@@ -75,11 +75,15 @@ YAML::Node ConfigNode::get(std::string_view key) const {
 }
 
 std::string ConfigNode::where(std::string_view key) const {
-  YAML::Node n = key.empty() ? node_ : get(key);
-  if (!n.IsDefined()) n = node_;
+  // yaml-cpp nodes have reference semantics: assigning to a missing one throws, so only read.
+  YAML::Mark mark = node_.Mark();
+  if (!key.empty()) {
+    const YAML::Node child = get(key);
+    if (child.IsDefined()) mark = child.Mark();
+  }
   std::ostringstream s;
   s << *file_;
-  if (!n.Mark().is_null()) s << ':' << n.Mark().line + 1;
+  if (!mark.is_null()) s << ':' << mark.line + 1;
   const std::string kp = key_path(key);
   if (!kp.empty()) s << ": key '" << kp << "'";
   return s.str();

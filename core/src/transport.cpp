@@ -40,6 +40,7 @@ Socket::Socket(zmq::context_t& ctx, Type type, const SocketOptions& o)
   sock_.set(zmq::sockopt::rcvhwm, o.recv_hwm);
   sock_.set(zmq::sockopt::linger, o.linger_ms);
   sock_.set(zmq::sockopt::maxmsgsize, o.max_message_bytes);
+  if (o.send_buffer_bytes > 0) sock_.set(zmq::sockopt::sndbuf, o.send_buffer_bytes);
   if (o.heartbeat_interval_ms > 0) {
     sock_.set(zmq::sockopt::heartbeat_ivl, o.heartbeat_interval_ms);
     sock_.set(zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms);

@@ -422,6 +422,9 @@ class Node::Impl final : public Emitter {
 
   void on_error(int64_t now) noexcept {
     const v1::Error& e = codec_.error();
+    if (e.code() == v1::Error::UNKNOWN_NODE && state_ == State::hello_pending) {
+      return;  // answers to what we sent before noticing; our Hello is already on its way
+    }
     if (e.code() == v1::Error::UNKNOWN_NODE && socket_) {
       // The broker does not know us (it restarted, or timed us out): register again.
       if (state_ == State::registered) {
@@ -495,7 +498,11 @@ class Node::Impl final : public Emitter {
     if (clock_sync_.synced()) {
       arrival = clock_sync_.to_network(t_recv);
       uint64_t late = 0;
-      for (size_t i = 0; i < n; ++i) late += in_events_.times_ns[i] + h.delay_ns < arrival ? 1 : 0;
+      for (size_t i = 0; i < n; ++i) {
+        int64_t due = 0;
+        if (__builtin_add_overflow(in_events_.times_ns[i], h.delay_ns, &due)) due = INT64_MAX;
+        late += due < arrival ? 1 : 0;
+      }
       late_events_.add(late);
     }
     received_events_.add(n);

@@ -26,6 +26,7 @@ struct BrokerOptions {
   size_t ring_frames = 4096;         // per target node
   size_t ring_bytes = 16u << 20;     // per target node
   int send_hwm = 1000;               // zmq frames queued per peer before the ring holds them
+  int socket_send_buffer = 0;        // kernel bytes per peer connection; 0 = system default
   CodecLimits limits;
   std::chrono::nanoseconds max_past{std::chrono::seconds(60)};    // event time window
   std::chrono::nanoseconds max_future{std::chrono::seconds(10)};

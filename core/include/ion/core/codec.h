@@ -75,8 +75,9 @@ class Codec {
 
   [[nodiscard]] const CodecLimits& limits() const noexcept { return limits_; }
 
-  // --- Encoding: appends nothing, replaces `out`. Returns false only if the frame would exceed
-  // max_message_bytes or the batch is invalid (columns of different lengths).
+  // --- Encoding: replaces `out`. Returns false only if the frame would exceed
+  // max_message_bytes or the batch is invalid (columns of different lengths, or two consecutive
+  // times further apart than int64 can hold).
   [[nodiscard]] bool encode_batch(const BatchHeader& header, const EventBatch& events,
                                   std::string& out) noexcept;
   [[nodiscard]] bool encode(const v1::Hello& m, std::string& out) noexcept;

@@ -36,6 +36,7 @@ struct SocketOptions {
   int reconnect_interval_ms = 100;
   int reconnect_interval_max_ms = 5000;
   bool immediate = true;  // queue only to completed connections: no silent buffering while down
+  int send_buffer_bytes = 0;  // kernel SO_SNDBUF per connection; 0 = system default (autotuned)
 };
 
 using Frame = zmq::message_t;

@@ -1,0 +1,101 @@
+// The daemons and the `ion` tool as a user runs them: exit codes, one-line config errors,
+// clean shutdown on SIGTERM, and `ion demo --json`.
+#include <csignal>
+#include <regex>
+
+#include "harness.h"
+
+namespace ion::test {
+namespace {
+
+std::string tmp(const std::string& name) { return ::testing::TempDir() + "/" + name; }
+
+TEST(Cli, IonHelpListsDemo) {
+  Child c({ION_TOOL_BIN, "--help"}, tmp("help.log"));
+  EXPECT_EQ(c.wait(), 0);
+  EXPECT_NE(c.output().find("demo"), std::string::npos) << c.output();
+}
+
+TEST(Cli, DemoJsonAccountsForEveryEvent) {
+  Child c({ION_TOOL_BIN, "demo", "--duration", "1.5", "--json"}, tmp("demo.log"));
+  ASSERT_EQ(c.wait(), 0) << c.output();
+  const std::string out = c.output();
+  const std::string last = out.substr(out.rfind('{', out.rfind("\"nodes\"")));
+  std::smatch m;
+  const std::regex gen(R"re(\{"name":"gen","kind":"generator","emitted":(\d+),"received":0,"lost":0,"late":\d+,"dropped":(\d+)\})re");
+  const std::regex snk(R"re(\{"name":"sink","kind":"sink","emitted":0,"received":(\d+),"lost":(\d+),"late":\d+,"dropped":0\})re");
+  ASSERT_TRUE(std::regex_search(out, m, gen)) << out;
+  const uint64_t emitted = std::stoull(m[1]);
+  ASSERT_TRUE(std::regex_search(out, m, snk)) << out;
+  const uint64_t received = std::stoull(m[1]);
+  const uint64_t lost = std::stoull(m[2]);
+  EXPECT_GT(emitted, 500U);  // 16 channels x 50 Hz x 1.5 s = 1200 expected
+  EXPECT_EQ(received + lost, emitted);
+  EXPECT_NE(out.find("\"ok\":true"), std::string::npos);
+}
+
+TEST(Cli, BrokerConfigErrorIsOneLineNamingFileAndKey) {
+  write_file(tmp("bad-broker.yaml"), "broker:\n  topology: nowhere.yaml\n  ring_frames: lots\n");
+  Child c({ION_BROKER_BIN, "--config", tmp("bad-broker.yaml")}, tmp("bad-broker.log"));
+  EXPECT_EQ(c.wait(), 2);
+  const std::string out = c.output();
+  EXPECT_NE(out.find("bad-broker.yaml:3: key 'broker.ring_frames': expected an integer"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+}
+
+TEST(Cli, NodeConfigErrorNamesTheDriverKind) {
+  write_file(tmp("bad-node.yaml"), "node:\n  name: x\ndriver:\n  kind: toaster\n");
+  Child c({ION_NODE_BIN, "--config", tmp("bad-node.yaml")}, tmp("bad-node.log"));
+  EXPECT_EQ(c.wait(), 2);
+  EXPECT_NE(c.output().find("key 'driver.kind': expected one of: generator, sink, got 'toaster'"),
+            std::string::npos)
+      << c.output();
+}
+
+TEST(Cli, DaemonsFromTheShippedConfigsExchangeSpikesAndStopCleanly) {
+  // The shipped configs, with the endpoint overridden to a free port.
+  const std::string configs = std::string(ION_SOURCE_DIR) + "/configs/";
+  const std::string ep = "tcp://127.0.0.1:" + std::to_string(free_port());
+  Child broker({ION_BROKER_BIN, "--config", configs + "broker.yaml", "--listen", ep},
+               tmp("cli-broker.log"));
+  Child snk({ION_NODE_BIN, "--config", configs + "sink.yaml", "--broker", ep}, tmp("cli-sink.log"));
+  Child gen({ION_NODE_BIN, "--config", configs + "generator.yaml", "--broker", ep},
+            tmp("cli-gen.log"));
+  ASSERT_TRUE(broker.started() && snk.started() && gen.started());
+
+  // Ask the broker for its counters until the sink has been sent spikes.
+  RawPeer status(ep);
+  Codec codec;
+  uint64_t delivered = 0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        v1::StatusRequest r;
+        r.set_request_id(1);
+        std::string f;
+        if (!codec.encode(r, f)) return false;
+        status.send(f);
+        if (status.recv_body(codec, Body::status_reply, 1s) != Body::status_reply) return false;
+        for (const auto& n : codec.status_reply().nodes()) {
+          if (n.name() == "sink") delivered = n.events_out();
+        }
+        return delivered > 500;
+      },
+      30s))
+      << broker.output() << snk.output() << gen.output();
+
+  gen.signal(SIGTERM);
+  EXPECT_EQ(gen.wait(), 0) << gen.output();
+  snk.signal(SIGTERM);
+  EXPECT_EQ(snk.wait(), 0) << snk.output();
+  broker.signal(SIGTERM);
+  EXPECT_EQ(broker.wait(), 0) << broker.output();
+  std::smatch m;
+  const std::string out = snk.output();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(received=(\d+))"))) << out;
+  EXPECT_GE(std::stoull(m[1]), delivered);
+}
+
+}  // namespace
+}  // namespace ion::test

@@ -1,0 +1,104 @@
+// End-to-end flow through a real broker on a loopback port.
+#include "harness.h"
+
+namespace ion::test {
+namespace {
+
+TEST(Flow, GeneratorToSinkDeliversExactlyTheEmittedCountInOrder) {
+  // Promise 1: "Spikes are delivered at most once, in order per stream, never duplicated; every
+  // loss is counted and visible through the API and metrics, never only in a log."
+  Topology t;
+  t.nodes = {{"gen", "generator", 16, 0}, {"sink", "sink", 0, 16}};
+  t.connections = {connect_all("gen", "sink")};
+  BrokerRunner broker(broker_options(t));
+  constexpr uint64_t kEvents = 20000;
+  NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(16));
+  ASSERT_TRUE(snk.node().wait_registered(1, 10s));
+  NodeRunner<GeneratorDriver> gen(node_options("gen", broker.endpoint()),
+                                  generator(16, 2000.0, kEvents));
+  ASSERT_TRUE(eventually([&] { return gen.driver().finished(); }, 30s));
+  ASSERT_TRUE(eventually([&] { return snk.stats().received_events >= kEvents; }, 30s))
+      << "received " << snk.stats().received_events;
+
+  const NodeStats g = gen.stats();
+  const NodeStats s = snk.stats();
+  EXPECT_EQ(g.emitted_events, kEvents);
+  EXPECT_EQ(g.dropped_events, 0U);
+  EXPECT_EQ(s.received_events, kEvents);
+  EXPECT_EQ(s.lost_events, 0U);
+  EXPECT_EQ(s.lost_batches, 0U);
+  EXPECT_EQ(s.duplicate_or_reordered, 0U);
+  EXPECT_EQ(snk.driver().out_of_order(), 0U);
+  uint64_t per_port_total = 0;
+  for (auto n : snk.driver().per_port()) per_port_total += n;
+  EXPECT_EQ(per_port_total, kEvents);
+
+  // The broker's counters tell the same story.
+  EXPECT_EQ(broker.stats("gen").events_in, kEvents);
+  EXPECT_EQ(broker.stats("gen").lost_upstream_batches, 0U);
+  EXPECT_EQ(broker.stats("sink").events_out, kEvents);
+  EXPECT_EQ(broker.stats("sink").dropped_events, 0U);
+}
+
+TEST(Flow, FanOutReachesEveryTargetAndFanInMergesOntoOnePort) {
+  Topology t;
+  t.nodes = {{"gen", "generator", 8, 0}, {"a", "sink", 0, 8}, {"b", "sink", 0, 1}};
+  t.connections = {connect_all("gen", "a"),
+                   {{"gen", false, 0, 3}, {{"b", false, 0, 0}}, 5'000'000, "test"}};
+  BrokerRunner broker(broker_options(t));
+  constexpr uint64_t kEvents = 8000;
+  NodeRunner<SinkDriver> a(node_options("a", broker.endpoint()), sink(8));
+  NodeRunner<SinkDriver> b(node_options("b", broker.endpoint()), sink(1));
+  ASSERT_TRUE(a.node().wait_registered(1, 10s));
+  ASSERT_TRUE(b.node().wait_registered(1, 10s));
+  NodeRunner<GeneratorDriver> gen(node_options("gen", broker.endpoint()),
+                                  generator(8, 1000.0, kEvents, 7));
+  ASSERT_TRUE(eventually([&] { return a.stats().received_events >= kEvents; }, 30s));
+  const auto per_port = a.driver().per_port();
+  const uint64_t on_0_to_3 = per_port[0] + per_port[1] + per_port[2] + per_port[3];
+  ASSERT_TRUE(eventually([&] { return b.stats().received_events >= on_0_to_3; }, 10s));
+  EXPECT_EQ(a.stats().received_events, kEvents);
+  EXPECT_EQ(b.stats().received_events, on_0_to_3);
+  EXPECT_EQ(b.driver().per_port()[0], on_0_to_3);
+  EXPECT_EQ(b.driver().out_of_order(), 0U);
+  EXPECT_GT(on_0_to_3, kEvents / 4);
+}
+
+TEST(Flow, StalledSinkDoesNotSlowAHealthySinkAndItsDropsAreCounted) {
+  // Promise 3: "A slow or stalled node never slows the others; producers never block on the
+  // network." Promise 4: the stalled node's backlog is bounded and its drops counted.
+  Topology t;
+  t.nodes = {{"gen", "generator", 32, 0}, {"ok", "sink", 0, 32}, {"stalled", "sink", 0, 32}};
+  t.connections = {connect_all("gen", "ok"), connect_all("gen", "stalled")};
+  BrokerOptions bo = broker_options(t);
+  bo.ring_frames = 32;
+  bo.send_hwm = 8;
+  bo.socket_send_buffer = 64 * 1024;  // bound the kernel's share too, or it absorbs megabytes
+  bo.heartbeat_timeout = 60s;  // keep the silent peer registered: it is stalled, not dead
+  BrokerRunner broker(bo);
+
+  // The stalled peer registers, then never reads again.
+  RawPeer stalled(broker.endpoint(), 1, 4096);
+  stalled.send(hello_frame("stalled", 0, 32));
+  Codec codec;
+  ASSERT_EQ(stalled.recv_body(codec, Body::welcome), Body::welcome);
+
+  NodeRunner<SinkDriver> ok(node_options("ok", broker.endpoint()), sink(32));
+  ASSERT_TRUE(ok.node().wait_registered(1, 10s));
+  constexpr uint64_t kEvents = 600000;
+  NodeRunner<GeneratorDriver> gen(node_options("gen", broker.endpoint()),
+                                  generator(32, 10000.0, kEvents));
+  ASSERT_TRUE(eventually([&] { return gen.driver().finished(); }, 60s));
+  ASSERT_TRUE(eventually([&] { return ok.stats().received_events >= kEvents; }, 60s))
+      << "healthy sink received " << ok.stats().received_events;
+  EXPECT_EQ(ok.stats().received_events, kEvents);
+  EXPECT_EQ(ok.stats().lost_events, 0U);
+  EXPECT_EQ(gen.stats().dropped_events, 0U);
+  const auto st = broker.stats("stalled");
+  EXPECT_GT(st.dropped_events, 0U) << "out " << st.events_out << " batches_out " << st.batches_out;
+  EXPECT_LE(st.dropped_events + st.events_out, kEvents);  // the rest still waits in its ring
+  EXPECT_EQ(broker.stats("ok").dropped_events, 0U);
+}
+
+}  // namespace
+}  // namespace ion::test

@@ -1,0 +1,105 @@
+// Promise 5: "a broker restart is survived by every node without manual action" — and the events
+// lost while it was down are counted, not hidden (promise 1).
+#include <csignal>
+
+#include "harness.h"
+
+namespace ion::test {
+namespace {
+
+class BrokerProcess {
+ public:
+  BrokerProcess(const std::string& config, int port, const std::string& log)
+      : child_({ION_BROKER_BIN, "--config", config, "--listen",
+                "tcp://127.0.0.1:" + std::to_string(port), "--log-level", "info"},
+               log) {}
+  Child& child() { return child_; }
+
+ private:
+  Child child_;
+};
+
+TEST(Restart, BrokerKilledAndRestartedIsSurvivedAndTheGapIsCounted) {
+  const std::string dir = ::testing::TempDir();
+  write_file(dir + "/restart-topo.yaml",
+             "nodes:\n  gen: {kind: generator, channels: 16}\n  sink: {kind: sink, ports: 16}\n"
+             "connections:\n  - {from: 'gen:*', to: 'sink:*', delay: 20ms}\n");
+  write_file(dir + "/restart-broker.yaml",
+             "broker:\n  topology: restart-topo.yaml\n  heartbeat_interval: 100ms\n"
+             "  heartbeat_timeout: 1s\n  stats_interval: 0s\n");
+  const int port = free_port();
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
+
+  auto first = std::make_unique<BrokerProcess>(dir + "/restart-broker.yaml", port,
+                                               dir + "/restart-broker-1.log");
+  ASSERT_TRUE(first->child().started());
+
+  NodeRunner<SinkDriver> snk(node_options("sink", endpoint), sink(16));
+  NodeOptions go = node_options("gen", endpoint);
+  go.send_queue_frames = 16;  // a dead broker makes this queue overflow: a real, counted gap
+  NodeRunner<GeneratorDriver> gen(go, generator(16, 500.0, 0));
+  ASSERT_TRUE(snk.node().wait_registered(1, 15s));
+  ASSERT_TRUE(gen.node().wait_registered(1, 15s));
+  ASSERT_TRUE(eventually([&] { return snk.stats().received_events > 2000; }));
+
+  // Kill -9: no goodbye, no flush.
+  first->child().signal(SIGKILL);
+  EXPECT_EQ(first->child().wait(), 128 + SIGKILL);
+  first.reset();
+  ASSERT_TRUE(eventually([&] { return gen.stats().dropped_events > 0; }))
+      << "the generator's queue should overflow while no broker is there";
+
+  BrokerProcess second(dir + "/restart-broker.yaml", port, dir + "/restart-broker-2.log");
+  ASSERT_TRUE(second.child().started());
+  ASSERT_TRUE(snk.node().wait_registered(2, 15s)) << second.child().output();
+  ASSERT_TRUE(gen.node().wait_registered(2, 15s)) << second.child().output();
+  const uint64_t before = snk.stats().received_events;
+  ASSERT_TRUE(eventually([&] { return snk.stats().received_events > before + 2000; }));
+
+  // Stop the source and wait until every emitted event is accounted for.
+  gen.driver().stop();
+  const uint64_t emitted = gen.stats().emitted_events;
+  ASSERT_TRUE(eventually([&] {
+    const auto s = snk.stats();
+    return s.received_events + s.lost_events >= emitted;
+  })) << "received " << snk.stats().received_events << " lost " << snk.stats().lost_events
+      << " of " << emitted;
+
+  const NodeStats s = snk.stats();
+  const NodeStats g = gen.stats();
+  EXPECT_EQ(s.received_events + s.lost_events, emitted);  // nothing hidden
+  EXPECT_GT(s.lost_events, 0U);                            // the gap is there, and counted
+  EXPECT_GE(s.lost_events, g.dropped_events);              // at least what the gen dropped
+  EXPECT_EQ(s.duplicate_or_reordered, 0U);
+  EXPECT_EQ(snk.driver().out_of_order(), 0U);
+  EXPECT_EQ(s.broker_restarts, 1U);
+  EXPECT_EQ(g.broker_restarts, 1U);
+  EXPECT_EQ(s.source_restarts, 0U);  // the generator itself never restarted
+
+  second.child().signal(SIGTERM);
+  EXPECT_EQ(second.child().wait(), 0) << second.child().output();
+}
+
+TEST(Restart, NodeRestartIsSeenAsANewEpochNotAsLoss) {
+  Topology t;
+  t.nodes = {{"gen", "generator", 4, 0}, {"sink", "sink", 0, 4}};
+  t.connections = {connect_all("gen", "sink")};
+  BrokerRunner broker(broker_options(t));
+  NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(4));
+  ASSERT_TRUE(snk.node().wait_registered(1, 10s));
+  {
+    NodeRunner<GeneratorDriver> gen(node_options("gen", broker.endpoint()),
+                                    generator(4, 1000.0, 1000, 1));
+    ASSERT_TRUE(eventually([&] { return snk.stats().received_events >= 1000; }));
+  }
+  NodeRunner<GeneratorDriver> gen2(node_options("gen", broker.endpoint()),
+                                   generator(4, 1000.0, 1000, 2));
+  ASSERT_TRUE(eventually([&] { return snk.stats().received_events >= 2000; }));
+  EXPECT_EQ(snk.stats().received_events, 2000U);
+  EXPECT_EQ(snk.stats().source_restarts, 1U);
+  EXPECT_EQ(snk.stats().lost_events, 0U);
+  EXPECT_EQ(broker.stats("gen").registrations, 2U);
+}
+
+}  // namespace
+}  // namespace ion::test
