@@ -33,6 +33,7 @@ endfunction()
 
 # ion_add_gtest(NAME SOURCES ... DEPS ... LABELS ... TIMEOUT seconds)
 # Tests run shuffled; GoogleTest prints the seed so a failing order can be replayed.
+include(GoogleTest)
 function(ion_add_gtest name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   if(NOT ARG_TIMEOUT)
@@ -41,6 +42,9 @@ function(ion_add_gtest name)
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   ion_warnings(${name})
-  add_test(NAME ${name} COMMAND ${name} --gtest_shuffle --gtest_color=no)
-  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  # One ctest entry per test case: failures are named in CI output and -j2 spreads them.
+  gtest_discover_tests(${name}
+    EXTRA_ARGS --gtest_shuffle --gtest_color=no
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+    DISCOVERY_TIMEOUT 60)
 endfunction()
