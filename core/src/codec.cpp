@@ -3,11 +3,33 @@
 #include <cmath>
 #include <cstring>
 
+#include <google/protobuf/stubs/logging.h>
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+
 #include "ion/v1/ion.pb.h"
 
 namespace ion {
 
 namespace {
+
+// libprotobuf writes an unthrottled stderr line for each string field with invalid UTF-8, so a
+// hostile peer could flood the log. Such frames are already refused and counted as malformed;
+// protobuf's own messages go to spdlog at debug level (fatal ones stay loud).
+void protobuf_log(google::protobuf::LogLevel level, const char* file, int line,
+                  const std::string& message) {
+  if (level >= google::protobuf::LOGLEVEL_FATAL) {
+    spdlog::critical("protobuf {}:{}: {}", file, line, message);
+  } else {
+    spdlog::debug("protobuf {}:{}: {}", file, line, message);
+  }
+}
+
+void install_protobuf_log_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] { google::protobuf::SetLogHandler(&protobuf_log); });
+}
 
 // Top-level envelope fields are written and read by hand so that a batch body can be parsed into
 // a reused SpikeBatch object (a protobuf oneof frees its member on Clear()). The bytes are plain
@@ -119,7 +141,9 @@ struct Codec::Messages {
   }
 };
 
-Codec::Codec(CodecLimits limits) : limits_(limits), m_(std::make_unique<Messages>()) {}
+Codec::Codec(CodecLimits limits) : limits_(limits), m_(std::make_unique<Messages>()) {
+  install_protobuf_log_handler();
+}
 Codec::~Codec() = default;
 
 bool Codec::encode_batch(const BatchHeader& header, const EventBatch& events,
