@@ -222,6 +222,7 @@ class Broker::Impl {
   const Clock& clock_;
   const RoutingTable table_;
   Codec codec_;
+  Codec status_codec_{{.max_message_bytes = 64u << 20, .max_events_per_batch = 1}};  // big replies
   const uint64_t epoch_;
   std::string endpoint_;
   RejectCounters rejects_;
@@ -414,9 +415,7 @@ class Broker::Impl {
       const auto why = static_cast<Reject>(i);
       if (rejects_.get(why) > 0) (*r.mutable_rejects())[std::string(to_string(why))] = rejects_.get(why);
     }
-    std::string frame;
-    Codec big({.max_message_bytes = 64u << 20, .max_events_per_batch = 1});
-    if (big.encode(r, frame)) send_direct(rid, frame);
+    if (status_codec_.encode(r, scratch_)) send_direct(rid, scratch_);
   }
 
   void on_batch(NodeSlot& slot, int64_t now) noexcept {

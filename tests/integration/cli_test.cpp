@@ -19,8 +19,13 @@ TEST(Cli, IonHelpListsDemo) {
 TEST(Cli, DemoJsonAccountsForEveryEvent) {
   Child c({ION_TOOL_BIN, "demo", "--duration", "1.5", "--json"}, tmp("demo.log"));
   ASSERT_EQ(c.wait(), 0) << c.output();
-  const std::string out = c.output();
-  const std::string last = out.substr(out.rfind('{', out.rfind("\"nodes\"")));
+  const std::string all = c.output();
+  // The interface promise: the last line printed is the JSON object.
+  const size_t end = all.find_last_not_of('\n');
+  ASSERT_NE(end, std::string::npos);
+  const std::string out = all.substr(all.rfind('\n', end) + 1, end - all.rfind('\n', end));
+  ASSERT_EQ(out.front(), '{') << all;
+  ASSERT_EQ(out.back(), '}') << all;
   std::smatch m;
   const std::regex gen(R"re(\{"name":"gen","kind":"generator","emitted":(\d+),"received":0,"lost":0,"late":\d+,"dropped":(\d+)\})re");
   const std::regex snk(R"re(\{"name":"sink","kind":"sink","emitted":0,"received":(\d+),"lost":(\d+),"late":\d+,"dropped":0\})re");
