@@ -2,9 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include <random>
 #include <unordered_map>
 
+#include "ion/core/counter.h"
 #include "ion/core/frame_ring.h"
 #include "ion/core/log.h"
 #include "ion/core/sequence.h"
@@ -15,23 +15,9 @@ namespace ion {
 
 namespace {
 
-uint64_t random_epoch() {
-  std::random_device rd;
-  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd());
-  uint64_t e = 0;
-  while (e == 0) e = gen();
-  return e;
-}
-
 struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-
-struct Counter {
-  std::atomic<uint64_t> v{0};
-  void add(uint64_t n = 1) noexcept { v.fetch_add(n, std::memory_order_relaxed); }
-  [[nodiscard]] uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
 };
 
 struct StreamState {

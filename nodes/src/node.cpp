@@ -9,6 +9,7 @@
 #include <random>
 
 #include "ion/core/clock_sync.h"
+#include "ion/core/counter.h"
 #include "ion/core/frame_ring.h"
 #include "ion/core/log.h"
 #include "ion/core/sequence.h"
@@ -18,12 +19,6 @@
 namespace ion {
 
 namespace {
-
-struct Counter {
-  std::atomic<uint64_t> v{0};
-  void add(uint64_t n = 1) noexcept { v.fetch_add(n, std::memory_order_relaxed); }
-  [[nodiscard]] uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
-};
 
 int64_t ns(std::chrono::nanoseconds d) noexcept { return d.count(); }
 
@@ -84,8 +79,7 @@ class Node::Impl final : public Emitter {
         emit_codec_(opts_.limits),
         rng_(std::random_device{}()),
         queue_(opts_.send_queue_frames, opts_.send_queue_bytes) {
-    epoch_ = 0;
-    while (epoch_ == 0) epoch_ = rng_();
+    epoch_ = random_epoch();
     heartbeat_interval_ns_ = ns(opts_.heartbeat_interval);
     broker_timeout_ns_ = ns(opts_.broker_timeout);
   }
