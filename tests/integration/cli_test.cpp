@@ -50,6 +50,13 @@ TEST(Cli, BrokerConfigErrorIsOneLineNamingFileAndKey) {
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
 }
 
+TEST(Cli, StatusWithoutABrokerSaysSoAndFails) {
+  const std::string ep = "tcp://127.0.0.1:" + std::to_string(free_port());
+  Child c({ION_TOOL_BIN, "status", "--broker", ep, "--timeout-ms", "300"}, tmp("status-none.log"));
+  EXPECT_EQ(c.wait(), 2);
+  EXPECT_NE(c.output().find("no answer from " + ep), std::string::npos) << c.output();
+}
+
 TEST(Cli, NodeConfigErrorNamesTheDriverKind) {
   write_file(tmp("bad-node.yaml"), "node:\n  name: x\ndriver:\n  kind: toaster\n");
   Child c({ION_NODE_BIN, "--config", tmp("bad-node.yaml")}, tmp("bad-node.log"));
@@ -89,6 +96,15 @@ TEST(Cli, DaemonsFromTheShippedConfigsExchangeSpikesAndStopCleanly) {
       },
       30s))
       << broker.output() << snk.output() << gen.output();
+
+  // `ion status` shows the same counters to a person and as JSON.
+  Child table({ION_TOOL_BIN, "status", "--broker", ep}, tmp("cli-status.log"));
+  EXPECT_EQ(table.wait(), 0) << table.output();
+  EXPECT_NE(table.output().find("sink            yes"), std::string::npos) << table.output();
+  Child js({ION_TOOL_BIN, "status", "--broker", ep, "--json"}, tmp("cli-status-json.log"));
+  EXPECT_EQ(js.wait(), 0) << js.output();
+  EXPECT_NE(js.output().find("{\"name\":\"gen\",\"connected\":true"), std::string::npos)
+      << js.output();
 
   gen.signal(SIGTERM);
   EXPECT_EQ(gen.wait(), 0) << gen.output();

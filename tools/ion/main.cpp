@@ -6,6 +6,7 @@
 
 #include "ion/core/log.h"
 #include "ion/demo.h"
+#include "ion/status.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"ion: Internet of Neuro-electronics — run, inspect and test spiking networks "
@@ -30,6 +31,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 10000.0))->capture_default_str();
   demo_cmd->add_flag("--json", demo.json, "end with one JSON line: {ok, nodes: [...]}");
 
+  ion::StatusOptions status;
+  int64_t status_timeout_ms = 3000;
+  CLI::App* status_cmd =
+      app.add_subcommand("status", "ask a running broker for its per-node counters");
+  status_cmd->add_option("--broker", status.broker, "broker endpoint")->capture_default_str();
+  status_cmd->add_option("--timeout-ms", status_timeout_ms, "how long to wait for the answer")
+      ->check(CLI::Range(1, 600000))->capture_default_str();
+  status_cmd->add_flag("--json", status.json, "print one JSON object");
+
   CLI11_PARSE(app, argc, argv);
   if (!ion::set_log_level(log_level.c_str())) {
     std::fprintf(stderr, "ion: --log-level: unknown level '%s'\n", log_level.c_str());
@@ -39,6 +49,10 @@ int main(int argc, char** argv) {
     if (*demo_cmd) {
       demo.delay = std::chrono::milliseconds(static_cast<int64_t>(delay_ms));
       return ion::run_demo(demo, std::cout);
+    }
+    if (*status_cmd) {
+      status.timeout = std::chrono::milliseconds(status_timeout_ms);
+      return ion::run_status(status, std::cout);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ion: %s\n", e.what());

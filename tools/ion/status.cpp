@@ -1,0 +1,75 @@
+#include "ion/status.h"
+
+#include <iomanip>
+#include <ostream>
+
+#include "ion/core/codec.h"
+#include "ion/core/transport.h"
+#include "ion/v1/ion.pb.h"
+
+namespace ion {
+
+int run_status(const StatusOptions& o, std::ostream& out) {
+  zmq::context_t ctx(1);
+  SocketOptions so;
+  so.immediate = false;  // queue the request until the connection is up
+  so.max_message_bytes = 64 << 20;
+  Socket sock(ctx, Socket::Type::dealer, so);
+  sock.connect(o.broker);
+  Codec codec({.max_message_bytes = 64u << 20, .max_events_per_batch = 1});
+  v1::StatusRequest req;
+  req.set_request_id(1);
+  std::string frame;
+  if (!codec.encode(req, frame) || sock.send(frame) != IoStatus::ok) {
+    out << "ion status: cannot send to " << o.broker << "\n";
+    return 2;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + o.timeout;
+  Frame reply;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (poll_readable(sock, -1, static_cast<int>(std::max<int64_t>(left.count(), 1))) == 0) continue;
+    if (sock.recv(reply) != IoStatus::ok) continue;
+    if (codec.decode(bytes_of(reply)).body != Body::status_reply) continue;
+    const v1::StatusReply& r = codec.status_reply();
+    if (o.json) {
+      out << "{\"broker_epoch\":" << r.broker_epoch() << ",\"network_ns\":" << r.network_ns()
+          << ",\"nodes\":[";
+      for (int i = 0; i < r.nodes_size(); ++i) {
+        const auto& n = r.nodes(i);
+        out << (i == 0 ? "" : ",") << "{\"name\":\"" << n.name() << "\",\"connected\":"
+            << (n.connected() ? "true" : "false") << ",\"events_in\":" << n.events_in()
+            << ",\"events_out\":" << n.events_out() << ",\"dropped_events\":"
+            << n.dropped_events() << ",\"lost_upstream_batches\":" << n.lost_upstream_batches()
+            << ",\"rejected\":" << n.rejected_batches() << ",\"registrations\":"
+            << n.registrations() << "}";
+      }
+      out << "],\"rejects\":{";
+      bool first = true;
+      for (const auto& [why, count] : r.rejects()) {
+        out << (first ? "" : ",") << "\"" << why << "\":" << count;
+        first = false;
+      }
+      out << "}}\n";
+      return 0;
+    }
+    out << "broker " << o.broker << " (epoch " << std::hex << r.broker_epoch() << std::dec
+        << ")\n  " << std::left << std::setw(16) << "node" << std::setw(6) << "up" << std::right
+        << std::setw(12) << "events in" << std::setw(12) << "events out" << std::setw(10)
+        << "dropped" << std::setw(10) << "gaps in" << std::setw(10) << "rejected" << "\n";
+    for (const auto& n : r.nodes()) {
+      out << "  " << std::left << std::setw(16) << n.name() << std::setw(6)
+          << (n.connected() ? "yes" : "no") << std::right << std::setw(12) << n.events_in()
+          << std::setw(12) << n.events_out() << std::setw(10) << n.dropped_events()
+          << std::setw(10) << n.lost_upstream_batches() << std::setw(10) << n.rejected_batches()
+          << "\n";
+    }
+    for (const auto& [why, count] : r.rejects()) out << "  rejected " << why << ": " << count << "\n";
+    return 0;
+  }
+  out << "ion status: no answer from " << o.broker << " within " << o.timeout.count() << " ms\n";
+  return 2;
+}
+
+}  // namespace ion
