@@ -190,9 +190,11 @@ class Node::Impl final : public Emitter {
     s.source_restarts = source_restarts_.get();
     s.late_events = late_events_.get();
     s.rejected_frames = rejected_frames_.get();
-    s.clock_synced = clock_sync_.synced();
-    s.clock_offset_ns = clock_sync_.offset_ns();
-    s.clock_uncertainty_ns = clock_sync_.uncertainty_ns();
+    const ClockEstimate e = clock_sync_.estimate(clock_.now_ns());
+    s.clock_synced = e.valid;
+    s.clock_offset_ns = e.offset_ns;
+    s.clock_uncertainty_ns = e.uncertainty_ns;
+    s.clock_drift_ppm = e.drift_ppm;
     return s;
   }
 
@@ -308,7 +310,10 @@ class Node::Impl final : public Emitter {
       if (codec_.encode(hb, scratch_)) (void)socket_->send(scratch_);
       next_heartbeat_ns_ = now + heartbeat_interval_ns_;
     }
-    if (probe_in_flight_ && now - probe_sent_ns_ > 1'000'000'000) probe_in_flight_ = false;
+    if (probe_in_flight_ && now - probe_sent_ns_ > 1'000'000'000) {  // lost probe: move on
+      probe_in_flight_ = false;
+      if (probes_left_ == 0) clock_sync_.end_burst();
+    }
     if (probes_left_ == 0 && now >= next_burst_ns_) {
       probes_left_ = opts_.probe_burst;
       next_burst_ns_ = now + ns(opts_.resync_interval);
@@ -407,6 +412,7 @@ class Node::Impl final : public Emitter {
     probe_in_flight_ = false;
     const bool was_synced = clock_sync_.synced();
     clock_sync_.add({r.t0_ns(), r.t1_ns(), r.t2_ns(), t3});
+    if (probes_left_ == 0) clock_sync_.end_burst();
     if (!was_synced && clock_sync_.synced()) {
       { std::lock_guard lock(reg_mu_); }  // orders the change with wait_registered's predicate
       reg_cv_.notify_all();

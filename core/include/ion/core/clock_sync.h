@@ -2,11 +2,18 @@
 // Host monotonic time -> network time (the broker's monotonic clock), from NTP-style probes:
 // t0 node send, t1 broker receive, t2 broker send, t3 node receive;
 // offset = ((t1 - t0) + (t2 - t3)) / 2, rtt = (t3 - t0) - (t2 - t1).
-// The estimate uses the minimum-RTT sample of a sliding window; its uncertainty is rtt/2 of that
-// sample (no probe can see path asymmetry, so this bound is all that can be claimed).
+//
+// Why the bound holds: with true offset θ and one-way delays up, down >= 0, the sample's offset is
+// θ + (up - down)/2, so |offset - θ| <= rtt/2 whatever the asymmetry. Probes come in bursts; the
+// minimum-RTT sample of each burst stands for it. Offset and drift are fitted over a sliding window
+// of bursts (weighted least squares, weight 1/rtt²). At a query time t each burst i gives an
+// interval [o_i - rtt_i/2, o_i + rtt_i/2] carried forward with the fitted drift, widened by the
+// drift's own error bound times |t - τ_i|; the estimate lies in the intersection of these
+// intervals and the uncertainty is the distance to the far end. No probe-based method can see path
+// asymmetry: the bound, not the estimate, is what is guaranteed.
 #include <array>
-#include <atomic>
 #include <cstdint>
+#include <mutex>
 
 namespace ion {
 
@@ -19,54 +26,65 @@ struct TimeSample {
   [[nodiscard]] int64_t offset_ns() const noexcept {
     return ((t1_ns - t0_ns) + (t2_ns - t3_ns)) / 2;
   }
+  [[nodiscard]] int64_t local_mid_ns() const noexcept { return t0_ns + (t3_ns - t0_ns) / 2; }
+};
+
+struct ClockEstimate {
+  bool valid = false;
+  int64_t offset_ns = 0;       // network - local at the query time
+  int64_t uncertainty_ns = 0;  // |true offset - offset_ns| <= this (given |drift| <= max_drift)
+  double drift_ppm = 0;        // d(offset)/d(local time), in parts per million
+  int64_t min_rtt_ns = 0;      // best round trip in the window
+};
+
+struct ClockSyncOptions {
+  size_t window_bursts = 16;          // bursts kept for the fit (~80 s at one burst per 5 s)
+  double max_drift_ppm = 500;         // crystals are within ±100 ppm; more means a bad sample
+  double drift_error_floor_ppm = 1.0; // the drift error bound never goes below this
 };
 
 class ClockSync {
  public:
-  static constexpr size_t kWindow = 32;
+  static constexpr size_t kMaxWindow = 64;
+  explicit ClockSync(ClockSyncOptions options = {});
 
-  // Takes a sample; returns false (and ignores it) if it is inconsistent (negative RTT).
-  bool add(const TimeSample& s) noexcept {
-    if (s.rtt_ns() < 0) return false;
-    window_[next_ % kWindow] = s;
-    ++next_;
-    const size_t n = next_ < kWindow ? next_ : kWindow;
-    const TimeSample* best = &window_[0];
-    for (size_t i = 1; i < n; ++i) {
-      if (window_[i].rtt_ns() < best->rtt_ns()) best = &window_[i];
-    }
-    offset_ns_.store(best->offset_ns(), std::memory_order_release);
-    uncertainty_ns_.store(best->rtt_ns() / 2 + 1, std::memory_order_release);
-    synced_.store(true, std::memory_order_release);
-    return true;
-  }
-  // Forget everything (the broker restarted: a new network time axis).
-  void reset() noexcept {
-    next_ = 0;
-    synced_.store(false, std::memory_order_release);
-  }
+  // Takes a probe result into the current burst; false (ignored) if inconsistent (negative RTT).
+  bool add(const TimeSample& s) noexcept;
+  // Closes the current burst: its minimum-RTT sample joins the window and the fit is redone.
+  // Before the first burst closes, the best sample so far is used on its own.
+  void end_burst() noexcept;
+  // Forgets everything (the broker restarted: a new network time axis).
+  void reset() noexcept;
 
-  [[nodiscard]] bool synced() const noexcept { return synced_.load(std::memory_order_acquire); }
-  [[nodiscard]] int64_t offset_ns() const noexcept {
-    return offset_ns_.load(std::memory_order_acquire);
-  }
-  [[nodiscard]] int64_t uncertainty_ns() const noexcept {
-    return uncertainty_ns_.load(std::memory_order_acquire);
-  }
-  [[nodiscard]] int64_t to_network(int64_t local_ns) const noexcept {
-    return local_ns + offset_ns();
-  }
-  [[nodiscard]] int64_t to_local(int64_t network_ns) const noexcept {
-    return network_ns - offset_ns();
-  }
-  [[nodiscard]] size_t samples() const noexcept { return next_; }
+  [[nodiscard]] ClockEstimate estimate(int64_t local_ns) const noexcept;
+  [[nodiscard]] bool synced() const noexcept;
+  [[nodiscard]] int64_t to_network(int64_t local_ns) const noexcept;
+  [[nodiscard]] int64_t to_local(int64_t network_ns) const noexcept;
+  [[nodiscard]] size_t bursts() const noexcept;
+  [[nodiscard]] uint64_t rejected_samples() const noexcept;
 
  private:
-  std::array<TimeSample, kWindow> window_{};
-  size_t next_ = 0;
-  std::atomic<int64_t> offset_ns_{0};
-  std::atomic<int64_t> uncertainty_ns_{0};
-  std::atomic<bool> synced_{false};
+  struct Point {
+    int64_t local_ns;   // local mid-time of the probe
+    int64_t offset_ns;
+    int64_t half_rtt_ns;
+  };
+  void refit_locked() noexcept;
+  [[nodiscard]] ClockEstimate estimate_locked(int64_t local_ns) const noexcept;
+
+  ClockSyncOptions opts_;
+  mutable std::mutex mu_;
+  std::array<Point, kMaxWindow> window_{};
+  size_t count_ = 0;  // points in the window
+  size_t next_ = 0;   // ring position
+  bool burst_open_ = false;
+  Point burst_best_{};
+  uint64_t rejected_ = 0;
+  // Fitted model: offset(t) = a_ns + b * (t - ref_ns); b_err bounds |b - true drift|.
+  int64_t ref_ns_ = 0;
+  double a_ns_ = 0;
+  double b_ = 0;
+  double b_err_ = 0;
 };
 
 }  // namespace ion

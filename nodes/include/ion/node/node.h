@@ -51,7 +51,8 @@ struct NodeStats {
   uint64_t late_events = 0;          // arrived after their deadline (time + delay)
   uint64_t rejected_frames = 0;      // frames from the broker that failed validation
   int64_t clock_offset_ns = 0;       // network - local
-  int64_t clock_uncertainty_ns = 0;
+  int64_t clock_uncertainty_ns = 0;  // |true offset - clock_offset_ns| <= this
+  double clock_drift_ppm = 0;
   bool clock_synced = false;
 };
 
