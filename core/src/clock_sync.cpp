@@ -71,7 +71,7 @@ void ClockSync::refit_locked() noexcept {
   }
   const double den = sw * sxx - sx * sx;
   const double span = count_ > 1 ? sxx / sw - (sx / sw) * (sx / sw) : 0;  // weighted variance of x
-  if (count_ < 2 || den <= 0 || span < 1e18) {  // under ~1 s of spread: no drift to speak of
+  if (count_ < 2 || den <= 0 || span < 1e16) {  // spread under ~100 ms: no drift to speak of
     b_ = 0;
     a_ns_ = sy / sw;
     b_err_ = opts_.max_drift_ppm * 1e-6;

@@ -316,7 +316,9 @@ class Node::Impl final : public Emitter {
     }
     if (probes_left_ == 0 && now >= next_burst_ns_) {
       probes_left_ = opts_.probe_burst;
-      next_burst_ns_ = now + ns(opts_.resync_interval);
+      // The first bursts come 1 s apart so drift (and a tight bound) is known within seconds.
+      next_burst_ns_ = now + (++bursts_since_welcome_ < 3 ? 1'000'000'000
+                                                         : ns(opts_.resync_interval));
     }
     if (probes_left_ > 0 && !probe_in_flight_) {
       v1::TimeRequest r;
@@ -396,7 +398,8 @@ class Node::Impl final : public Emitter {
     backoff_attempt_ = 0;
     next_heartbeat_ns_ = now + heartbeat_interval_ns_;
     probes_left_ = opts_.probe_burst;
-    next_burst_ns_ = now + ns(opts_.resync_interval);
+    bursts_since_welcome_ = 0;
+    next_burst_ns_ = now + 1'000'000'000;
     spdlog::info("node '{}' registered as id {} (broker epoch {:016x})", opts_.name, node_id_,
                  broker_epoch_);
     {
@@ -549,6 +552,7 @@ class Node::Impl final : public Emitter {
   int64_t next_heartbeat_ns_ = 0;
   int64_t next_burst_ns_ = 0;
   uint32_t probes_left_ = 0;
+  uint32_t bursts_since_welcome_ = 0;
   bool probe_in_flight_ = false;
   uint32_t probe_id_ = 0;
   int64_t probe_sent_ns_ = 0;
