@@ -27,6 +27,7 @@ struct StreamState {
 
 struct RouteGroup {
   int64_t delay_ns = 0;
+  LatePolicy late_policy = LatePolicy::deliver_flagged;
   EventBatch events;
 };
 
@@ -442,14 +443,18 @@ class Broker::Impl {
     route(slot.id);
   }
 
-  RouteGroup& group_for(NodeSlot& t, uint32_t tid, int64_t delay_ns) {
+  // One outbound batch per (target, delay, late policy) for the batch being routed.
+  RouteGroup& group_for(NodeSlot& t, const Route& r) {
     for (size_t g = 0; g < t.groups_used; ++g) {
-      if (t.groups[g].delay_ns == delay_ns) return t.groups[g];
+      if (t.groups[g].delay_ns == r.delay_ns && t.groups[g].late_policy == r.late_policy) {
+        return t.groups[g];
+      }
     }
-    if (t.groups_used == 0) touched_.push_back(tid);
+    if (t.groups_used == 0) touched_.push_back(r.target_node);
     if (t.groups_used == t.groups.size()) t.groups.emplace_back();
     RouteGroup& g = t.groups[t.groups_used++];
-    g.delay_ns = delay_ns;
+    g.delay_ns = r.delay_ns;
+    g.late_policy = r.late_policy;
     g.events.clear();
     return g;
   }
@@ -463,7 +468,7 @@ class Broker::Impl {
     for (size_t i = 0; i < n; ++i) {
       for (const Route& r : table_.routes(src, ev.channels[i])) {
         NodeSlot& t = *slots_[r.target_node];
-        RouteGroup& g = group_for(t, r.target_node, r.delay_ns);
+        RouteGroup& g = group_for(t, r);
         if (with_payload) {
           g.events.push(r.port, ev.times_ns[i], ev.payload[i]);
         } else {
@@ -504,6 +509,7 @@ class Broker::Impl {
     h.broker_epoch = epoch_;
     h.link_sequence = t.next_link_sequence++;
     h.delay_ns = g.delay_ns;
+    h.late_policy = g.late_policy;
     h.complete = complete;
     if (!codec_.encode_batch(h, g.events, scratch_)) {
       t.drop(1, n);

@@ -74,7 +74,7 @@ Topology load_topology(const ConfigNode& root) {
     const ConfigNode c(conns[i], std::make_shared<const std::string>(root.file()),
                        "connections[" + std::to_string(i) + "]");
     if (!conns[i].IsMap()) c.fail("", "a mapping with from, to and delay");
-    c.only_keys({"from", "to", "delay"});
+    c.only_keys({"from", "to", "delay", "late"});
     ConnectionSpec spec;
     spec.where = c.where();
     spec.from = parse_endpoint(c.string("from"), c.where("from"));
@@ -95,6 +95,12 @@ Topology load_topology(const ConfigNode& root) {
     if (!c.has("delay")) c.fail("delay", "a duration like 20ms (every connection has a delay)");
     spec.delay_ns = c.duration("delay", {}, std::chrono::nanoseconds(0), std::chrono::seconds(10))
                         .count();
+    const std::string late = c.string("late", "deliver_flagged");
+    if (late == "drop") {
+      spec.late_policy = LatePolicy::drop;
+    } else if (late != "deliver_flagged") {
+      c.fail("late", "deliver_flagged or drop");
+    }
     t.connections.push_back(std::move(spec));
   }
   return t;
@@ -170,11 +176,13 @@ RoutingTable RoutingTable::compile(const Topology& topology) {
       const uint32_t n_tgt = tlast - tfirst + 1;
       for (uint32_t ch = first; ch <= last; ++ch) {
         if (n_tgt == 1) {  // fan-in to one port
-          entries.push_back({src, ch, {tgt, tfirst, c.delay_ns}});
+          entries.push_back({src, ch, {tgt, tfirst, c.delay_ns, c.late_policy}});
         } else if (n_src == 1) {  // fan-out of one channel to a range of ports
-          for (uint32_t p = tfirst; p <= tlast; ++p) entries.push_back({src, ch, {tgt, p, c.delay_ns}});
+          for (uint32_t p = tfirst; p <= tlast; ++p) {
+            entries.push_back({src, ch, {tgt, p, c.delay_ns, c.late_policy}});
+          }
         } else if (n_src == n_tgt) {  // element-wise
-          entries.push_back({src, ch, {tgt, tfirst + (ch - first), c.delay_ns}});
+          entries.push_back({src, ch, {tgt, tfirst + (ch - first), c.delay_ns, c.late_policy}});
         } else {
           throw ConfigError(c.where + ": " + std::to_string(n_src) + " source channels cannot map onto " +
                             std::to_string(n_tgt) + " target ports (use one port, or equal ranges)");
@@ -204,13 +212,17 @@ RoutingTable RoutingTable::compile(const Topology& topology) {
     for (uint32_t t = 0; t < nn; ++t) {
       bool ok = rt.nodes_[s].channels > 0;
       int64_t delay = -1;
+      LatePolicy policy = LatePolicy::deliver_flagged;
       for (uint32_t ch = 0; ok && ch < rt.nodes_[s].channels; ++ch) {
         int hits = 0;
         for (const Route& r : rt.routes(s, ch)) {
           if (r.target_node != t) continue;
           ++hits;
-          if (delay < 0) delay = r.delay_ns;
-          ok = ok && r.delay_ns == delay;
+          if (delay < 0) {
+            delay = r.delay_ns;
+            policy = r.late_policy;
+          }
+          ok = ok && r.delay_ns == delay && r.late_policy == policy;
         }
         ok = ok && hits == 1;
       }

@@ -189,6 +189,7 @@ bool Codec::encode_batch(const BatchHeader& header, const EventBatch& events,
   b.set_link_sequence(header.link_sequence);
   b.set_delay_ns(header.delay_ns);
   b.set_complete(header.complete);
+  b.set_late_policy(static_cast<v1::LatePolicy>(header.late_policy));
   return encode_body(Body::spike_batch, b, limits_.max_message_bytes, out);
 }
 
@@ -298,6 +299,9 @@ Reject Codec::take_batch(const BatchChecks& checks, BatchHeader& header,
     return Reject::column_mismatch;
   }
   if (!valid_kind(b.kind())) return Reject::bad_kind;
+  if (b.late_policy() != v1::LATE_DELIVER_FLAGGED && b.late_policy() != v1::LATE_DROP) {
+    return Reject::malformed;
+  }
 
   const uint32_t* ch = b.channels().data();
   uint32_t max_channel = 0;
@@ -341,6 +345,7 @@ Reject Codec::take_batch(const BatchChecks& checks, BatchHeader& header,
   header.link_sequence = b.link_sequence();
   header.delay_ns = b.delay_ns();
   header.complete = b.complete();
+  header.late_policy = static_cast<LatePolicy>(b.late_policy());
   return Reject::none;
 }
 

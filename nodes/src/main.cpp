@@ -41,9 +41,10 @@ int main(int argc, char** argv) {
     node.run();
     g_node = nullptr;
     const auto s = node.stats();
-    spdlog::info("node stopped: emitted={} dropped={} received={} lost={} late={}",
+    spdlog::info("node stopped: emitted={} dropped={} received={} lost={} late={} "
+                 "late_dropped={} abandoned={}",
                  s.emitted_events, s.dropped_events, s.received_events, s.lost_events,
-                 s.late_events);
+                 s.late_events, s.late_dropped, s.playout_abandoned);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ion-node: %s\n", e.what());
     return 2;

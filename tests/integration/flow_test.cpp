@@ -32,6 +32,11 @@ TEST(Flow, GeneratorToSinkDeliversExactlyTheEmittedCountInOrder) {
   uint64_t per_port_total = 0;
   for (auto n : snk.driver().per_port()) per_port_total += n;
   EXPECT_EQ(per_port_total, kEvents);
+  // Promise 2: on-time events are handed over at their deadline, never before; late ones are
+  // flagged and counted. (How close to the deadline is a benchmark figure, not a test.)
+  EXPECT_EQ(snk.driver().early(), 0U);
+  EXPECT_EQ(s.on_time_events + s.late_events, kEvents);
+  EXPECT_EQ(snk.driver().late(), s.late_events);
 
   // The broker's counters tell the same story.
   EXPECT_EQ(broker.stats("gen").events_in, kEvents);
@@ -99,6 +104,52 @@ TEST(Flow, StalledSinkDoesNotSlowAHealthySinkAndItsDropsAreCounted) {
   EXPECT_LE(st.dropped_events + st.events_out, kEvents);  // the rest still waits in its ring
   EXPECT_EQ(broker.stats("ok").dropped_events, 0U);
 }
+
+}  // namespace
+}  // namespace ion::test
+
+namespace ion::test {
+namespace {
+
+// With a zero delay every event is due at its source time, so every one arrives late.
+class LatePolicyEndToEnd : public ::testing::TestWithParam<LatePolicy> {};
+
+TEST_P(LatePolicyEndToEnd, EveryLateEventFollowsThePolicyAndIsCounted) {
+  // Promise 2: "one that arrives after [its deadline] is delivered flagged late or dropped, and
+  // counted."
+  Topology t;
+  t.nodes = {{"gen", "generator", 4, 0}, {"sink", "sink", 0, 4}};
+  ConnectionSpec c = connect_all("gen", "sink", 0ms);
+  c.late_policy = GetParam();
+  t.connections = {c};
+  BrokerRunner broker(broker_options(t));
+  NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(4));
+  ASSERT_TRUE(snk.node().wait_registered(1, 10s));
+  constexpr uint64_t kEvents = 3000;
+  NodeRunner<GeneratorDriver> gen(node_options("gen", broker.endpoint()),
+                                  generator(4, 1000.0, kEvents));
+  ASSERT_TRUE(eventually([&] { return snk.stats().late_events >= kEvents; }, 30s))
+      << snk.stats().late_events;
+  const NodeStats s = snk.stats();
+  EXPECT_EQ(s.late_events, kEvents);
+  EXPECT_EQ(s.on_time_events, 0U);
+  EXPECT_GT(s.lateness_max_ns, 0);
+  if (GetParam() == LatePolicy::drop) {
+    EXPECT_EQ(s.late_dropped, kEvents);
+    EXPECT_EQ(s.received_events, 0U);
+    EXPECT_EQ(snk.driver().received(), 0U);
+  } else {
+    EXPECT_EQ(s.late_dropped, 0U);
+    EXPECT_EQ(s.received_events, kEvents);
+    EXPECT_EQ(snk.driver().late(), kEvents);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, LatePolicyEndToEnd,
+                         ::testing::Values(LatePolicy::deliver_flagged, LatePolicy::drop),
+                         [](const ::testing::TestParamInfo<LatePolicy>& p) {
+                           return p.param == LatePolicy::drop ? "drop" : "deliver_flagged";
+                         });
 
 }  // namespace
 }  // namespace ion::test

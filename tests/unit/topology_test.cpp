@@ -160,6 +160,25 @@ TEST(Topology, DelayIsRequiredHasAUnitAndIsNotAutoYet) {
             std::string::npos);
 }
 
+TEST(Topology, LatePolicyPerConnection) {
+  const auto rt = RoutingTable::compile(parse(std::string(kNodes) + R"(
+connections:
+  - {from: "mea:0", to: "chip:0", delay: 1ms, late: drop}
+  - {from: "mea:1", to: "chip:1", delay: 1ms}
+)"));
+  EXPECT_EQ(rt.routes(0, 0)[0].late_policy, LatePolicy::drop);
+  EXPECT_EQ(rt.routes(0, 1)[0].late_policy, LatePolicy::deliver_flagged);
+  try {
+    (void)parse(std::string(kNodes) +
+                "connections:\n  - {from: 'mea:0', to: 'chip:0', delay: 1ms, late: maybe}\n");
+    ADD_FAILURE() << "late: maybe accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("expected deliver_flagged or drop, got 'maybe'"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Topology, EndpointSyntax) {
   EXPECT_TRUE(parse_endpoint("mea:*", "x").wildcard);
   const auto r = parse_endpoint("chip:3-9", "x");

@@ -89,7 +89,7 @@ void GeneratorDriver::loop(Emitter& emitter) {
 }
 
 void GeneratorDriver::deliver(const BatchHeader& /*header*/, const EventBatch& /*events*/,
-                              int64_t /*arrival_network_ns*/) noexcept {}
+                              const Delivery& /*delivery*/) noexcept {}
 
 void GeneratorDriver::stop() noexcept {
   {

@@ -14,7 +14,7 @@ SinkOptions SinkOptions::from_config(const ConfigNode& d) {
 DriverInfo SinkDriver::describe() const { return {"sink", v1::NODE_KIND_SINK, 0, opts_.ports}; }
 
 void SinkDriver::deliver(const BatchHeader& header, const EventBatch& events,
-                         int64_t arrival_network_ns) noexcept {
+                         const Delivery& delivery) noexcept {
   std::lock_guard lock(mu_);
   // Keyed by the source's name-independent id and stream; a new epoch is a new timeline.
   auto [it, inserted] =
@@ -27,17 +27,18 @@ void SinkDriver::deliver(const BatchHeader& header, const EventBatch& events,
     if (events.channels[i] < per_port_.size()) ++per_port_[events.channels[i]];
   }
   out_of_order_.fetch_add(disorder);
-  if (arrival_network_ns != 0) {
-    int64_t max_ns = latency_max_ns_.load();
-    int64_t sum_ns = 0;
+  if (delivery.late) {
+    late_.fetch_add(events.size());
+  } else {
+    int64_t worst = release_error_max_ns_.load();
+    uint64_t early = 0;
     for (size_t i = 0; i < events.size(); ++i) {
-      const int64_t l = arrival_network_ns - events.times_ns[i];
-      sum_ns += l;
-      max_ns = l > max_ns ? l : max_ns;
+      const int64_t error = delivery.release_network_ns - (events.times_ns[i] + header.delay_ns);
+      early += error < 0 ? 1 : 0;
+      worst = error > worst ? error : worst;
     }
-    latency_max_ns_.store(max_ns);
-    latency_sum_ns_.fetch_add(sum_ns);
-    latency_count_.fetch_add(events.size());
+    early_.fetch_add(early);
+    release_error_max_ns_.store(worst);
   }
   received_.fetch_add(events.size());
 }
@@ -47,14 +48,11 @@ std::vector<uint64_t> SinkDriver::per_port() const {
   return per_port_;
 }
 
-double SinkDriver::latency_mean_ns() const noexcept {
-  const uint64_t n = latency_count_.load();
-  return n == 0 ? 0.0 : static_cast<double>(latency_sum_ns_.load()) / static_cast<double>(n);
-}
-
 std::map<std::string, int64_t> SinkDriver::counters() const {
   return {{"received", static_cast<int64_t>(received_.load())},
-          {"out_of_order", static_cast<int64_t>(out_of_order_.load())}};
+          {"out_of_order", static_cast<int64_t>(out_of_order_.load())},
+          {"late", static_cast<int64_t>(late_.load())},
+          {"early", static_cast<int64_t>(early_.load())}};
 }
 
 }  // namespace ion

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ion/core/config.h"
+#include "ion/core/event_batch.h"
 
 namespace ion {
 
@@ -31,6 +32,7 @@ struct ConnectionSpec {
   std::vector<EndpointRef> to;
   int64_t delay_ns = 0;
   std::string where;  // "file:line" for error messages
+  LatePolicy late_policy = LatePolicy::deliver_flagged;
 };
 
 struct Topology {
@@ -49,6 +51,7 @@ struct Route {
   uint32_t target_node = 0;
   uint32_t port = 0;
   int64_t delay_ns = 0;
+  LatePolicy late_policy = LatePolicy::deliver_flagged;
 };
 
 class RoutingTable {

@@ -30,16 +30,23 @@ class Emitter {
   [[nodiscard]] virtual int64_t network_now_ns() const noexcept = 0;
 };
 
+// How an event batch reaches the driver.
+struct Delivery {
+  int64_t release_network_ns = 0;  // when the node handed it over, network time
+  bool late = false;               // arrived after its deadline (policy deliver_flagged)
+};
+
 class Driver {
  public:
   virtual ~Driver() = default;
   [[nodiscard]] virtual DriverInfo describe() const = 0;
   // Called once when the node first has network time; may start threads. May throw.
   virtual void start(Emitter& emitter) = 0;
-  // Called on the node's thread with events routed to this node (ports in `channels`). Event i is
-  // due at events.times_ns[i] + header.delay_ns network time; `late` counts those already past it.
+  // Called from the node's playout thread with events routed to this node (ports in `channels`),
+  // each at its deadline (events.times_ns[i] + header.delay_ns, network time), or at once with
+  // `late` set if it arrived after that deadline and the connection's policy delivers late events.
   virtual void deliver(const BatchHeader& header, const EventBatch& events,
-                       int64_t arrival_network_ns) noexcept = 0;
+                       const Delivery& delivery) noexcept = 0;
   // Stops producing; idempotent.
   virtual void stop() noexcept = 0;
   // Driver-specific counters for status output.

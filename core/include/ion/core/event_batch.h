@@ -46,6 +46,9 @@ struct EventBatch {
   }
 };
 
+// What a target does with an event that arrives after its deadline. Both outcomes are counted.
+enum class LatePolicy : uint8_t { deliver_flagged = 0, drop = 1 };
+
 // Everything in a batch frame besides the columns: the source's header and, on the copy the
 // broker delivers, the routing header.
 struct BatchHeader {
@@ -60,6 +63,7 @@ struct BatchHeader {
   uint64_t link_sequence = 0;
   int64_t delay_ns = 0;
   bool complete = false;
+  LatePolicy late_policy = LatePolicy::deliver_flagged;
 };
 
 }  // namespace ion

@@ -50,7 +50,7 @@ class GeneratorDriver final : public Driver {
   [[nodiscard]] DriverInfo describe() const override;
   void start(Emitter& emitter) override;
   void deliver(const BatchHeader& header, const EventBatch& events,
-               int64_t arrival_network_ns) noexcept override;
+               const Delivery& delivery) noexcept override;
   void stop() noexcept override;
   [[nodiscard]] std::map<std::string, int64_t> counters() const override;
 

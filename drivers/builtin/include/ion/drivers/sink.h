@@ -24,7 +24,7 @@ class SinkDriver final : public Driver {
   [[nodiscard]] DriverInfo describe() const override;
   void start(Emitter& /*emitter*/) override {}
   void deliver(const BatchHeader& header, const EventBatch& events,
-               int64_t arrival_network_ns) noexcept override;
+               const Delivery& delivery) noexcept override;
   void stop() noexcept override {}
   [[nodiscard]] std::map<std::string, int64_t> counters() const override;
 
@@ -32,17 +32,20 @@ class SinkDriver final : public Driver {
   // Events whose time is earlier than the previous event of the same source stream.
   [[nodiscard]] uint64_t out_of_order() const noexcept { return out_of_order_.load(); }
   [[nodiscard]] std::vector<uint64_t> per_port() const;
-  // Network latency of delivered events (arrival - source time), in ns.
-  [[nodiscard]] int64_t latency_max_ns() const noexcept { return latency_max_ns_.load(); }
-  [[nodiscard]] double latency_mean_ns() const noexcept;
+  // Delivered flagged late.
+  [[nodiscard]] uint64_t late() const noexcept { return late_.load(); }
+  // On-time events handed over before their deadline (promise 2 says: never).
+  [[nodiscard]] uint64_t early() const noexcept { return early_.load(); }
+  // Release - deadline of on-time events, ns (the playout's precision as the device sees it).
+  [[nodiscard]] int64_t release_error_max_ns() const noexcept { return release_error_max_ns_.load(); }
 
  private:
   SinkOptions opts_;
   std::atomic<uint64_t> received_{0};
   std::atomic<uint64_t> out_of_order_{0};
-  std::atomic<int64_t> latency_max_ns_{0};
-  std::atomic<int64_t> latency_sum_ns_{0};
-  std::atomic<uint64_t> latency_count_{0};
+  std::atomic<uint64_t> late_{0};
+  std::atomic<uint64_t> early_{0};
+  std::atomic<int64_t> release_error_max_ns_{0};
   mutable std::mutex mu_;
   std::vector<uint64_t> per_port_;
   std::map<std::pair<uint32_t, uint32_t>, int64_t> last_time_;  // (source, stream) -> time

@@ -1,0 +1,140 @@
+#include "ion/node/playout.h"
+
+namespace ion {
+
+namespace {
+constexpr size_t kMaxSources = 4096;
+}
+
+Playout::Playout(size_t capacity_events, Release release)
+    : capacity_(capacity_events), release_(std::move(release)) {}
+
+uint32_t Playout::source_slot(const BatchHeader& h, const EventBatch& e) {
+  for (uint32_t i = 0; i < sources_.size(); ++i) {
+    const Source& s = sources_[i];
+    if (s.header.source_node_id == h.source_node_id && s.stream == e.stream && s.kind == e.kind &&
+        s.header.epoch == h.epoch && s.header.delay_ns == h.delay_ns &&
+        s.header.late_policy == h.late_policy && s.header.source_node == h.source_node) {
+      return i;
+    }
+  }
+  if (sources_.size() >= kMaxSources) return UINT32_MAX;  // queued items index this table
+  Source s{h, e.stream, e.kind};
+  s.header.sequence = 0;
+  s.header.first_index = 0;
+  s.header.link_sequence = 0;
+  s.header.complete = false;
+  sources_.push_back(std::move(s));
+  return static_cast<uint32_t>(sources_.size() - 1);
+}
+
+void Playout::accept(const BatchHeader& h, const EventBatch& e, int64_t arrival_ns) noexcept {
+  const bool payload = e.has_payload();
+  late_out_.clear();
+  late_out_.stream = e.stream;
+  late_out_.kind = e.kind;
+  uint64_t late = 0;
+  {
+    std::lock_guard lock(mu_);
+    uint32_t src = UINT32_MAX;
+    for (size_t i = 0; i < e.size(); ++i) {
+      int64_t deadline = 0;
+      if (__builtin_add_overflow(e.times_ns[i], h.delay_ns, &deadline)) deadline = INT64_MAX;
+      if (deadline < arrival_ns) {  // arrived after its deadline: never passed off as on time
+        ++late;
+        if (arrival_ns != INT64_MAX) lateness_.record(arrival_ns - deadline);
+        if (h.late_policy == LatePolicy::deliver_flagged) {
+          if (payload) {
+            late_out_.push(e.channels[i], e.times_ns[i], e.payload[i]);
+          } else {
+            late_out_.push(e.channels[i], e.times_ns[i]);
+          }
+        }
+        continue;
+      }
+      if (src == UINT32_MAX) src = source_slot(h, e);
+      if (heap_.size() >= capacity_ || src == UINT32_MAX) {
+        overflow_.add();
+        continue;
+      }
+      heap_.push({deadline, order_++, src, e.channels[i], e.times_ns[i],
+                  payload ? e.payload[i] : 0.0F, payload});
+    }
+  }
+  late_.add(late);
+  if (h.late_policy == LatePolicy::drop) {
+    late_dropped_.add(late);
+  } else if (!late_out_.empty()) {
+    late_delivered_.add(late_out_.size());
+    release_(h, late_out_, Delivery{arrival_ns, true});
+  }
+}
+
+size_t Playout::release_due(int64_t now_ns) noexcept {
+  due_.clear();
+  {
+    std::lock_guard lock(mu_);
+    while (!heap_.empty() && heap_.top().deadline_ns <= now_ns) {
+      due_.push_back(heap_.top());
+      heap_.pop();
+    }
+  }
+  // Consecutive events of one source go out as one batch.
+  size_t i = 0;
+  while (i < due_.size()) {
+    const uint32_t src = due_[i].source;
+    out_.clear();
+    BatchHeader header;
+    {
+      std::lock_guard lock(mu_);
+      header = sources_[src].header;
+      out_.stream = sources_[src].stream;
+      out_.kind = sources_[src].kind;
+    }
+    for (; i < due_.size() && due_[i].source == src; ++i) {
+      const Item& it = due_[i];
+      if (it.has_payload) {
+        out_.push(it.port, it.time_ns, it.payload);
+      } else {
+        out_.push(it.port, it.time_ns);
+      }
+      delivery_error_.record(now_ns - it.deadline_ns);
+    }
+    on_time_.add(out_.size());
+    release_(header, out_, Delivery{now_ns, false});
+  }
+  return due_.size();
+}
+
+size_t Playout::abandon() noexcept {
+  std::lock_guard lock(mu_);
+  const size_t n = heap_.size();
+  heap_ = {};
+  abandoned_.add(n);
+  return n;
+}
+
+int64_t Playout::next_deadline() const noexcept {
+  std::lock_guard lock(mu_);
+  return heap_.empty() ? INT64_MAX : heap_.top().deadline_ns;
+}
+
+PlayoutStats Playout::stats() const {
+  PlayoutStats s;
+  s.on_time_events = on_time_.get();
+  s.late_events = late_.get();
+  s.late_delivered = late_delivered_.get();
+  s.late_dropped = late_dropped_.get();
+  s.overflow_dropped = overflow_.get();
+  s.abandoned = abandoned_.get();
+  s.delivery_error_p50_ns = delivery_error_.quantile_ns(0.5);
+  s.delivery_error_p99_ns = delivery_error_.quantile_ns(0.99);
+  s.delivery_error_max_ns = delivery_error_.max_ns();
+  s.lateness_p99_ns = lateness_.quantile_ns(0.99);
+  s.lateness_max_ns = lateness_.max_ns();
+  std::lock_guard lock(mu_);
+  s.queued = heap_.size();
+  return s;
+}
+
+}  // namespace ion
