@@ -30,6 +30,7 @@ struct SourceStream {
   SequenceTracker seq;
   bool index_known = false;
   uint64_t next_index = 0;
+  uint64_t counted_to = 0;  // events of this epoch already in index_seen_
 };
 
 enum class State : uint8_t { waiting, hello_pending, registered };
@@ -218,6 +219,7 @@ class Node::Impl final : public Emitter {
     s.received_batches = received_batches_.get();
     s.lost_events = lost_events_.get();
     s.lost_batches = lost_batches_.get();
+    s.source_index_seen = index_seen_.get();
     s.duplicate_or_reordered = duplicate_or_reordered_.get();
     s.source_restarts = source_restarts_.get();
     const PlayoutStats p = playout_.stats();
@@ -562,8 +564,13 @@ class Node::Impl final : public Emitter {
       if (src.index_known && h.first_index > src.next_index) {
         lost_events_.add(h.first_index - src.next_index);
       }
+      // First sight (or after a partial copy): count from here. Events before it were never
+      // routed here while this node was registered, or were counted by the broker as undeliverable.
+      if (!src.index_known) src.counted_to = h.first_index;
       src.index_known = true;
       src.next_index = h.first_index + n;
+      index_seen_.add(src.next_index - src.counted_to);
+      src.counted_to = src.next_index;
     } else {
       src.index_known = false;
     }
@@ -636,7 +643,7 @@ class Node::Impl final : public Emitter {
 
   Counter registrations_, broker_restarts_, emitted_events_, emitted_batches_, sent_batches_,
       dropped_events_, dropped_batches_, received_events_, received_batches_, lost_events_,
-      lost_batches_, duplicate_or_reordered_, source_restarts_, rejected_frames_;
+      lost_batches_, duplicate_or_reordered_, source_restarts_, rejected_frames_, index_seen_;
 };
 
 Node::Node(NodeOptions options, std::unique_ptr<Driver> driver, const Clock& clock)

@@ -50,6 +50,10 @@ struct NodeStats {
   uint64_t received_batches = 0;
   uint64_t lost_events = 0;          // exact: first_index gaps on streams routed here whole
   uint64_t lost_batches = 0;         // link sequence gaps: dropped at or after the broker
+  // Events spanned by the batches seen on streams routed here whole, from the first batch seen to
+  // the last: received + lost equals this exactly. A loss after the last batch seen cannot be
+  // known until a later batch comes.
+  uint64_t source_index_seen = 0;
   uint64_t duplicate_or_reordered = 0;  // batches not delivered because already seen
   uint64_t source_restarts = 0;      // a source stream came back with a new epoch
   uint64_t late_events = 0;          // arrived after their deadline (time + delay)
