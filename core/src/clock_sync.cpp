@@ -16,28 +16,64 @@ bool ClockSync::add(const TimeSample& s) noexcept {
     ++rejected_;
     return false;
   }
-  const Point p{s.local_mid_ns(), s.offset_ns(), s.rtt_ns() / 2 + (s.rtt_ns() & 1)};
-  if (!burst_open_ || p.half_rtt_ns < burst_best_.half_rtt_ns) burst_best_ = p;
-  burst_open_ = true;
+  if (burst_size_ < kMaxBurst) burst_[burst_size_++] = s;
   return true;
+}
+
+ClockSync::Point ClockSync::burst_point_locked() const noexcept {
+  // Remove drift inside the burst with the current fit, then bound θ at the first probe's time.
+  const double b = count_ > 0 ? b_ : 0.0;
+  const double b_err = count_ > 0 ? b_err_ : opts_.max_drift_ppm * 1e-6;
+  const int64_t ref = burst_[0].local_mid_ns();
+  std::array<double, kMaxBurst> up{};    // t1 - t0 = θ + up delay:   θ <= min of these
+  std::array<double, kMaxBurst> down{};  // t3 - t2 = down delay - θ: θ >= -min of these
+  int64_t span = 0;
+  for (size_t i = 0; i < burst_size_; ++i) {
+    const TimeSample& x = burst_[i];
+    const int64_t dt = x.local_mid_ns() - ref;
+    const double trend = b * static_cast<double>(dt);
+    up[i] = static_cast<double>(x.t1_ns - x.t0_ns) - trend;
+    down[i] = static_cast<double>(x.t3_ns - x.t2_ns) + trend;
+    // Probe legs span the probe's own duration too.
+    span = std::max<int64_t>(
+        {span, std::llabs(dt), std::llabs(x.t0_ns - ref), std::llabs(x.t3_ns - ref)});
+  }
+  const size_t n = burst_size_;
+  const auto k = static_cast<size_t>(opts_.centre_quantile * static_cast<double>(n - 1));
+  std::nth_element(up.begin(), up.begin() + static_cast<std::ptrdiff_t>(k), up.begin() + static_cast<std::ptrdiff_t>(n));
+  std::nth_element(down.begin(), down.begin() + static_cast<std::ptrdiff_t>(k), down.begin() + static_cast<std::ptrdiff_t>(n));
+  const double up_q = up[k];
+  const double down_q = down[k];
+  const double up_min = *std::min_element(up.begin(), up.begin() + static_cast<std::ptrdiff_t>(n));
+  const double down_min =
+      *std::min_element(down.begin(), down.begin() + static_cast<std::ptrdiff_t>(n));
+  const double lo = -down_min;
+  const double hi = up_min;
+  const double centre = std::clamp((up_q - down_q) / 2, lo, hi);
+  // Half-width measured from the chosen centre, so the interval stays exactly [lo, hi].
+  const double half =
+      std::max(centre - lo, hi - centre) + b_err * static_cast<double>(span);
+  return {ref, static_cast<int64_t>(std::llround(centre)),
+          static_cast<int64_t>(std::ceil(std::max(half, 0.0))) + 1};
 }
 
 void ClockSync::end_burst() noexcept {
   std::lock_guard lock(mu_);
-  if (!burst_open_) return;
-  burst_open_ = false;
+  if (burst_size_ == 0) return;
+  const Point point = burst_point_locked();
+  burst_size_ = 0;
   // A burst that contradicts the model beyond every bound means the model is wrong (e.g. a drift
   // far outside max_drift): start over from this burst rather than average it in.
   if (count_ > 0) {
-    const ClockEstimate e = estimate_locked(burst_best_.local_ns);
-    const int64_t miss = std::llabs(burst_best_.offset_ns - e.offset_ns);
-    if (miss > e.uncertainty_ns + burst_best_.half_rtt_ns) {
+    const ClockEstimate e = estimate_locked(point.local_ns);
+    const int64_t miss = std::llabs(point.offset_ns - e.offset_ns);
+    if (miss > e.uncertainty_ns + point.half_rtt_ns) {
       ++rejected_;
       count_ = 0;
       next_ = 0;
     }
   }
-  window_[next_] = burst_best_;
+  window_[next_] = point;
   next_ = (next_ + 1) % opts_.window_bursts;
   count_ = std::min(count_ + 1, opts_.window_bursts);
   refit_locked();
@@ -47,7 +83,7 @@ void ClockSync::reset() noexcept {
   std::lock_guard lock(mu_);
   count_ = 0;
   next_ = 0;
-  burst_open_ = false;
+  burst_size_ = 0;
   a_ns_ = 0;
   b_ = 0;
   b_err_ = 0;
@@ -103,7 +139,7 @@ void ClockSync::refit_locked() noexcept {
 ClockEstimate ClockSync::estimate_locked(int64_t t) const noexcept {
   ClockEstimate e;
   const bool have_window = count_ > 0;
-  if (!have_window && !burst_open_) return e;
+  if (!have_window && burst_size_ == 0) return e;
   e.valid = true;
   // Intersect every burst's interval carried to t.
   double lo = -std::numeric_limits<double>::infinity();
@@ -123,13 +159,14 @@ ClockEstimate ClockSync::estimate_locked(int64_t t) const noexcept {
     line = a_ns_ + b_ * static_cast<double>(t - ref_ns_);
     e.drift_ppm = b_ * 1e6;
   } else {
-    take(burst_best_, 0, opts_.max_drift_ppm * 1e-6);  // first burst still open
-    line = static_cast<double>(burst_best_.offset_ns);
+    const Point open = burst_point_locked();  // first burst still open
+    take(open, 0, opts_.max_drift_ppm * 1e-6);
+    line = static_cast<double>(open.offset_ns);
   }
   if (lo > hi) {
     // Inconsistent (a bound was too optimistic): trust only the newest burst.
-    const Point& p = have_window ? window_[(next_ + opts_.window_bursts - 1) % opts_.window_bursts]
-                                 : burst_best_;
+    const Point p = have_window ? window_[(next_ + opts_.window_bursts - 1) % opts_.window_bursts]
+                                : burst_point_locked();
     lo = -std::numeric_limits<double>::infinity();
     hi = std::numeric_limits<double>::infinity();
     take(p, b_, opts_.max_drift_ppm * 1e-6);
@@ -148,7 +185,7 @@ ClockEstimate ClockSync::estimate(int64_t local_ns) const noexcept {
 
 bool ClockSync::synced() const noexcept {
   std::lock_guard lock(mu_);
-  return count_ > 0 || burst_open_;
+  return count_ > 0 || burst_size_ > 0;
 }
 
 int64_t ClockSync::to_network(int64_t local_ns) const noexcept {

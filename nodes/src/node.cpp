@@ -245,6 +245,8 @@ class Node::Impl final : public Emitter {
     return s;
   }
 
+  ClockEstimate clock_estimate(int64_t local_ns) const { return clock_sync_.estimate(local_ns); }
+
   bool wait_registered(uint64_t count, std::chrono::milliseconds timeout) const {
     std::unique_lock lock(reg_mu_);
     return reg_cv_.wait_for(lock, timeout, [&] {
@@ -652,6 +654,9 @@ Node::~Node() = default;
 void Node::run() { impl_->run(); }
 void Node::stop() noexcept { impl_->stop(); }
 NodeStats Node::stats() const { return impl_->stats(); }
+ClockEstimate Node::clock_estimate(int64_t local_ns) const {
+  return impl_->clock_estimate(local_ns);
+}
 Driver& Node::driver() noexcept { return *impl_->driver_; }
 const NodeOptions& Node::options() const noexcept { return impl_->opts_; }
 uint64_t Node::epoch() const noexcept { return impl_->epoch_; }

@@ -5,8 +5,18 @@
 #include <iostream>
 
 #include "ion/core/log.h"
+#include <atomic>
+#include <csignal>
+
+#include "ion/bench_timing.h"
 #include "ion/demo.h"
+#include "ion/linkem.h"
 #include "ion/status.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void on_signal(int /*sig*/) { g_stop.store(true); }
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"ion: Internet of Neuro-electronics — run, inspect and test spiking networks "
@@ -40,6 +50,30 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 600000))->capture_default_str();
   status_cmd->add_flag("--json", status.json, "print one JSON object");
 
+  CLI::App* bench_cmd = app.add_subcommand("bench", "print performance figures");
+  bench_cmd->require_subcommand(1);
+  ion::TimingBenchOptions timing;
+  CLI::App* timing_cmd = bench_cmd->add_subcommand(
+      "timing", "clock offset error, playout delivery error and late events, on loopback and "
+                "through the link emulator");
+  timing_cmd->add_flag("--quick", timing.quick, "short runs (noisier figures)");
+  timing_cmd->add_flag("--json", timing.json, "end with one JSON line");
+
+  ion::LinkemOptions linkem;
+  CLI::App* linkem_cmd = app.add_subcommand(
+      "linkem", "userspace WAN link emulator between a node and the broker (no root needed)");
+  linkem_cmd->add_option("--listen", linkem.listen, "host:port nodes connect to")
+      ->capture_default_str();
+  linkem_cmd->add_option("--connect", linkem.connect, "host:port of the broker")
+      ->capture_default_str();
+  linkem_cmd->add_option("--preset", linkem.preset,
+                         "loopback, southampton-padova, padova-zurich, southampton-zurich, "
+                         "wan-20ms-5ms");
+  linkem_cmd->add_option("--config", linkem.config, "YAML file with a link: mapping");
+  linkem_cmd->add_option("--seed", linkem.seed, "random seed")->capture_default_str();
+  linkem_cmd->add_option("--stats-interval", linkem.stats_interval_s, "seconds between lines")
+      ->check(CLI::Range(1, 3600))->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   if (!ion::set_log_level(log_level.c_str())) {
     std::fprintf(stderr, "ion: --log-level: unknown level '%s'\n", log_level.c_str());
@@ -49,6 +83,12 @@ int main(int argc, char** argv) {
     if (*demo_cmd) {
       demo.delay = std::chrono::milliseconds(static_cast<int64_t>(delay_ms));
       return ion::run_demo(demo, std::cout);
+    }
+    if (*timing_cmd) return ion::run_bench_timing(timing, std::cout);
+    if (*linkem_cmd) {
+      std::signal(SIGINT, on_signal);
+      std::signal(SIGTERM, on_signal);
+      return ion::run_linkem(linkem, g_stop, std::cout);
     }
     if (*status_cmd) {
       status.timeout = std::chrono::milliseconds(status_timeout_ms);

@@ -3,9 +3,12 @@
 // t0 node send, t1 broker receive, t2 broker send, t3 node receive;
 // offset = ((t1 - t0) + (t2 - t3)) / 2, rtt = (t3 - t0) - (t2 - t1).
 //
-// Why the bound holds: with true offset θ and one-way delays up, down >= 0, the sample's offset is
-// θ + (up - down)/2, so |offset - θ| <= rtt/2 whatever the asymmetry. Probes come in bursts; the
-// minimum-RTT sample of each burst stands for it. Offset and drift are fitted over a sliding window
+// Why the bound holds: with true offset θ and one-way delays up, down >= 0, t1 - t0 = θ + up >= θ
+// and t3 - t2 = down - θ >= -θ, so θ lies in [-min(t3 - t2), min(t1 - t0)] over a burst, whatever
+// the asymmetry. Taking each direction's minimum separately gives an interval inside the one of
+// the minimum-RTT sample (|offset - θ| <= rtt/2), and its centre converges as each direction
+// separately nears its floor. Drift inside a burst is removed with the current estimate and
+// covered by its error bound. Offset and drift are fitted over a sliding window
 // of bursts (weighted least squares, weight 1/rtt²). At a query time t each burst i gives an
 // interval [o_i - rtt_i/2, o_i + rtt_i/2] carried forward with the fitted drift, widened by the
 // drift's own error bound times |t - τ_i|; the estimate lies in the intersection of these
@@ -38,9 +41,13 @@ struct ClockEstimate {
 };
 
 struct ClockSyncOptions {
-  size_t window_bursts = 16;          // bursts kept for the fit (~80 s at one burst per 5 s)
+  size_t window_bursts = 32;          // bursts kept for the fit (~160 s at one burst per 5 s)
   double max_drift_ppm = 500;         // crystals are within ±100 ppm; more means a bad sample
   double drift_error_floor_ppm = 1.0; // the drift error bound never goes below this
+  // Where inside its proven interval a burst's estimate sits: the difference of this quantile of
+  // each direction's one-way terms (0 = the minima). A low quantile is steadier than the minimum
+  // when delays have a soft floor; the bound is always from the minima, so it stays proven.
+  double centre_quantile = 0.25;
 };
 
 class ClockSync {
@@ -77,8 +84,10 @@ class ClockSync {
   std::array<Point, kMaxWindow> window_{};
   size_t count_ = 0;  // points in the window
   size_t next_ = 0;   // ring position
-  bool burst_open_ = false;
-  Point burst_best_{};
+  static constexpr size_t kMaxBurst = 256;
+  [[nodiscard]] Point burst_point_locked() const noexcept;
+  std::array<TimeSample, kMaxBurst> burst_{};
+  size_t burst_size_ = 0;
   uint64_t rejected_ = 0;
   // Fitted model: offset(t) = a_ns + b * (t - ref_ns); b_err bounds |b - true drift|.
   int64_t ref_ns_ = 0;

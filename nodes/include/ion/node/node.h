@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ion/core/clock.h"
+#include "ion/core/clock_sync.h"
 #include "ion/core/codec.h"
 #include "ion/core/config.h"
 #include "ion/core/driver.h"
@@ -90,6 +91,8 @@ class Node {
   void stop() noexcept;
 
   [[nodiscard]] NodeStats stats() const;
+  // The node's mapping to network time at a reading of its own clock.
+  [[nodiscard]] ClockEstimate clock_estimate(int64_t local_ns) const;
   [[nodiscard]] Driver& driver() noexcept;
   [[nodiscard]] const NodeOptions& options() const noexcept;
   [[nodiscard]] uint64_t epoch() const noexcept;
