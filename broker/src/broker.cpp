@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <unordered_map>
 
 #include "ion/core/counter.h"
@@ -122,6 +123,19 @@ class Broker::Impl {
       throw ConfigError("topology has " + std::to_string(table_.node_count()) +
                         " nodes, more than max_nodes = " + std::to_string(opts_.max_nodes));
     }
+    const auto& conns = opts_.topology.connections;
+    conn_delay_ns_ = std::vector<std::atomic<int64_t>>(conns.size());
+    conn_raises_ = std::vector<Counter>(conns.size());
+    conn_lowers_ = std::vector<Counter>(conns.size());
+    for (size_t c = 0; c < conns.size(); ++c) {
+      conn_delay_ns_[c].store(conns[c].delay_ns, std::memory_order_relaxed);
+      auto_.emplace_back(conns[c].auto_delay ? std::optional<AutoDelay>(conns[c].auto_options)
+                                             : std::nullopt);
+      conn_source_.push_back(static_cast<uint32_t>(table_.find_node(conns[c].from.node)));
+      std::vector<uint32_t> targets;
+      for (const auto& t : conns[c].to) targets.push_back(static_cast<uint32_t>(table_.find_node(t.node)));
+      conn_targets_.push_back(std::move(targets));
+    }
     for (size_t i = 0; i < table_.node_count(); ++i) {
       const auto id = static_cast<uint32_t>(i);
       slots_.push_back(
@@ -205,6 +219,26 @@ class Broker::Impl {
     return out;
   }
 
+  [[nodiscard]] std::vector<ConnectionStats> connection_stats() const {
+    std::vector<ConnectionStats> out;
+    const auto& conns = opts_.topology.connections;
+    for (size_t c = 0; c < conns.size(); ++c) {
+      ConnectionStats s;
+      s.index = static_cast<uint32_t>(c);
+      const auto& f = conns[c].from;
+      s.from = f.node + ":" +
+               (f.wildcard ? std::string("*")
+                           : std::to_string(f.first) +
+                                 (f.last != f.first ? "-" + std::to_string(f.last) : ""));
+      s.delay_ns = conn_delay_ns_[c].load(std::memory_order_relaxed);
+      s.auto_delay = conns[c].auto_delay;
+      s.raises = conn_raises_[c].get();
+      s.lowers = conn_lowers_[c].get();
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
   const BrokerOptions opts_;
   const Clock& clock_;
   const RoutingTable table_;
@@ -253,6 +287,7 @@ class Broker::Impl {
     switch (d.body) {
       case Body::spike_batch: on_batch(*slot, t_recv); break;
       case Body::heartbeat: {
+        on_latency_reports(*slot, t_recv);
         v1::Heartbeat hb;
         hb.set_sent_ns(codec_.heartbeat().sent_ns());
         hb.set_broker_epoch(epoch_);
@@ -278,6 +313,31 @@ class Broker::Impl {
                      static_cast<int>(codec_.error().code()), codec_.error().message());
         break;
       default: reject(Reject::unexpected_type, slot); break;
+    }
+  }
+
+  // `delay: auto`: a target's latency reports drive the connections that feed it.
+  void on_latency_reports(const NodeSlot& target, int64_t now) noexcept {
+    for (const auto& rep : codec_.heartbeat().latency()) {
+      if (rep.count() == 0) continue;
+      for (size_t c = 0; c < auto_.size(); ++c) {
+        if (!auto_[c] || conn_source_[c] != rep.source_node_id()) continue;
+        bool feeds = false;
+        for (uint32_t t : conn_targets_[c]) feeds = feeds || t == target.id;
+        if (!feeds) continue;
+        const int64_t before = auto_[c]->delay_ns();
+        const AutoDelay::Change change = auto_[c]->observe(rep.p999_ns(), now);
+        if (change == AutoDelay::Change::none) continue;
+        conn_delay_ns_[c].store(auto_[c]->delay_ns(), std::memory_order_relaxed);
+        (change == AutoDelay::Change::raised ? conn_raises_[c] : conn_lowers_[c]).add();
+        spdlog::info("connection {} ({} -> {}): delay auto {} from {:.3f} ms to {:.3f} ms "
+                     "(p99.9 latency {:.3f} ms over {} events)",
+                     c, slots_[conn_source_[c]]->name, target.name,
+                     change == AutoDelay::Change::raised ? "raised" : "lowered",
+                     static_cast<double>(before) / 1e6,
+                     static_cast<double>(auto_[c]->delay_ns()) / 1e6,
+                     static_cast<double>(rep.p999_ns()) / 1e6, rep.count());
+      }
     }
   }
 
@@ -398,6 +458,15 @@ class Broker::Impl {
       s->set_registrations(n.registrations);
       s->set_rejected_batches(n.rejected_batches);
     }
+    for (const auto& c : connection_stats()) {
+      v1::ConnectionStatus* cs = r.add_connections();
+      cs->set_index(c.index);
+      cs->set_from(c.from);
+      cs->set_delay_ns(c.delay_ns);
+      cs->set_auto_delay(c.auto_delay);
+      cs->set_raises(c.raises);
+      cs->set_lowers(c.lowers);
+    }
     for (size_t i = 1; i < kRejectCount; ++i) {
       const auto why = static_cast<Reject>(i);
       if (rejects_.get(why) > 0) (*r.mutable_rejects())[std::string(to_string(why))] = rejects_.get(why);
@@ -445,15 +514,16 @@ class Broker::Impl {
 
   // One outbound batch per (target, delay, late policy) for the batch being routed.
   RouteGroup& group_for(NodeSlot& t, const Route& r) {
+    const int64_t delay_ns = conn_delay_ns_[r.connection].load(std::memory_order_relaxed);
     for (size_t g = 0; g < t.groups_used; ++g) {
-      if (t.groups[g].delay_ns == r.delay_ns && t.groups[g].late_policy == r.late_policy) {
+      if (t.groups[g].delay_ns == delay_ns && t.groups[g].late_policy == r.late_policy) {
         return t.groups[g];
       }
     }
     if (t.groups_used == 0) touched_.push_back(r.target_node);
     if (t.groups_used == t.groups.size()) t.groups.emplace_back();
     RouteGroup& g = t.groups[t.groups_used++];
-    g.delay_ns = r.delay_ns;
+    g.delay_ns = delay_ns;
     g.late_policy = r.late_policy;
     g.events.clear();
     return g;
@@ -584,6 +654,13 @@ class Broker::Impl {
   std::vector<std::unique_ptr<NodeSlot>> slots_;
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> by_routing_id_;
   std::vector<uint32_t> touched_;
+  // Per topology connection: current delay (readable from any thread), auto controllers.
+  std::vector<std::atomic<int64_t>> conn_delay_ns_;
+  std::vector<Counter> conn_raises_;
+  std::vector<Counter> conn_lowers_;
+  std::vector<std::optional<AutoDelay>> auto_;
+  std::vector<uint32_t> conn_source_;
+  std::vector<std::vector<uint32_t>> conn_targets_;
   BatchHeader in_header_;
   EventBatch in_events_;
   std::string scratch_;
@@ -606,6 +683,9 @@ void Broker::stop() noexcept { impl_->stop(); }
 uint64_t Broker::epoch() const noexcept { return impl_->epoch_; }
 std::string Broker::endpoint() const { return impl_->endpoint_; }
 std::vector<BrokerNodeStats> Broker::node_stats() const { return impl_->node_stats(); }
+std::vector<ConnectionStats> Broker::connection_stats() const {
+  return impl_->connection_stats();
+}
 const RejectCounters& Broker::rejects() const noexcept { return impl_->rejects_; }
 const RoutingTable& Broker::routing() const noexcept { return impl_->table_; }
 

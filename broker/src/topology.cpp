@@ -74,7 +74,8 @@ Topology load_topology(const ConfigNode& root) {
     const ConfigNode c(conns[i], std::make_shared<const std::string>(root.file()),
                        "connections[" + std::to_string(i) + "]");
     if (!conns[i].IsMap()) c.fail("", "a mapping with from, to and delay");
-    c.only_keys({"from", "to", "delay", "late"});
+    c.only_keys({"from", "to", "delay", "late", "auto_margin", "auto_initial", "auto_min",
+                 "auto_max"});
     ConnectionSpec spec;
     spec.where = c.where();
     spec.from = parse_endpoint(c.string("from"), c.where("from"));
@@ -89,12 +90,29 @@ Topology load_topology(const ConfigNode& root) {
     } else {
       c.fail("to", "a target like node:3 or a list of them");
     }
-    if (c.has("delay") && c.yaml()["delay"].IsScalar() && c.yaml()["delay"].Scalar() == "auto") {
-      c.fail("delay", "a fixed duration like 20ms (automatic delays are not available yet)");
+    if (!c.has("delay")) {
+      c.fail("delay", "a duration like 20ms, or auto (every connection has a delay)");
     }
-    if (!c.has("delay")) c.fail("delay", "a duration like 20ms (every connection has a delay)");
-    spec.delay_ns = c.duration("delay", {}, std::chrono::nanoseconds(0), std::chrono::seconds(10))
+    using std::chrono::nanoseconds;
+    using std::chrono::seconds;
+    if (c.yaml()["delay"].IsScalar() && c.yaml()["delay"].Scalar() == "auto") {
+      spec.auto_delay = true;
+      AutoDelayOptions& a = spec.auto_options;
+      a.margin_ns = c.duration("auto_margin", nanoseconds(a.margin_ns), nanoseconds(0), seconds(10))
                         .count();
+      a.min_ns = c.duration("auto_min", nanoseconds(a.min_ns), nanoseconds(0), seconds(10)).count();
+      a.max_ns = c.duration("auto_max", nanoseconds(a.max_ns), nanoseconds(a.min_ns), seconds(10))
+                     .count();
+      a.initial_ns = c.duration("auto_initial", nanoseconds(a.initial_ns), nanoseconds(a.min_ns),
+                                nanoseconds(a.max_ns))
+                         .count();
+      spec.delay_ns = a.initial_ns;
+    } else {
+      for (const char* k : {"auto_margin", "auto_initial", "auto_min", "auto_max"}) {
+        if (c.has(k)) c.fail(k, "nothing: it only applies with delay: auto");
+      }
+      spec.delay_ns = c.duration("delay", {}, nanoseconds(0), seconds(10)).count();
+    }
     const std::string late = c.string("late", "deliver_flagged");
     if (late == "drop") {
       spec.late_policy = LatePolicy::drop;
@@ -120,6 +138,7 @@ int64_t RoutingTable::find_node(std::string_view name) const noexcept {
 RoutingTable RoutingTable::compile(const Topology& topology) {
   RoutingTable rt;
   rt.nodes_ = topology.nodes;
+  for (const auto& c : topology.connections) rt.connection_auto_.push_back(c.auto_delay ? 1 : 0);
   std::map<std::string, uint32_t, std::less<>> ids;
   for (uint32_t i = 0; i < rt.nodes_.size(); ++i) {
     if (!ids.emplace(rt.nodes_[i].name, i).second) {
@@ -143,7 +162,8 @@ RoutingTable RoutingTable::compile(const Topology& topology) {
     Route route;
   };
   std::vector<Entry> entries;
-  for (const auto& c : topology.connections) {
+  for (uint32_t ci = 0; ci < topology.connections.size(); ++ci) {
+    const ConnectionSpec& c = topology.connections[ci];
     const uint32_t src = lookup(c.from, c.where);
     const NodeSpec& s = rt.nodes_[src];
     uint32_t first = c.from.first;
@@ -176,13 +196,13 @@ RoutingTable RoutingTable::compile(const Topology& topology) {
       const uint32_t n_tgt = tlast - tfirst + 1;
       for (uint32_t ch = first; ch <= last; ++ch) {
         if (n_tgt == 1) {  // fan-in to one port
-          entries.push_back({src, ch, {tgt, tfirst, c.delay_ns, c.late_policy}});
+          entries.push_back({src, ch, {tgt, tfirst, c.delay_ns, c.late_policy, ci}});
         } else if (n_src == 1) {  // fan-out of one channel to a range of ports
           for (uint32_t p = tfirst; p <= tlast; ++p) {
-            entries.push_back({src, ch, {tgt, p, c.delay_ns, c.late_policy}});
+            entries.push_back({src, ch, {tgt, p, c.delay_ns, c.late_policy, ci}});
           }
         } else if (n_src == n_tgt) {  // element-wise
-          entries.push_back({src, ch, {tgt, tfirst + (ch - first), c.delay_ns, c.late_policy}});
+          entries.push_back({src, ch, {tgt, tfirst + (ch - first), c.delay_ns, c.late_policy, ci}});
         } else {
           throw ConfigError(c.where + ": " + std::to_string(n_src) + " source channels cannot map onto " +
                             std::to_string(n_tgt) + " target ports (use one port, or equal ranges)");
@@ -211,18 +231,24 @@ RoutingTable RoutingTable::compile(const Topology& topology) {
   for (uint32_t s = 0; s < nn; ++s) {
     for (uint32_t t = 0; t < nn; ++t) {
       bool ok = rt.nodes_[s].channels > 0;
-      int64_t delay = -1;
+      int64_t delay = 0;
+      bool have_key = false;
       LatePolicy policy = LatePolicy::deliver_flagged;
       for (uint32_t ch = 0; ok && ch < rt.nodes_[s].channels; ++ch) {
         int hits = 0;
         for (const Route& r : rt.routes(s, ch)) {
           if (r.target_node != t) continue;
           ++hits;
-          if (delay < 0) {
-            delay = r.delay_ns;
+          // An auto delay moves on its own: only routes of that one connection share it.
+          const int64_t key = rt.connection_auto_[r.connection] != 0
+                                  ? -1 - static_cast<int64_t>(r.connection)
+                                  : r.delay_ns;
+          if (!have_key) {
+            delay = key;
             policy = r.late_policy;
+            have_key = true;
           }
-          ok = ok && r.delay_ns == delay && r.late_policy == policy;
+          ok = ok && key == delay && r.late_policy == policy;
         }
         ok = ok && hits == 1;
       }

@@ -381,6 +381,7 @@ class Node::Impl final : public Emitter {
     if (now >= next_heartbeat_ns_) {
       v1::Heartbeat hb;
       hb.set_sent_ns(now);
+      add_latency_reports(hb, now);
       if (codec_.encode(hb, scratch_)) (void)socket_->send(scratch_);
       next_heartbeat_ns_ = now + heartbeat_interval_ns_;
     }
@@ -402,6 +403,36 @@ class Node::Impl final : public Emitter {
       if (codec_.encode(r, scratch_) && socket_->send(scratch_) == IoStatus::ok) {
         probe_in_flight_ = true;
         --probes_left_;
+      }
+    }
+  }
+
+  // What `delay: auto` connections follow: each source's latency over the last 10-20 s.
+  static constexpr int64_t kLatencyWindowNs = 10'000'000'000;
+  struct LatencyWindow {
+    Histogram current;
+    uint64_t previous_count = 0;
+    int64_t previous_p999_ns = 0;
+    int64_t previous_max_ns = 0;
+  };
+
+  void add_latency_reports(v1::Heartbeat& hb, int64_t now) noexcept {
+    const bool rotate = now >= next_window_ns_;
+    if (rotate) next_window_ns_ = now + kLatencyWindowNs;
+    for (auto& [source, w] : latency_windows_) {
+      const uint64_t count = w.current.count() + w.previous_count;
+      if (count > 0) {
+        v1::LatencyReport* r = hb.add_latency();
+        r->set_source_node_id(source);
+        r->set_count(count);
+        r->set_p999_ns(std::max(w.current.quantile_ns(0.999), w.previous_p999_ns));
+        r->set_max_ns(std::max(w.current.max_ns(), w.previous_max_ns));
+      }
+      if (rotate) {
+        w.previous_count = w.current.count();
+        w.previous_p999_ns = w.current.quantile_ns(0.999);
+        w.previous_max_ns = w.current.max_ns();
+        w.current.clear();
       }
     }
   }
@@ -580,7 +611,17 @@ class Node::Impl final : public Emitter {
     int64_t arrival = INT64_MAX;
     if (clock_sync_.synced()) {
       arrival = clock_sync_.to_network(t_recv);
-      for (size_t i = 0; i < n; ++i) latency_.record(arrival - in_events_.times_ns[i]);
+      Histogram* window = nullptr;
+      if (auto w = latency_windows_.find(h.source_node_id); w != latency_windows_.end()) {
+        window = &w->second.current;
+      } else if (latency_windows_.size() < opts_.max_source_streams) {
+        window = &latency_windows_[h.source_node_id].current;
+      }
+      for (size_t i = 0; i < n; ++i) {
+        const int64_t latency = arrival - in_events_.times_ns[i];
+        latency_.record(latency);
+        if (window != nullptr) window->record(latency);
+      }
     }
     playout_.accept(h, in_events_, arrival);
     // Taking the mutex orders this with the playout thread's check-then-wait: no lost wake-up.
@@ -636,6 +677,8 @@ class Node::Impl final : public Emitter {
 
   Playout playout_;
   Histogram latency_;
+  std::map<uint32_t, LatencyWindow> latency_windows_;  // by source node id (loop thread)
+  int64_t next_window_ns_ = 0;
   std::mutex playout_mu_;
   std::condition_variable playout_cv_;
   bool playout_stop_ = false;

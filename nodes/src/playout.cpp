@@ -1,5 +1,7 @@
 #include "ion/node/playout.h"
 
+#include <algorithm>
+
 namespace ion {
 
 namespace {
@@ -28,6 +30,21 @@ uint32_t Playout::source_slot(const BatchHeader& h, const EventBatch& e) {
   return static_cast<uint32_t>(sources_.size() - 1);
 }
 
+Playout::StreamClock& Playout::stream_clock(const BatchHeader& h, const EventBatch& e) {
+  for (auto& c : stream_clocks_) {
+    if (c.source_node_id == h.source_node_id && c.stream == e.stream) {
+      if (c.epoch != h.epoch) {  // the source restarted: a new timeline
+        c.epoch = h.epoch;
+        c.last_deadline_ns = INT64_MIN;
+      }
+      return c;
+    }
+  }
+  if (stream_clocks_.size() >= kMaxSources) stream_clocks_.erase(stream_clocks_.begin());
+  return stream_clocks_.emplace_back(
+      StreamClock{h.source_node_id, e.stream, h.epoch, INT64_MIN});
+}
+
 void Playout::accept(const BatchHeader& h, const EventBatch& e, int64_t arrival_ns) noexcept {
   const bool payload = e.has_payload();
   late_out_.clear();
@@ -37,36 +54,43 @@ void Playout::accept(const BatchHeader& h, const EventBatch& e, int64_t arrival_
   {
     std::lock_guard lock(mu_);
     uint32_t src = UINT32_MAX;
+    StreamClock& clock = stream_clock(h, e);
     for (size_t i = 0; i < e.size(); ++i) {
       int64_t deadline = 0;
       if (__builtin_add_overflow(e.times_ns[i], h.delay_ns, &deadline)) deadline = INT64_MAX;
-      if (deadline < arrival_ns) {  // arrived after its deadline: never passed off as on time
+      const bool is_late = deadline < arrival_ns;  // never passed off as on time
+      if (is_late) {
         ++late;
         if (arrival_ns != INT64_MAX) lateness_.record(arrival_ns - deadline);
-        if (h.late_policy == LatePolicy::deliver_flagged) {
+        if (h.late_policy == LatePolicy::drop) continue;
+        // Nothing older of this stream waits: hand it over now.
+        if (clock.last_deadline_ns <= arrival_ns || arrival_ns == INT64_MAX) {
           if (payload) {
             late_out_.push(e.channels[i], e.times_ns[i], e.payload[i]);
           } else {
             late_out_.push(e.channels[i], e.times_ns[i]);
           }
+          continue;
         }
-        continue;
       }
+      // Deadlines never go backwards within a stream (a lowered delay must not reorder it).
+      const int64_t due = std::max(deadline, clock.last_deadline_ns);
       if (src == UINT32_MAX) src = source_slot(h, e);
       if (heap_.size() >= capacity_ || src == UINT32_MAX) {
         overflow_.add();
         continue;
       }
-      heap_.push({deadline, order_++, src, e.channels[i], e.times_ns[i],
-                  payload ? e.payload[i] : 0.0F, payload});
+      clock.last_deadline_ns = due;
+      heap_.push({due, order_++, src, e.channels[i], e.times_ns[i],
+                  payload ? e.payload[i] : 0.0F, payload, is_late});
     }
   }
   late_.add(late);
   if (h.late_policy == LatePolicy::drop) {
     late_dropped_.add(late);
-  } else if (!late_out_.empty()) {
-    late_delivered_.add(late_out_.size());
-    release_(h, late_out_, Delivery{arrival_ns, true});
+  } else {
+    late_delivered_.add(late);  // now, or queued behind older events of the stream
+    if (!late_out_.empty()) release_(h, late_out_, Delivery{arrival_ns, true});
   }
 }
 
@@ -79,10 +103,11 @@ size_t Playout::release_due(int64_t now_ns) noexcept {
       heap_.pop();
     }
   }
-  // Consecutive events of one source go out as one batch.
+  // Consecutive events of one source (and lateness) go out as one batch.
   size_t i = 0;
   while (i < due_.size()) {
     const uint32_t src = due_[i].source;
+    const bool late = due_[i].late;
     out_.clear();
     BatchHeader header;
     {
@@ -91,17 +116,17 @@ size_t Playout::release_due(int64_t now_ns) noexcept {
       out_.stream = sources_[src].stream;
       out_.kind = sources_[src].kind;
     }
-    for (; i < due_.size() && due_[i].source == src; ++i) {
+    for (; i < due_.size() && due_[i].source == src && due_[i].late == late; ++i) {
       const Item& it = due_[i];
       if (it.has_payload) {
         out_.push(it.port, it.time_ns, it.payload);
       } else {
         out_.push(it.port, it.time_ns);
       }
-      delivery_error_.record(now_ns - it.deadline_ns);
+      if (!late) delivery_error_.record(now_ns - it.deadline_ns);
     }
-    on_time_.add(out_.size());
-    release_(header, out_, Delivery{now_ns, false});
+    if (!late) on_time_.add(out_.size());
+    release_(header, out_, Delivery{now_ns, late});
   }
   return due_.size();
 }

@@ -48,8 +48,10 @@ TEST(Flow, GeneratorToSinkDeliversExactlyTheEmittedCountInOrder) {
 TEST(Flow, FanOutReachesEveryTargetAndFanInMergesOntoOnePort) {
   Topology t;
   t.nodes = {{"gen", "generator", 8, 0}, {"a", "sink", 0, 8}, {"b", "sink", 0, 1}};
-  t.connections = {connect_all("gen", "a"),
-                   {{"gen", false, 0, 3}, {{"b", false, 0, 0}}, 5'000'000, "test"}};
+  ConnectionSpec fan_in = connect_all("gen", "b", 5ms);
+  fan_in.from = {"gen", false, 0, 3};  // gen:0-3
+  fan_in.to = {{"b", false, 0, 0}};    // -> b:0
+  t.connections = {connect_all("gen", "a"), fan_in};
   BrokerRunner broker(broker_options(t));
   constexpr uint64_t kEvents = 8000;
   NodeRunner<SinkDriver> a(node_options("a", broker.endpoint()), sink(8));

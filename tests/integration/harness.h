@@ -63,8 +63,8 @@ inline NodeOptions node_options(const std::string& name, const std::string& endp
 
 inline ConnectionSpec connect_all(const std::string& from, const std::string& to,
                                   std::chrono::milliseconds delay = 20ms) {
-  return {{from, true, 0, 0}, {{to, true, 0, 0}},
-          std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count(), "test"};
+  return connect_whole(from, to, std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count(),
+                       "test");
 }
 
 class BrokerRunner {

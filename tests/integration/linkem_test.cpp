@@ -112,5 +112,43 @@ TEST(Linkem, CutLinkIsSurvived) {
   EXPECT_EQ(snk.stats().received_events + snk.stats().lost_events, emitted);
 }
 
+TEST(Linkem, AutoDelayRisesUntilNothingArrivesLate) {
+  // `delay: auto` starting at 1 ms behind a 20 ms +/- 5 ms link: the first events are late (and
+  // counted); the sink's latency reports raise the delay above the path's p99.9, and then nothing
+  // is late any more.
+  Topology t;
+  t.nodes = {{"gen", "generator", 4, 0}, {"sink", "sink", 0, 4}};
+  ConnectionSpec c = connect_all("gen", "sink", 1ms);
+  c.auto_delay = true;
+  c.auto_options.initial_ns = 1'000'000;
+  c.auto_options.margin_ns = 5'000'000;
+  t.connections = {c};
+  BrokerRunner broker(broker_options(t));
+  LinkEmulator link(*LinkProfile::preset("wan-20ms-5ms"), "127.0.0.1:0",
+                    host_port(broker.endpoint()), 5);
+  NodeOptions so = node_options("sink", link.endpoint());
+  so.broker_timeout = 3s;
+  NodeRunner<SinkDriver> snk(so, sink(4));
+  ASSERT_TRUE(snk.node().wait_registered(1, 15s));
+  NodeRunner<GeneratorDriver> gen(node_options("gen", broker.endpoint()),
+                                  generator(4, 500.0, 0));
+  ASSERT_TRUE(eventually([&] { return broker.broker().connection_stats()[0].raises >= 1; }, 20s));
+  ASSERT_TRUE(eventually(
+      [&] { return broker.broker().connection_stats()[0].delay_ns >= 20'000'000; }, 20s));
+  // Let the first raise settle (one more report window), then nothing may be late.
+  const uint64_t received = snk.stats().received_events;
+  ASSERT_TRUE(eventually([&] { return snk.stats().received_events > received + 1000; }));
+  const uint64_t late_before = snk.stats().late_events;
+  const uint64_t received_before = snk.stats().received_events;
+  ASSERT_TRUE(eventually([&] { return snk.stats().received_events > received_before + 3000; }));
+  const auto cs = broker.broker().connection_stats()[0];
+  EXPECT_TRUE(cs.auto_delay);
+  EXPECT_GE(cs.delay_ns, 20'000'000);
+  EXPECT_LE(cs.delay_ns, 60'000'000) << "p99.9 of a 20 +/- 5 ms path plus 5 ms, not the max";
+  EXPECT_GT(late_before, 0U) << "the 1 ms start must have been too small";
+  EXPECT_EQ(snk.stats().late_events, late_before) << "late after the delay settled";
+  EXPECT_EQ(snk.driver().out_of_order(), 0U);
+}
+
 }  // namespace
 }  // namespace ion::test

@@ -142,6 +142,39 @@ TEST(Playout, DeadlineOverflowSaturatesInsteadOfWrapping) {
   EXPECT_EQ(p.stats().late_events, 0U);
 }
 
+TEST(Playout, ALoweredDelayNeverReordersAStream) {
+  // Delay 50 then 10: the later event's own deadline (1010) is before the earlier one's (1050);
+  // it waits behind it instead of overtaking.
+  Released r;
+  Playout p = make(r);
+  p.accept(header(50), batch({{1, 1000}}), 1001);
+  p.accept(header(10), batch({{2, 1000 + 0}}), 1002);
+  EXPECT_EQ(p.release_due(1049), 0U);
+  EXPECT_EQ(p.release_due(1050), 2U);
+  ASSERT_EQ(r.events.size(), 2U);
+  EXPECT_EQ(r.events[0].first, 1U);
+  EXPECT_EQ(r.events[1].first, 2U);
+  EXPECT_EQ(p.stats().late_events, 0U);
+}
+
+TEST(Playout, ALateEventWaitsBehindOlderEventsOfItsStreamAndStaysFlagged) {
+  Released r;
+  Playout p = make(r);
+  p.accept(header(100), batch({{1, 0}}), 10);   // due at 100
+  p.accept(header(5), batch({{2, 20}}), 30);    // due at 25, arrived at 30: late
+  EXPECT_TRUE(r.events.empty()) << "must not overtake the event due at 100";
+  EXPECT_EQ(p.release_due(100), 2U);
+  ASSERT_EQ(r.events.size(), 2U);
+  EXPECT_EQ(r.events[0].first, 1U);
+  EXPECT_FALSE(r.late_flags[0]);
+  EXPECT_EQ(r.events[1].first, 2U);
+  EXPECT_TRUE(r.late_flags[1]);
+  const PlayoutStats st = p.stats();
+  EXPECT_EQ(st.late_events, 1U);
+  EXPECT_EQ(st.late_delivered, 1U);
+  EXPECT_EQ(st.on_time_events, 1U);
+}
+
 TEST(Histogram, QuantilesWithinOneSubBucket) {
   Histogram h;
   for (int64_t v = 1; v <= 100'000; ++v) h.record(v * 1000);  // 1 us .. 100 ms uniform

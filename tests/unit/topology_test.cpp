@@ -154,10 +154,26 @@ TEST(Topology, DelayIsRequiredHasAUnitAndIsNotAutoYet) {
             std::string::npos);
   EXPECT_NE(err(R"({from: "mea:0", to: "chip:0", delay: 20})").find("with a unit"),
             std::string::npos);
-  EXPECT_NE(err(R"({from: "mea:0", to: "chip:0", delay: auto})").find("not available"),
+  EXPECT_NE(err(R"({from: "mea:0", to: "chip:0", delay: 1ms, auto_margin: 2ms})")
+                .find("only applies with delay: auto"),
             std::string::npos);
   EXPECT_NE(err(R"({from: "mea:0", to: "chip:0", delay: 1ms, dealy: 2ms})").find("unknown key"),
             std::string::npos);
+}
+
+TEST(Topology, AutoDelayStartsFromItsInitialValueWithinBounds) {
+  const Topology t = parse(std::string(kNodes) + R"(
+connections:
+  - {from: "mea:*", to: "chip:*", delay: auto, auto_initial: 50ms, auto_margin: 3ms, auto_max: 200ms}
+)");
+  ASSERT_EQ(t.connections.size(), 1U);
+  EXPECT_TRUE(t.connections[0].auto_delay);
+  EXPECT_EQ(t.connections[0].delay_ns, 50'000'000);
+  EXPECT_EQ(t.connections[0].auto_options.margin_ns, 3'000'000);
+  EXPECT_EQ(t.connections[0].auto_options.max_ns, 200'000'000);
+  const auto rt = RoutingTable::compile(t);
+  EXPECT_EQ(rt.routes(0, 7)[0].connection, 0U);
+  EXPECT_TRUE(rt.complete(0, 1));  // one connection: its delay moves as one
 }
 
 TEST(Topology, LatePolicyPerConnection) {

@@ -151,8 +151,8 @@ DeliveryResult measure_delivery(const std::optional<LinkProfile>& link,
                                 std::chrono::milliseconds delay, std::chrono::seconds duration) {
   Topology t;
   t.nodes = {{"gen", "generator", 16, 0}, {"sink", "sink", 0, 16}};
-  t.connections = {{{"gen", true, 0, 0}, {{"sink", true, 0, 0}},
-                    std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count(), "bench"}};
+  t.connections = {connect_whole(
+      "gen", "sink", std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count(), "bench")};
   Running broker(broker_options(t));
   std::unique_ptr<LinkEmulator> gen_link;
   std::unique_ptr<LinkEmulator> sink_link;

@@ -48,9 +48,8 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
   Topology topo;
   topo.nodes.push_back({"gen", "generator", o.channels, 0});
   topo.nodes.push_back({"sink", "sink", 0, o.channels});
-  topo.connections.push_back(
-      {{"gen", true, 0, 0}, {{"sink", true, 0, 0}},
-       std::chrono::duration_cast<std::chrono::nanoseconds>(o.delay).count(), "demo"});
+  topo.connections.push_back(connect_whole(
+      "gen", "sink", std::chrono::duration_cast<std::chrono::nanoseconds>(o.delay).count(), "demo"));
 
   BrokerOptions bo;
   bo.listen = "tcp://127.0.0.1:*";

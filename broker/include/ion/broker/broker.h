@@ -56,6 +56,15 @@ struct BrokerNodeStats {
   uint64_t timeouts = 0;
 };
 
+struct ConnectionStats {
+  uint32_t index = 0;
+  std::string from;
+  int64_t delay_ns = 0;
+  bool auto_delay = false;
+  uint64_t raises = 0;
+  uint64_t lowers = 0;
+};
+
 class Broker {
  public:
   explicit Broker(BrokerOptions options, const Clock& clock = SteadyClock::instance());
@@ -73,6 +82,7 @@ class Broker {
   [[nodiscard]] uint64_t epoch() const noexcept;
   [[nodiscard]] std::string endpoint() const;
   [[nodiscard]] std::vector<BrokerNodeStats> node_stats() const;
+  [[nodiscard]] std::vector<ConnectionStats> connection_stats() const;
   [[nodiscard]] const RejectCounters& rejects() const noexcept;
   [[nodiscard]] const RoutingTable& routing() const noexcept;
 

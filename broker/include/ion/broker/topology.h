@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ion/broker/auto_delay.h"
 #include "ion/core/config.h"
 #include "ion/core/event_batch.h"
 
@@ -33,7 +34,20 @@ struct ConnectionSpec {
   int64_t delay_ns = 0;
   std::string where;  // "file:line" for error messages
   LatePolicy late_policy = LatePolicy::deliver_flagged;
+  bool auto_delay = false;  // `delay: auto`: delay_ns is the initial value, then measured
+  AutoDelayOptions auto_options;
 };
+
+// "from:*" -> "to:*" (channel i to port i) with a fixed delay: the common whole-node connection.
+[[nodiscard]] inline ConnectionSpec connect_whole(const std::string& from, const std::string& to,
+                                                  int64_t delay_ns, std::string where = "code") {
+  ConnectionSpec c;
+  c.from = {from, true, 0, 0};
+  c.to = {{to, true, 0, 0}};
+  c.delay_ns = delay_ns;
+  c.where = std::move(where);
+  return c;
+}
 
 struct Topology {
   std::vector<NodeSpec> nodes;
@@ -50,8 +64,9 @@ Topology load_topology_file(const std::string& path);
 struct Route {
   uint32_t target_node = 0;
   uint32_t port = 0;
-  int64_t delay_ns = 0;
+  int64_t delay_ns = 0;  // as compiled; a `delay: auto` connection's current value is the broker's
   LatePolicy late_policy = LatePolicy::deliver_flagged;
+  uint32_t connection = 0;  // index in Topology::connections
 };
 
 class RoutingTable {
@@ -83,6 +98,7 @@ class RoutingTable {
   std::vector<size_t> route_begin_;   // per (node, channel) + 1 sentinel: index into routes_
   std::vector<Route> routes_;
   std::vector<uint8_t> complete_;     // nodes x nodes
+  std::vector<uint8_t> connection_auto_;  // per connection: delay: auto
 };
 
 }  // namespace ion

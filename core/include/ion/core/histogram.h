@@ -25,6 +25,13 @@ class Histogram {
     }
   }
 
+  // Not atomic as a whole: call only from the thread that records.
+  void clear() noexcept {
+    for (auto& b : buckets_) b.store(0, std::memory_order_relaxed);
+    count_.store(0, std::memory_order_relaxed);
+    max_.store(0, std::memory_order_relaxed);
+  }
+
   [[nodiscard]] uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
   [[nodiscard]] int64_t max_ns() const noexcept {
     return static_cast<int64_t>(max_.load(std::memory_order_relaxed));

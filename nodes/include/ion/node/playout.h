@@ -64,11 +64,22 @@ class Playout {
     int64_t time_ns;
     float payload;
     bool has_payload;
+    bool late;  // arrived after its deadline but must wait behind older events of its stream
     bool operator>(const Item& o) const noexcept {
       return deadline_ns != o.deadline_ns ? deadline_ns > o.deadline_ns : order > o.order;
     }
   };
   uint32_t source_slot(const BatchHeader& h, const EventBatch& e);
+  // Per (source, stream, epoch): the latest deadline queued. Deadlines never go backwards within a
+  // stream, so a connection whose delay was lowered cannot deliver out of order.
+  struct StreamClock {
+    uint32_t source_node_id;
+    uint32_t stream;
+    uint64_t epoch;
+    int64_t last_deadline_ns;
+  };
+  StreamClock& stream_clock(const BatchHeader& h, const EventBatch& e);
+  std::vector<StreamClock> stream_clocks_;
   void emit(uint32_t source, const EventBatch& events, const Delivery& d) noexcept;
 
   const size_t capacity_;
