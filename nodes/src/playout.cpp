@@ -63,8 +63,7 @@ void Playout::accept(const BatchHeader& h, const EventBatch& e, int64_t arrival_
         ++late;
         if (arrival_ns != INT64_MAX) lateness_.record(arrival_ns - deadline);
         if (h.late_policy == LatePolicy::drop) continue;
-        // Nothing older of this stream waits: hand it over now.
-        if (clock.last_deadline_ns <= arrival_ns || arrival_ns == INT64_MAX) {
+        if (arrival_ns == INT64_MAX) {  // no network time: nothing to order against, hand over
           if (payload) {
             late_out_.push(e.channels[i], e.times_ns[i], e.payload[i]);
           } else {
@@ -72,6 +71,9 @@ void Playout::accept(const BatchHeader& h, const EventBatch& e, int64_t arrival_
           }
           continue;
         }
+        // Released by the playout thread as soon as possible, but through the same queue as
+        // everything else: an older event that is due and not yet released must go first.
+        deadline = arrival_ns;
       }
       // Deadlines never go backwards within a stream (a lowered delay must not reorder it).
       const int64_t due = std::max(deadline, clock.last_deadline_ns);

@@ -39,7 +39,8 @@ class Playout {
   Playout(size_t capacity_events, Release release);
 
   // Takes a batch that arrived at network time `arrival_ns` (INT64_MAX: unknown, so nothing can
-  // be proven on time). Late events follow the batch's policy now, from the calling thread.
+  // be proven on time, and such events are handed over at once, flagged late). Late events are
+  // dropped or queued flagged for release at once, but behind older events of their stream.
   void accept(const BatchHeader& header, const EventBatch& events, int64_t arrival_ns) noexcept;
   // Releases every queued event with deadline <= now_ns, in deadline order (ties in arrival
   // order). Returns how many were released.
