@@ -65,6 +65,14 @@ int run_status(const StatusOptions& o, std::ostream& out) {
           << std::setw(10) << n.lost_upstream_batches() << std::setw(10) << n.rejected_batches()
           << "\n";
     }
+    for (const auto& c : r.connections()) {
+      out << "  connection " << c.index() << " from " << c.from() << ": delay "
+          << static_cast<double>(c.delay_ns()) / 1e6 << " ms"
+          << (c.auto_delay() ? " (auto, " + std::to_string(c.raises()) + " raises, " +
+                                   std::to_string(c.lowers()) + " lowers)"
+                             : "")
+          << "\n";
+    }
     for (const auto& [why, count] : r.rejects()) out << "  rejected " << why << ": " << count << "\n";
     return 0;
   }
