@@ -162,26 +162,35 @@ class Broker::Impl {
 
   void run() {
     if (!socket_) bind();
-    Frame id;
-    Frame body;
     next_stats_ns_ = clock_.now_ns() + ms_to_ns(opts_.stats_interval);
     while (!stop_.load(std::memory_order_acquire)) {
       const int ready = poll_readable(*socket_, wakeup_.fd(), any_pending_ ? 1 : 20);
       if ((ready & 2) != 0) wakeup_.drain();
-      for (int i = 0; i < 4096; ++i) {  // bounded, so rings flush and timers run under flood
-        if (socket_->recv(id) != IoStatus::ok) break;
-        const int64_t t_recv = clock_.now_ns();
-        if (!id.more() || socket_->recv(body) != IoStatus::ok) {
+      // Drain what is readable first, answering clock probes as they are read, so a probe never
+      // waits behind the routing of batches that arrived before it. The rest is handled after.
+      size_t deferred = 0;
+      for (int i = 0; i < kDrainMax; ++i) {  // bounded, so rings flush and timers run under flood
+        Pending& m = pending_[deferred];
+        if (socket_->recv(m.id) != IoStatus::ok) break;
+        m.t_recv = clock_.now_ns();
+        if (!m.id.more() || socket_->recv(m.body) != IoStatus::ok) {
           rejects_.add(Reject::malformed);
           continue;
         }
-        if (body.more()) {  // our protocol is one frame per message
-          while (body.more() && socket_->recv(body) == IoStatus::ok) {
+        if (m.body.more()) {  // our protocol is one frame per message
+          while (m.body.more() && socket_->recv(m.body) == IoStatus::ok) {
           }
           rejects_.add(Reject::malformed);
           continue;
         }
-        handle(id.to_string_view(), body, t_recv);
+        if (peek_body(bytes_of(m.body)) == Body::time_request) {
+          handle(m.id.to_string_view(), m.body, m.t_recv);
+          continue;
+        }
+        ++deferred;
+      }
+      for (size_t i = 0; i < deferred; ++i) {
+        handle(pending_[i].id.to_string_view(), pending_[i].body, pending_[i].t_recv);
       }
       flush();
       timers(clock_.now_ns());
@@ -653,6 +662,13 @@ class Broker::Impl {
   std::atomic<bool> stop_{false};
   std::vector<std::unique_ptr<NodeSlot>> slots_;
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> by_routing_id_;
+  static constexpr int kDrainMax = 1024;
+  struct Pending {
+    Frame id;
+    Frame body;
+    int64_t t_recv = 0;
+  };
+  std::vector<Pending> pending_ = std::vector<Pending>(kDrainMax);
   std::vector<uint32_t> touched_;
   // Per topology connection: current delay (readable from any thread), auto controllers.
   std::vector<std::atomic<int64_t>> conn_delay_ns_;

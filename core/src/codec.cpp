@@ -361,6 +361,40 @@ const v1::Goodbye& Codec::goodbye() const noexcept { return m_->goodbye; }
 const v1::StatusRequest& Codec::status_request() const noexcept { return m_->status_request; }
 const v1::StatusReply& Codec::status_reply() const noexcept { return m_->status_reply; }
 
+Body peek_body(std::span<const uint8_t> frame) noexcept {
+  const uint8_t* p = frame.data();
+  const uint8_t* const end = p + frame.size();
+  Body body = Body::none;
+  while (p < end) {
+    uint64_t tag = 0;
+    uint64_t v = 0;
+    if (!get_varint(p, end, tag)) return Body::none;
+    const uint64_t field = tag >> 3;
+    switch (tag & 7) {
+      case kWireVarint:
+        if (!get_varint(p, end, v)) return Body::none;
+        break;
+      case kWireFixed64:
+      case kWireFixed32: {
+        const size_t width = (tag & 7) == kWireFixed64 ? 8 : 4;
+        if (static_cast<size_t>(end - p) < width) return Body::none;
+        p += width;
+        break;
+      }
+      case kWireLen:
+        if (!get_varint(p, end, v) || v > static_cast<uint64_t>(end - p)) return Body::none;
+        if (field >= static_cast<uint64_t>(Body::hello) &&
+            field <= static_cast<uint64_t>(Body::status_reply)) {
+          body = static_cast<Body>(field);
+        }
+        p += v;
+        break;
+      default: return Body::none;
+    }
+  }
+  return body;
+}
+
 std::string make_error_frame(int code, std::string_view message) {
   v1::Error e;
   e.set_code(static_cast<v1::Error::Code>(code));

@@ -177,6 +177,19 @@ TEST(Codec, ControlMessagesRoundTrip) {
   EXPECT_EQ(codec.error().code(), v1::Error::MALFORMED);
 }
 
+TEST(Codec, PeekBodyFindsTheKindWithoutParsing) {
+  Codec codec;
+  std::string frame;
+  v1::TimeRequest r;
+  r.set_t0_ns(5);
+  ASSERT_TRUE(codec.encode(r, frame));
+  EXPECT_EQ(peek_body(bytes(frame)), Body::time_request);
+  ASSERT_TRUE(codec.encode_batch({}, sample_batch(10, false), frame));
+  EXPECT_EQ(peek_body(bytes(frame)), Body::spike_batch);
+  EXPECT_EQ(peek_body(bytes(std::string("\xff\xff", 2))), Body::none);
+  EXPECT_EQ(peek_body(bytes(frame.substr(0, frame.size() - 1))), Body::none);
+}
+
 TEST(CodecReject, OversizedFrame) {
   Codec codec({.max_message_bytes = 64, .max_events_per_batch = 1000});
   const std::string big(65, '\0');

@@ -117,6 +117,10 @@ class Codec {
   std::unique_ptr<Messages> m_;
 };
 
+// The envelope's body kind from its top-level tags, without parsing the body (Body::none if the
+// frame is not a well-formed envelope). Lets the broker answer clock probes before routing work.
+[[nodiscard]] Body peek_body(std::span<const uint8_t> frame) noexcept;
+
 // A frame holding an Error envelope, for replies built outside a Codec.
 [[nodiscard]] std::string make_error_frame(int code, std::string_view message);
 
