@@ -7,6 +7,7 @@
 
 #include "ion/core/counter.h"
 #include "ion/core/frame_ring.h"
+#include "ion/core/histogram.h"
 #include "ion/core/log.h"
 #include "ion/core/sequence.h"
 #include "ion/core/transport.h"
@@ -60,6 +61,7 @@ struct NodeSlot {
   Counter registrations, batches_in, events_in, batches_out, events_out, dropped_batches,
       dropped_events, lost_upstream_batches, reordered_batches, source_restarts,
       rejected_batches, timeouts;
+  Histogram ingress_latency;  // source -> broker, per event
 
   void drop(uint64_t frames, uint64_t events) noexcept {
     dropped_batches.add(frames);
@@ -223,6 +225,9 @@ class Broker::Impl {
       n.source_restarts = s->source_restarts.get();
       n.rejected_batches = s->rejected_batches.get();
       n.timeouts = s->timeouts.get();
+      n.ingress_latency_p50_ns = s->ingress_latency.quantile_ns(0.5);
+      n.ingress_latency_p99_ns = s->ingress_latency.quantile_ns(0.99);
+      n.ingress_latency_max_ns = s->ingress_latency.max_ns();
       out.push_back(std::move(n));
     }
     return out;
@@ -466,6 +471,9 @@ class Broker::Impl {
       s->set_source_restarts(n.source_restarts);
       s->set_registrations(n.registrations);
       s->set_rejected_batches(n.rejected_batches);
+      s->set_ingress_latency_p50_ns(n.ingress_latency_p50_ns);
+      s->set_ingress_latency_p99_ns(n.ingress_latency_p99_ns);
+      s->set_ingress_latency_max_ns(n.ingress_latency_max_ns);
     }
     for (const auto& c : connection_stats()) {
       v1::ConnectionStatus* cs = r.add_connections();
@@ -518,6 +526,7 @@ class Broker::Impl {
     }
     slot.batches_in.add();
     slot.events_in.add(in_events_.size());
+    for (const int64_t t : in_events_.times_ns) slot.ingress_latency.record(now - t);
     route(slot.id);
   }
 
@@ -589,6 +598,7 @@ class Broker::Impl {
     h.link_sequence = t.next_link_sequence++;
     h.delay_ns = g.delay_ns;
     h.late_policy = g.late_policy;
+    h.broker_time_ns = clock_.now_ns();
     h.complete = complete;
     if (!codec_.encode_batch(h, g.events, scratch_)) {
       t.drop(1, n);

@@ -190,6 +190,7 @@ bool Codec::encode_batch(const BatchHeader& header, const EventBatch& events,
   b.set_delay_ns(header.delay_ns);
   b.set_complete(header.complete);
   b.set_late_policy(static_cast<v1::LatePolicy>(header.late_policy));
+  b.set_broker_time_ns(header.broker_time_ns);
   return encode_body(Body::spike_batch, b, limits_.max_message_bytes, out);
 }
 
@@ -346,6 +347,7 @@ Reject Codec::take_batch(const BatchChecks& checks, BatchHeader& header,
   header.delay_ns = b.delay_ns();
   header.complete = b.complete();
   header.late_policy = static_cast<LatePolicy>(b.late_policy());
+  header.broker_time_ns = b.broker_time_ns();
   return Reject::none;
 }
 

@@ -233,6 +233,9 @@ class Node::Impl final : public Emitter {
     s.delivery_error_max_ns = p.delivery_error_max_ns;
     s.lateness_p99_ns = p.lateness_p99_ns;
     s.lateness_max_ns = p.lateness_max_ns;
+    s.link_latency_p50_ns = link_latency_.quantile_ns(0.5);
+    s.link_latency_p99_ns = link_latency_.quantile_ns(0.99);
+    s.link_latency_max_ns = link_latency_.max_ns();
     s.latency_p50_ns = latency_.quantile_ns(0.5);
     s.latency_p99_ns = latency_.quantile_ns(0.99);
     s.latency_max_ns = latency_.max_ns();
@@ -611,6 +614,7 @@ class Node::Impl final : public Emitter {
     int64_t arrival = INT64_MAX;
     if (clock_sync_.synced()) {
       arrival = clock_sync_.to_network(t_recv);
+      if (h.broker_time_ns != 0) link_latency_.record(arrival - h.broker_time_ns);
       Histogram* window = nullptr;
       if (auto w = latency_windows_.find(h.source_node_id); w != latency_windows_.end()) {
         window = &w->second.current;
@@ -676,7 +680,8 @@ class Node::Impl final : public Emitter {
   bool start_driver_ = false;
 
   Playout playout_;
-  Histogram latency_;
+  Histogram latency_;       // end to end
+  Histogram link_latency_;  // broker -> this node
   std::map<uint32_t, LatencyWindow> latency_windows_;  // by source node id (loop thread)
   int64_t next_window_ns_ = 0;
   std::mutex playout_mu_;

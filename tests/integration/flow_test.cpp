@@ -38,6 +38,14 @@ TEST(Flow, GeneratorToSinkDeliversExactlyTheEmittedCountInOrder) {
   EXPECT_EQ(s.on_time_events + s.late_events, kEvents);
   EXPECT_EQ(snk.driver().late(), s.late_events);
 
+  // Latency per link, from network-time stamps: source -> broker, broker -> sink, end to end.
+  // Each leg is non-negative beyond clock error and the legs add up to at most the whole.
+  const auto gin = broker.stats("gen");
+  EXPECT_GT(gin.ingress_latency_max_ns, 0);
+  EXPECT_GT(s.link_latency_max_ns, 0);
+  EXPECT_LE(s.link_latency_p50_ns, s.latency_p50_ns + s.clock_uncertainty_ns);
+  EXPECT_LE(gin.ingress_latency_p50_ns, s.latency_p50_ns + s.clock_uncertainty_ns);
+
   // The broker's counters tell the same story.
   EXPECT_EQ(broker.stats("gen").events_in, kEvents);
   EXPECT_EQ(broker.stats("gen").lost_upstream_batches, 0U);

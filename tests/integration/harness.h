@@ -99,7 +99,9 @@ class BrokerRunner {
 template <class DriverT>
 class NodeRunner {
  public:
-  NodeRunner(NodeOptions o, std::unique_ptr<DriverT> d) : driver_(d.get()), node_(std::move(o), std::move(d)) {
+  NodeRunner(NodeOptions o, std::unique_ptr<DriverT> d,
+             const Clock& clock = SteadyClock::instance())
+      : driver_(d.get()), node_(std::move(o), std::move(d), clock) {
     thread_ = std::thread([this] { node_.run(); });
   }
   ~NodeRunner() { stop(); }

@@ -57,13 +57,15 @@ int run_status(const StatusOptions& o, std::ostream& out) {
     out << "broker " << o.broker << " (epoch " << std::hex << r.broker_epoch() << std::dec
         << ")\n  " << std::left << std::setw(16) << "node" << std::setw(6) << "up" << std::right
         << std::setw(12) << "events in" << std::setw(12) << "events out" << std::setw(10)
-        << "dropped" << std::setw(10) << "gaps in" << std::setw(10) << "rejected" << "\n";
+        << "dropped" << std::setw(10) << "gaps in" << std::setw(10) << "rejected"
+        << std::setw(16) << "in p99 (ms)" << "\n";
     for (const auto& n : r.nodes()) {
       out << "  " << std::left << std::setw(16) << n.name() << std::setw(6)
           << (n.connected() ? "yes" : "no") << std::right << std::setw(12) << n.events_in()
           << std::setw(12) << n.events_out() << std::setw(10) << n.dropped_events()
           << std::setw(10) << n.lost_upstream_batches() << std::setw(10) << n.rejected_batches()
-          << "\n";
+          << std::setw(16) << std::fixed << std::setprecision(3)
+          << static_cast<double>(n.ingress_latency_p99_ns()) / 1e6 << "\n";
     }
     for (const auto& c : r.connections()) {
       out << "  connection " << c.index() << " from " << c.from() << ": delay "

@@ -54,6 +54,9 @@ struct BrokerNodeStats {
   uint64_t source_restarts = 0;
   uint64_t rejected_batches = 0;
   uint64_t timeouts = 0;
+  int64_t ingress_latency_p50_ns = 0;  // broker receive - source time of this node's events
+  int64_t ingress_latency_p99_ns = 0;
+  int64_t ingress_latency_max_ns = 0;
 };
 
 struct ConnectionStats {

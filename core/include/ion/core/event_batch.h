@@ -64,6 +64,7 @@ struct BatchHeader {
   int64_t delay_ns = 0;
   bool complete = false;
   LatePolicy late_policy = LatePolicy::deliver_flagged;
+  int64_t broker_time_ns = 0;  // network time the broker queued this copy
 };
 
 }  // namespace ion

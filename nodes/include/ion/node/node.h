@@ -67,7 +67,10 @@ struct NodeStats {
   int64_t delivery_error_max_ns = 0;
   int64_t lateness_p99_ns = 0;        // arrival - deadline of late events
   int64_t lateness_max_ns = 0;
-  int64_t latency_p50_ns = 0;         // arrival - source time (network time)
+  int64_t link_latency_p50_ns = 0;    // arrival - broker queue time: broker -> this node
+  int64_t link_latency_p99_ns = 0;
+  int64_t link_latency_max_ns = 0;
+  int64_t latency_p50_ns = 0;         // arrival - source time (network time): end to end
   int64_t latency_p99_ns = 0;
   int64_t latency_max_ns = 0;
   uint64_t rejected_frames = 0;      // frames from the broker that failed validation
