@@ -12,8 +12,6 @@ namespace {
 using linkem::LinkEmulator;
 using linkem::LinkProfile;
 
-std::string host_port(const std::string& endpoint) { return endpoint.substr(6); }  // "tcp://"
-
 TEST(Linkem, ImpairedDownlinkKeepsAccountingExact) {
   Topology t;
   t.nodes = {{"gen", "generator", 8, 0}, {"sink", "sink", 0, 8}};
@@ -27,7 +25,7 @@ TEST(Linkem, ImpairedDownlinkKeepsAccountingExact) {
   p.down.loss_drops = true;
   p.down.duplicate = 0.03;
   p.down.reorder = 0.03;
-  LinkEmulator link(p, "127.0.0.1:0", host_port(broker.endpoint()), 11);
+  LinkEmulator link(p, "127.0.0.1:0", broker.endpoint(), 11);
 
   NodeRunner<SinkDriver> snk(node_options("sink", link.endpoint()), sink(8));
   ASSERT_TRUE(snk.node().wait_registered(1, 15s));
@@ -69,9 +67,9 @@ TEST(Linkem, DelayIsAppliedAndCompensated) {
   t.connections = {connect_all("gen", "sink", 100ms)};
   BrokerRunner broker(broker_options(t));
   LinkEmulator gen_link(*LinkProfile::preset("wan-20ms-5ms"), "127.0.0.1:0",
-                        host_port(broker.endpoint()), 1);
+                        broker.endpoint(), 1);
   LinkEmulator sink_link(*LinkProfile::preset("wan-20ms-5ms"), "127.0.0.1:0",
-                         host_port(broker.endpoint()), 2);
+                         broker.endpoint(), 2);
   NodeOptions so = node_options("sink", sink_link.endpoint());
   so.broker_timeout = 3s;
   NodeOptions go = node_options("gen", gen_link.endpoint());
@@ -96,7 +94,7 @@ TEST(Linkem, CutLinkIsSurvived) {
   t.connections = {connect_all("gen", "sink", 50ms)};
   BrokerRunner broker(broker_options(t));
   LinkEmulator link(*LinkProfile::preset("loopback"), "127.0.0.1:0",
-                    host_port(broker.endpoint()), 3);
+                    broker.endpoint(), 3);
   NodeRunner<SinkDriver> snk(node_options("sink", link.endpoint()), sink(4));
   ASSERT_TRUE(snk.node().wait_registered(1, 15s));
   NodeRunner<GeneratorDriver> gen(node_options("gen", broker.endpoint()), generator(4, 500.0, 0));
@@ -140,7 +138,7 @@ TEST(Linkem, SkewedNodeClockConvergesAndDeliveryLandsAtSourceTimePlusDelay) {
   t.connections = {connect_all("gen", "sink", 40ms)};
   BrokerRunner broker(broker_options(t));
   LinkEmulator link(*LinkProfile::preset("padova-zurich"), "127.0.0.1:0",
-                    host_port(broker.endpoint()), 9);
+                    broker.endpoint(), 9);
   const SkewedClock skewed(SteadyClock::instance(), 2'500'000'000, 50.0);
   NodeOptions so = node_options("sink", link.endpoint());
   so.broker_timeout = 3s;
@@ -196,7 +194,7 @@ TEST(Linkem, AutoDelayRisesUntilNothingArrivesLate) {
   t.connections = {c};
   BrokerRunner broker(broker_options(t));
   LinkEmulator link(*LinkProfile::preset("wan-20ms-5ms"), "127.0.0.1:0",
-                    host_port(broker.endpoint()), 5);
+                    broker.endpoint(), 5);
   NodeOptions so = node_options("sink", link.endpoint());
   so.broker_timeout = 3s;
   NodeRunner<SinkDriver> snk(so, sink(4));

@@ -60,8 +60,6 @@ BrokerOptions broker_options(Topology t) {
   return o;
 }
 
-std::string host_port(const std::string& endpoint) { return endpoint.substr(6); }
-
 struct ClockResult {
   int64_t p50_ns = 0;
   int64_t p99_ns = 0;
@@ -79,7 +77,7 @@ ClockResult measure_clock(const std::optional<LinkProfile>& link, std::chrono::s
   std::unique_ptr<LinkEmulator> em;
   std::string ep = broker.endpoint;
   if (link) {
-    em = std::make_unique<LinkEmulator>(*link, "127.0.0.1:0", host_port(ep), 7);
+    em = std::make_unique<LinkEmulator>(*link, "127.0.0.1:0", ep, 7);
     ep = em->endpoint();
   }
   const SkewedClock clock(steady(), 3'700'000'000, 50.0);  // 3.7 s ahead, 50 ppm fast
@@ -168,8 +166,8 @@ DeliveryResult measure_delivery(const std::optional<LinkProfile>& link,
   std::unique_ptr<LinkEmulator> gen_link;
   std::unique_ptr<LinkEmulator> sink_link;
   if (link) {
-    gen_link = std::make_unique<LinkEmulator>(*link, "127.0.0.1:0", host_port(broker.endpoint), 21);
-    sink_link = std::make_unique<LinkEmulator>(*link, "127.0.0.1:0", host_port(broker.endpoint), 22);
+    gen_link = std::make_unique<LinkEmulator>(*link, "127.0.0.1:0", broker.endpoint, 21);
+    sink_link = std::make_unique<LinkEmulator>(*link, "127.0.0.1:0", broker.endpoint, 22);
   }
   const SkewedClock gen_clock(steady(), -1'200'000'000, -30.0);
   const SkewedClock sink_clock(steady(), 3'700'000'000, 50.0);

@@ -20,7 +20,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using asio::ip::tcp;
 
-std::pair<std::string, std::string> split_host_port(const std::string& s) {
+// "host:port", or a ZeroMQ endpoint "tcp://host:port".
+std::pair<std::string, std::string> split_host_port(std::string s) {
+  if (s.rfind("tcp://", 0) == 0) s.erase(0, 6);
   const size_t colon = s.rfind(':');
   if (colon == std::string::npos) throw std::invalid_argument("expected host:port, got '" + s + "'");
   return {s.substr(0, colon), s.substr(colon + 1)};

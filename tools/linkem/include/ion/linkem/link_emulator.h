@@ -31,7 +31,8 @@ struct LinkStats {
 
 class LinkEmulator {
  public:
-  // Listens on `listen` ("127.0.0.1:0" picks a port) and forwards to `target` ("host:port").
+  // Listens on `listen` ("127.0.0.1:0" picks a port) and forwards to `target` ("host:port" or a
+  // broker endpoint "tcp://host:port").
   // Throws on a bad address or a port in use.
   LinkEmulator(LinkProfile profile, const std::string& listen, const std::string& target,
                uint64_t seed);
