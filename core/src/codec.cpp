@@ -59,6 +59,59 @@ bool get_varint(const uint8_t*& p, const uint8_t* end, uint64_t& v) noexcept {
   return false;
 }
 
+// The envelope's top-level fields, read without parsing the body.
+struct EnvelopeScan {
+  bool well_formed = false;
+  uint32_t version = 0;
+  Body body = Body::none;  // a oneof: the last body field wins, as in protobuf
+  const uint8_t* body_ptr = nullptr;
+  size_t body_len = 0;
+  bool saw_unknown = false;  // a length-delimited field outside the known bodies
+};
+
+EnvelopeScan scan_envelope(std::span<const uint8_t> frame) noexcept {
+  EnvelopeScan r;
+  const uint8_t* p = frame.data();
+  const uint8_t* const end = p + frame.size();
+  while (p < end) {
+    uint64_t tag = 0;
+    if (!get_varint(p, end, tag)) return r;
+    const uint64_t field = tag >> 3;
+    const auto wire = static_cast<uint8_t>(tag & 7);
+    if (field == 0) return r;
+    uint64_t v = 0;
+    switch (wire) {
+      case kWireVarint:
+        if (!get_varint(p, end, v)) return r;
+        if (field == 1) r.version = static_cast<uint32_t>(v);
+        break;
+      case kWireFixed64:
+      case kWireFixed32: {
+        const size_t width = wire == kWireFixed64 ? 8 : 4;
+        if (static_cast<size_t>(end - p) < width) return r;
+        p += width;
+        break;
+      }
+      case kWireLen:
+        if (!get_varint(p, end, v) || v > static_cast<uint64_t>(end - p)) return r;
+        if (field >= static_cast<uint64_t>(Body::hello) &&
+            field <= static_cast<uint64_t>(Body::status_reply)) {
+          r.body = static_cast<Body>(field);
+          r.body_ptr = p;
+          r.body_len = static_cast<size_t>(v);
+        } else {
+          r.saw_unknown = true;
+        }
+        p += v;
+        break;
+      default:  // groups (3, 4) and reserved wire types are not part of this schema
+        return r;
+    }
+  }
+  r.well_formed = true;
+  return r;
+}
+
 bool encode_body(Body body, const google::protobuf::MessageLite& m, size_t max_bytes,
                  std::string& out) noexcept {
   const size_t body_len = m.ByteSizeLong();
@@ -216,70 +269,21 @@ Decoded Codec::decode(std::span<const uint8_t> frame) noexcept {
     r.reject = Reject::oversized;
     return r;
   }
-  const uint8_t* p = frame.data();
-  const uint8_t* const end = p + frame.size();
-  const uint8_t* body_ptr = nullptr;
-  size_t body_len = 0;
-  bool saw_unknown = false;
-  while (p < end) {
-    uint64_t tag = 0;
-    if (!get_varint(p, end, tag)) {
-      r.reject = Reject::malformed;
-      return r;
-    }
-    const uint64_t field = tag >> 3;
-    const auto wire = static_cast<uint8_t>(tag & 7);
-    if (field == 0) {
-      r.reject = Reject::malformed;
-      return r;
-    }
-    uint64_t v = 0;
-    switch (wire) {
-      case kWireVarint:
-        if (!get_varint(p, end, v)) {
-          r.reject = Reject::malformed;
-          return r;
-        }
-        if (field == 1) r.version = static_cast<uint32_t>(v);
-        break;
-      case kWireFixed64:
-      case kWireFixed32: {
-        const size_t width = wire == kWireFixed64 ? 8 : 4;
-        if (static_cast<size_t>(end - p) < width) {
-          r.reject = Reject::malformed;
-          return r;
-        }
-        p += width;
-        break;
-      }
-      case kWireLen:
-        if (!get_varint(p, end, v) || v > static_cast<uint64_t>(end - p)) {
-          r.reject = Reject::malformed;
-          return r;
-        }
-        if (field >= static_cast<uint64_t>(Body::hello) &&
-            field <= static_cast<uint64_t>(Body::status_reply)) {
-          r.body = static_cast<Body>(field);  // oneof: the last one wins, as in protobuf
-          body_ptr = p;
-          body_len = static_cast<size_t>(v);
-        } else {
-          saw_unknown = true;
-        }
-        p += v;
-        break;
-      default:  // groups (3, 4) and reserved wire types are not part of this schema
-        r.reject = Reject::malformed;
-        return r;
-    }
+  const EnvelopeScan scan = scan_envelope(frame);
+  if (!scan.well_formed) {
+    r.reject = Reject::malformed;
+    return r;
   }
+  r.version = scan.version;
+  r.body = scan.body;
   if (r.body == Body::none) {
-    r.reject = saw_unknown || r.version == kProtocolVersion ? Reject::unknown_type
-                                                            : Reject::malformed;
+    r.reject = scan.saw_unknown || r.version == kProtocolVersion ? Reject::unknown_type
+                                                                 : Reject::malformed;
     if (r.version != kProtocolVersion && r.version != 0) r.reject = Reject::version_mismatch;
     return r;
   }
   auto* msg = m_->by_body(r.body);
-  if (!msg->ParseFromArray(body_ptr, static_cast<int>(body_len))) {
+  if (!msg->ParseFromArray(scan.body_ptr, static_cast<int>(scan.body_len))) {
     r.reject = Reject::malformed;
     r.body = Body::none;
     return r;
@@ -364,37 +368,8 @@ const v1::StatusRequest& Codec::status_request() const noexcept { return m_->sta
 const v1::StatusReply& Codec::status_reply() const noexcept { return m_->status_reply; }
 
 Body peek_body(std::span<const uint8_t> frame) noexcept {
-  const uint8_t* p = frame.data();
-  const uint8_t* const end = p + frame.size();
-  Body body = Body::none;
-  while (p < end) {
-    uint64_t tag = 0;
-    uint64_t v = 0;
-    if (!get_varint(p, end, tag)) return Body::none;
-    const uint64_t field = tag >> 3;
-    switch (tag & 7) {
-      case kWireVarint:
-        if (!get_varint(p, end, v)) return Body::none;
-        break;
-      case kWireFixed64:
-      case kWireFixed32: {
-        const size_t width = (tag & 7) == kWireFixed64 ? 8 : 4;
-        if (static_cast<size_t>(end - p) < width) return Body::none;
-        p += width;
-        break;
-      }
-      case kWireLen:
-        if (!get_varint(p, end, v) || v > static_cast<uint64_t>(end - p)) return Body::none;
-        if (field >= static_cast<uint64_t>(Body::hello) &&
-            field <= static_cast<uint64_t>(Body::status_reply)) {
-          body = static_cast<Body>(field);
-        }
-        p += v;
-        break;
-      default: return Body::none;
-    }
-  }
-  return body;
+  const EnvelopeScan scan = scan_envelope(frame);
+  return scan.well_formed ? scan.body : Body::none;
 }
 
 std::string make_error_frame(int code, std::string_view message) {
