@@ -145,8 +145,9 @@ class Node::Impl final : public Emitter {
     return pr.dropped_frames == 0 ? EmitStatus::queued : EmitStatus::queued_dropping_oldest;
   }
 
-  [[nodiscard]] int64_t network_now_ns() const noexcept override {
-    return clock_sync_.to_network(clock_.now_ns());
+  [[nodiscard]] int64_t local_now_ns() const noexcept override { return clock_.now_ns(); }
+  [[nodiscard]] int64_t to_network_ns(int64_t local_ns) const noexcept override {
+    return clock_sync_.to_network(local_ns);
   }
 
   // --- Node loop ---

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <csignal>
 
+#include "ion/bench_mea.h"
 #include "ion/bench_timing.h"
 #include "ion/demo.h"
 #include "ion/linkem.h"
@@ -58,6 +59,12 @@ int main(int argc, char** argv) {
                 "through the link emulator");
   timing_cmd->add_flag("--quick", timing.quick, "short runs (noisier figures)");
   timing_cmd->add_flag("--json", timing.json, "end with one JSON line");
+  ion::MeaBenchOptions mea_bench;
+  CLI::App* mea_cmd = bench_cmd->add_subcommand(
+      "mea", "spike detection throughput (1024 and 4096 channels at 20 kHz), culture emulator "
+             "cost, detection recall and precision against the emulator's ground truth");
+  mea_cmd->add_flag("--quick", mea_bench.quick, "short runs (noisier figures)");
+  mea_cmd->add_flag("--json", mea_bench.json, "end with one JSON line");
 
   ion::LinkemOptions linkem;
   CLI::App* linkem_cmd = app.add_subcommand(
@@ -85,6 +92,7 @@ int main(int argc, char** argv) {
       return ion::run_demo(demo, std::cout);
     }
     if (*timing_cmd) return ion::run_bench_timing(timing, std::cout);
+    if (*mea_cmd) return ion::run_bench_mea(mea_bench, std::cout);
     if (*linkem_cmd) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);

@@ -2,6 +2,7 @@
 
 #include "ion/drivers/generator.h"
 #include "ion/drivers/sink.h"
+#include "ion/mea/mea_driver.h"
 
 namespace ion {
 
@@ -10,7 +11,15 @@ std::unique_ptr<Driver> make_driver(const ConfigNode& root) {
   const std::string kind = d.string("kind");
   if (kind == "generator") return std::make_unique<GeneratorDriver>(GeneratorOptions::from_config(d));
   if (kind == "sink") return std::make_unique<SinkDriver>(SinkOptions::from_config(d));
-  d.fail("kind", "one of: generator, sink");
+  if (kind == "mea") {
+    const mea::MeaOptions o = mea::MeaOptions::from_config(d);
+    try {
+      return std::make_unique<mea::MeaDriver>(o);
+    } catch (const std::exception& e) {
+      d.fail("", e.what());  // a bad raw file, address or detector setting, named with the file
+    }
+  }
+  d.fail("kind", "one of: generator, sink, mea");
 }
 
 }  // namespace ion

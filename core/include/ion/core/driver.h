@@ -26,8 +26,11 @@ class Emitter {
  public:
   virtual ~Emitter() = default;
   virtual EmitStatus emit(const EventBatch& batch) noexcept = 0;
-  // The node's current estimate of network time (the broker's clock), in ns.
-  [[nodiscard]] virtual int64_t network_now_ns() const noexcept = 0;
+  // The node's monotonic clock, for pacing device threads and stamping acquisitions.
+  [[nodiscard]] virtual int64_t local_now_ns() const noexcept = 0;
+  // A local monotonic time -> the node's current estimate of network time (the broker's clock).
+  [[nodiscard]] virtual int64_t to_network_ns(int64_t local_ns) const noexcept = 0;
+  [[nodiscard]] int64_t network_now_ns() const noexcept { return to_network_ns(local_now_ns()); }
 };
 
 // How an event batch reaches the driver.
