@@ -10,6 +10,7 @@ packages=(
   libasio-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy
+  python3-brian  # test side: the reference simulator the emulated chip is checked against
 )
 
 missing=()

@@ -1,0 +1,126 @@
+#pragma once
+// An emulated mixed-signal neuromorphic chip: cores of adaptive exponential integrate-and-fire
+// (AdEx) neurons, four synapse types with exponentially decaying currents, per-neuron parameter
+// mismatch (seeded) and a per-neuron bias current. Integration is forward Euler on a fixed grid
+// of network time (step k covers [k·dt, (k+1)·dt)); inputs take effect at their own time (the
+// synaptic current is exact, the membrane sees it from the step that contains it); output spikes
+// are stamped where the membrane crossed the peak, interpolated within the step.
+// Equations, parameters and sources: docs/devices/chip.md.
+#include <array>
+#include <cstdint>
+#include <random>
+#include <string_view>
+#include <vector>
+
+namespace ion::chip {
+
+enum class SynapseType : uint8_t { fast_exc = 0, slow_exc = 1, fast_inh = 2, slow_inh = 3 };
+inline constexpr uint32_t kSynapseTypes = 4;
+[[nodiscard]] std::string_view to_string(SynapseType t) noexcept;
+
+// Nominal neuron parameters (Brette & Gerstner 2005, tonic spiking with adaptation).
+struct NeuronParams {
+  double c_pf = 281;           // membrane capacitance
+  double g_l_ns = 30;          // leak conductance
+  double e_l_mv = -70.6;       // leak reversal
+  double v_t_mv = -50.4;       // threshold of the exponential term
+  double delta_t_mv = 2;       // slope factor
+  double v_reset_mv = -70.6;
+  double v_peak_mv = -40.4;    // a spike is counted when V crosses it (V_T + 5 Δ_T)
+  double tau_w_ms = 144;       // adaptation time constant
+  double a_ns = 4;             // subthreshold adaptation
+  double b_pa = 80.5;          // spike-triggered adaptation
+  double refractory_ms = 2;    // V held at reset
+  double bias_pa = 0;          // constant input current
+};
+
+struct SynapseParams {
+  double tau_ms;
+  double gain_pa;  // current jump of a weight-1 event (sign from the type)
+};
+
+struct ChipOptions {
+  uint32_t chip_id = 0;            // address: (chip, core, neuron)
+  uint32_t cores = 4;
+  uint32_t neurons_per_core = 256;
+  double step_ms = 0.1;
+  NeuronParams neuron;
+  std::array<SynapseParams, kSynapseTypes> synapses{{{5, 200}, {100, 10}, {10, 200}, {100, 10}}};
+  double mismatch_cv = 0.10;       // relative spread of every analog parameter, per neuron
+  float max_weight = 1000;         // larger weights are clamped (counted)
+  uint64_t seed = 1;
+
+  void validate() const;  // throws std::invalid_argument naming the setting
+  [[nodiscard]] uint32_t neurons() const noexcept { return cores * neurons_per_core; }
+};
+
+struct ChipSpike {
+  uint32_t neuron;  // global index: core * neurons_per_core + neuron in core
+  int64_t time_ns;  // network time of the crossing
+};
+
+enum class InputResult : uint8_t { queued, clamped, bad_neuron, bad_weight };
+
+struct ChipCounters {
+  uint64_t steps = 0;
+  uint64_t spikes = 0;
+  uint64_t inputs_applied = 0;
+  uint64_t inputs_late = 0;  // their step was already integrated: current exact, membrane missed it
+};
+
+class ChipModel {
+ public:
+  explicit ChipModel(const ChipOptions& options);
+
+  [[nodiscard]] const ChipOptions& options() const noexcept { return opts_; }
+  [[nodiscard]] uint32_t neurons() const noexcept { return n_; }
+  [[nodiscard]] int64_t step_ns() const noexcept { return dt_ns_; }
+  // Start of the next step to integrate (network time).
+  [[nodiscard]] int64_t now_ns() const noexcept { return next_step_ * dt_ns_; }
+  // Puts the step grid at the step containing t_ns. Only before the first advance.
+  void start_at(int64_t t_ns) noexcept;
+
+  // Queues a synaptic input of `weight` (≥ 0, in units of the type's gain) at network time t_ns.
+  InputResult inject(uint32_t neuron, SynapseType type, float weight, int64_t t_ns) noexcept;
+  // Integrates every step that ends at or before until_ns; appends output spikes in time order.
+  void advance(int64_t until_ns, std::vector<ChipSpike>& out) noexcept;
+
+  // Effective parameters of one neuron (nominal × its mismatch), in the units of NeuronParams.
+  [[nodiscard]] NeuronParams neuron_params(uint32_t neuron) const noexcept;
+  [[nodiscard]] SynapseParams synapse_params(uint32_t neuron, SynapseType t) const noexcept;
+  void set_bias(uint32_t neuron, double bias_pa) noexcept;
+  [[nodiscard]] double membrane_mv(uint32_t neuron) const noexcept { return v_[neuron]; }
+  [[nodiscard]] const ChipCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] size_t pending_inputs() const noexcept { return pending_.size() - head_; }
+
+ private:
+  struct Input {
+    int64_t t_ns;
+    uint32_t neuron;
+    uint8_t type;
+    float weight;
+  };
+  void apply_due_inputs(int64_t step_start_ns) noexcept;
+  void step(int64_t step_start_ns, std::vector<ChipSpike>& out) noexcept;
+
+  ChipOptions opts_;
+  uint32_t n_;
+  int64_t dt_ns_;
+  int64_t next_step_ = 0;
+  bool started_ = false;
+  // Per neuron, structure of arrays (the step loop vectorises over neurons).
+  std::vector<float> v_, w_, refr_left_;                  // state
+  std::vector<float> dt_over_c_, g_l_, e_l_, v_t_, delta_t_, inv_delta_t_, v_reset_, a_,
+      dt_over_tau_w_, b_, bias_, refr_steps_;              // parameters
+  std::vector<float> v_peak_;
+  std::array<std::vector<float>, kSynapseTypes> i_syn_, decay_, gain_, tau_ms_;
+  std::vector<float> v_prev_;
+  std::vector<uint8_t> crossed_;
+  // Inputs not yet applied, in time order from head_ (appends are almost always in order).
+  std::vector<Input> pending_;
+  size_t head_ = 0;
+  bool sorted_ = true;
+  ChipCounters counters_;
+};
+
+}  // namespace ion::chip
