@@ -66,6 +66,12 @@ int64_t DeviceClock::to_host_ns(uint64_t raw) const noexcept {
   return static_cast<int64_t>(std::llround(ref_host_ns_ + dt * ns_per_tick_));
 }
 
+uint64_t DeviceClock::to_raw(int64_t host_ns) const noexcept {
+  const double ticks = static_cast<double>(ref_ticks_) +
+                       (static_cast<double>(host_ns) - ref_host_ns_) / ns_per_tick_;
+  return static_cast<uint64_t>(std::llround(ticks)) & mask_;
+}
+
 double DeviceClock::drift_ppm() const noexcept {
   // The device runs fast when fewer host ns pass per tick than nominal.
   return (1e9 / opts_.tick_hz / ns_per_tick_ - 1) * 1e6;

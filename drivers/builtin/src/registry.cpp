@@ -2,6 +2,7 @@
 
 #include "ion/drivers/generator.h"
 #include "ion/drivers/sink.h"
+#include "ion/chip/chip_driver.h"
 #include "ion/mea/mea_driver.h"
 
 namespace ion {
@@ -19,7 +20,15 @@ std::unique_ptr<Driver> make_driver(const ConfigNode& root) {
       d.fail("", e.what());  // a bad raw file, address or detector setting, named with the file
     }
   }
-  d.fail("kind", "one of: generator, sink, mea");
+  if (kind == "chip") {
+    const chip::ChipDriverOptions o = chip::ChipDriverOptions::from_config(d);
+    try {
+      return std::make_unique<chip::ChipDriver>(o);
+    } catch (const std::exception& e) {
+      d.fail("", e.what());  // a UDP address that cannot be bound, named with the file
+    }
+  }
+  d.fail("kind", "one of: generator, sink, mea, chip");
 }
 
 }  // namespace ion

@@ -196,9 +196,23 @@ void ChipModel::set_bias(uint32_t neuron, double bias_pa) noexcept {
   if (neuron < n_ && std::isfinite(bias_pa)) bias_[neuron] = static_cast<float>(bias_pa);
 }
 
+namespace {
+int64_t step_of(int64_t t_ns, int64_t dt_ns) noexcept {
+  return t_ns >= 0 ? t_ns / dt_ns : -((-t_ns + dt_ns - 1) / dt_ns);  // floor
+}
+}  // namespace
+
 void ChipModel::start_at(int64_t t_ns) noexcept {
   if (started_) return;
-  next_step_ = t_ns >= 0 ? t_ns / dt_ns_ : -((-t_ns + dt_ns_ - 1) / dt_ns_);
+  next_step_ = step_of(t_ns, dt_ns_);
+}
+
+int64_t ChipModel::skip_to(int64_t t_ns) noexcept {
+  const int64_t target = step_of(t_ns, dt_ns_);
+  if (target <= next_step_) return 0;
+  const int64_t skipped = target - next_step_;
+  next_step_ = target;
+  return skipped;
 }
 
 InputResult ChipModel::inject(uint32_t neuron, SynapseType type, float weight, int64_t t_ns) noexcept {

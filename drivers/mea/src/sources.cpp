@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ion/core/clock.h"
+#include "ion/core/inet.h"
 #include "ion/mea/frame_stream.h"
 
 static_assert(std::endian::native == std::endian::little, "frames are int16 little-endian");
@@ -109,16 +110,7 @@ TcpStreamSource::TcpStreamSource(TcpStreamOptions options) : opts_(std::move(opt
   if (opts_.channels == 0 || opts_.channels > 65535) throw std::runtime_error("tcp stream: channels must be 1..65535");
   if (!(opts_.sample_rate_hz > 0)) throw std::runtime_error("tcp stream: sample_rate_hz must be > 0");
   if (opts_.max_queued_frames == 0) opts_.max_queued_frames = static_cast<size_t>(opts_.sample_rate_hz);
-  const auto colon = opts_.listen.rfind(':');
-  if (colon == std::string::npos) throw std::runtime_error("tcp stream: listen '" + opts_.listen + "' is not host:port");
-  const std::string host = opts_.listen.substr(0, colon);
-  const int port = std::atoi(opts_.listen.c_str() + colon + 1);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (port < 0 || port > 65535 || ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
-    throw std::runtime_error("tcp stream: listen '" + opts_.listen + "' needs an IPv4 address and a port");
-  }
+  sockaddr_in addr = parse_ipv4_endpoint(opts_.listen, "tcp stream: listen");
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

@@ -28,6 +28,9 @@ class DeviceClock {
   void observe(uint64_t raw, int64_t host_ns) noexcept;
   // Host time of a raw reading near the latest observed one. Valid after one observe().
   [[nodiscard]] int64_t to_host_ns(uint64_t raw) const noexcept;
+  // The inverse: the raw (wrapped) counter value the device shows at a host time. Valid after one
+  // observe().
+  [[nodiscard]] uint64_t to_raw(int64_t host_ns) const noexcept;
   // Measured rate error of the device's crystal against the host clock, ppm.
   [[nodiscard]] double drift_ppm() const noexcept;
   [[nodiscard]] bool valid() const noexcept { return count_ > 0; }

@@ -79,6 +79,9 @@ class ChipModel {
   [[nodiscard]] int64_t now_ns() const noexcept { return next_step_ * dt_ns_; }
   // Puts the step grid at the step containing t_ns. Only before the first advance.
   void start_at(int64_t t_ns) noexcept;
+  // Jumps the grid forward to the step containing t_ns without integrating (a host that stalled
+  // for long does not replay the gap); returns the steps skipped.
+  int64_t skip_to(int64_t t_ns) noexcept;
 
   // Queues a synaptic input of `weight` (≥ 0, in units of the type's gain) at network time t_ns.
   InputResult inject(uint32_t neuron, SynapseType type, float weight, int64_t t_ns) noexcept;
