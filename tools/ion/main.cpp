@@ -8,6 +8,7 @@
 #include <atomic>
 #include <csignal>
 
+#include "ion/bench_chip.h"
 #include "ion/bench_mea.h"
 #include "ion/bench_timing.h"
 #include "ion/demo.h"
@@ -65,6 +66,12 @@ int main(int argc, char** argv) {
              "cost, detection recall and precision against the emulator's ground truth");
   mea_cmd->add_flag("--quick", mea_bench.quick, "short runs (noisier figures)");
   mea_cmd->add_flag("--json", mea_bench.json, "end with one JSON line");
+  ion::ChipBenchOptions chip_bench;
+  CLI::App* chip_cmd = bench_cmd->add_subcommand(
+      "chip", "emulated neuromorphic chip: neuron updates per second and real-time factor for "
+              "4 cores x 256 neurons under 10 Hz Poisson input per synapse; address-event codec");
+  chip_cmd->add_flag("--quick", chip_bench.quick, "short runs (noisier figures)");
+  chip_cmd->add_flag("--json", chip_bench.json, "end with one JSON line");
 
   ion::LinkemOptions linkem;
   CLI::App* linkem_cmd = app.add_subcommand(
@@ -93,6 +100,7 @@ int main(int argc, char** argv) {
     }
     if (*timing_cmd) return ion::run_bench_timing(timing, std::cout);
     if (*mea_cmd) return ion::run_bench_mea(mea_bench, std::cout);
+    if (*chip_cmd) return ion::run_bench_chip(chip_bench, std::cout);
     if (*linkem_cmd) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);

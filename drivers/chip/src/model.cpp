@@ -10,69 +10,83 @@
 namespace ion::chip {
 namespace {
 
-// e^x for the exponential term, accurate to a few float ulps on the range the membrane uses; it
-// is written so GCC vectorises it (libm's expf would keep the step loop scalar).
+// e^x for the exponential term, to about one float ulp on the range the membrane uses; written
+// so GCC vectorises it (libm's expf would keep the step loop scalar). The polynomial is split
+// (Estrin) so its dependency chain is short.
 inline float exp_vec(float x) noexcept {
-  x = std::min(std::max(x, -87.0F), 80.0F);
+  x = x < -87.0F ? -87.0F : x;  // not std::min/max: their references keep GCC from vectorising
+  x = x > 80.0F ? 80.0F : x;
   const float kLog2e = 1.44269504F;
-  const auto ni = static_cast<int32_t>(x * kLog2e + (x >= 0 ? 0.5F : -0.5F));
+  const auto ni = static_cast<int32_t>(x * kLog2e + std::copysign(0.5F, x));  // round
   const auto n = static_cast<float>(ni);
   const float r = (x - n * 0.693145751953125F) - n * 1.428606765330187e-06F;  // ln 2, split
-  const float p =
-      1.0F + r * (1.0F + r * (0.5F + r * (1.0F / 6 + r * (1.0F / 24 + r * (1.0F / 120 + r * (1.0F / 720))))));
+  const float r2 = r * r;
+  const float r4 = r2 * r2;
+  const float p01 = 1.0F + r;
+  const float p23 = 0.5F + r * (1.0F / 6);
+  const float p45 = 1.0F / 24 + r * (1.0F / 120);
+  const float p = p01 + r2 * p23 + r4 * (p45 + r2 * (1.0F / 720));
   return p * std::bit_cast<float>((ni + 127) << 23);
 }
 
-struct StepArrays {
-  float* __restrict v;
-  float* __restrict w;
-  float* __restrict refr;
-  float* __restrict v_prev;
-  uint8_t* __restrict crossed;
-  const float* __restrict dt_over_c;
-  const float* __restrict g_l;
-  const float* __restrict e_l;
-  const float* __restrict v_t;
-  const float* __restrict delta_t;
-  const float* __restrict inv_delta_t;
-  const float* __restrict a;
-  const float* __restrict dt_over_tau_w;
-  const float* __restrict bias;
-  const float* __restrict v_peak;
-  float* __restrict s0;
-  float* __restrict s1;
-  float* __restrict s2;
-  float* __restrict s3;
-  const float* __restrict d0;
-  const float* __restrict d1;
-  const float* __restrict d2;
-  const float* __restrict d3;
+struct Scalars {
+  float e_l, inv_delta_t, peak_above_v_t;
 };
 
-// One forward-Euler step for every neuron; neurons are the inner loop so it vectorises. Both
-// derivatives use the state at the start of the step (as Brian2's `euler` does). A refractory
-// neuron keeps V (it sits at reset) while w goes on adapting.
-__attribute__((target_clones("avx2", "default"))) void step_kernel(const StepArrays& s,
-                                                                    uint32_t n) noexcept {
-  for (uint32_t i = 0; i < n; ++i) {
-    const float v = s.v[i];
-    const float w = s.w[i];
-    const float current = s.bias[i] + s.s0[i] + s.s1[i] - s.s2[i] - s.s3[i];
-    const float spike_current = s.g_l[i] * s.delta_t[i] * exp_vec((v - s.v_t[i]) * s.inv_delta_t[i]);
-    const float dv = s.dt_over_c[i] * (-s.g_l[i] * (v - s.e_l[i]) + spike_current + current - w);
-    const float dw = s.dt_over_tau_w[i] * (s.a[i] * (v - s.e_l[i]) - w);
-    const bool refractory = s.refr[i] > 0.5F;
-    const float v_new = refractory ? v : v + dv;
-    s.refr[i] = refractory ? s.refr[i] - 1.0F : 0.0F;
-    s.v_prev[i] = v;
-    s.v[i] = v_new;
-    s.w[i] = w + dw;
-    s.crossed[i] = v_new > s.v_peak[i] ? 1 : 0;
-    s.s0[i] *= s.d0[i];
-    s.s1[i] *= s.d1[i];
-    s.s2[i] *= s.d2[i];
-    s.s3[i] *= s.d3[i];
+// One forward-Euler step for a run of neurons; neurons are the inner loop so it vectorises
+// (every array is its own __restrict parameter: GCC ignores __restrict on struct members). Both
+// derivatives use the state at the start of the step, as Brian2's `euler` does. A refractory
+// neuron keeps V (it sits at reset) while w goes on adapting. Synaptic currents decay exactly.
+// `crossed` gets 0, or 1 + (peak − V before the step) for the interpolation (V ≤ peak there).
+// Masks are 0/1 arithmetic rather than selects: the AVX2 build is otherwise not if-converted.
+#define ION_CHIP_STEP_BODY                                                                      \
+  for (uint32_t i = 0; i < n; ++i) {                                                            \
+    const float v = v_io[i];                                                                    \
+    const float w = w_io[i];                                                                    \
+    const float current = bias[i] + s0[i] + s1[i] - s2[i] - s3[i];                              \
+    const float above = v - k.e_l;                                                              \
+    const float dv = k_exp[i] * exp_vec((v - v_t[i]) * k.inv_delta_t) - k_leak[i] * above +     \
+                     k_in[i] * (current - w);                                                   \
+    const float dw = k_a[i] * above - k_w[i] * w;                                               \
+    const float r = refr_io[i];                                                                 \
+    const auto refractory = static_cast<float>(r > 0.5F);                                       \
+    const float v_new = v + dv * (1.0F - refractory);                                           \
+    refr_io[i] = (r - 1.0F) * refractory;                                                       \
+    v_io[i] = v_new;                                                                            \
+    w_io[i] = w + dw;                                                                           \
+    const float peak = v_t[i] + k.peak_above_v_t;                                               \
+    crossed[i] = static_cast<float>(v_new > peak) * (1.0F + (peak - v));                        \
+    s0[i] *= d0[i];                                                                             \
+    s1[i] *= d1[i];                                                                             \
+    s2[i] *= d2[i];                                                                             \
+    s3[i] *= d3[i];                                                                             \
   }
+
+#define ION_CHIP_STEP_PARAMS                                                                    \
+  uint32_t n, Scalars k, float *__restrict v_io, float *__restrict w_io,                        \
+      float *__restrict refr_io, float *__restrict crossed, const float *__restrict k_leak,     \
+      const float *__restrict k_exp, const float *__restrict k_in, const float *__restrict v_t, \
+      const float *__restrict k_a, const float *__restrict k_w, const float *__restrict bias,   \
+      float *__restrict s0, float *__restrict s1, float *__restrict s2, float *__restrict s3,   \
+      const float *__restrict d0, const float *__restrict d1, const float *__restrict d2,       \
+      const float *__restrict d3
+
+// Two builds of the same body, picked once at start-up: AVX2 with FMA, and the x86-64 baseline.
+__attribute__((target("avx2,fma"))) void step_avx2(ION_CHIP_STEP_PARAMS) noexcept { ION_CHIP_STEP_BODY }
+void step_baseline(ION_CHIP_STEP_PARAMS) noexcept { ION_CHIP_STEP_BODY }
+using StepFn = void (*)(ION_CHIP_STEP_PARAMS) noexcept;
+StepFn pick_step() noexcept {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? step_avx2 : step_baseline;
+}
+const StepFn kStep = pick_step();
+
+// Neurons are independent between inputs, so a block of steps runs one chunk of neurons at a
+// time: a chunk's fields (19 floats per neuron, 19 KiB) stay in L1 across the block's steps.
+constexpr int64_t kBlockSteps = 16;
+
+int64_t step_of(int64_t t_ns, int64_t dt_ns) noexcept {
+  return t_ns >= 0 ? t_ns / dt_ns : -((-t_ns + dt_ns - 1) / dt_ns);  // floor
 }
 
 }  // namespace
@@ -116,19 +130,17 @@ ChipModel::ChipModel(const ChipOptions& options)
       dt_ns_(std::llround(options.step_ms * 1e6)) {
   opts_.validate();
   const uint32_t n = n_;
-  for (auto* vec : {&v_, &w_, &refr_left_, &dt_over_c_, &g_l_, &e_l_, &v_t_, &delta_t_, &inv_delta_t_,
-                    &v_reset_, &a_, &dt_over_tau_w_, &b_, &bias_, &refr_steps_, &v_peak_, &v_prev_}) {
-    vec->assign(n, 0.0F);
-  }
+  hot_.assign(static_cast<size_t>((n + kChunk - 1) / kChunk) * kFields * kChunk, 0.0F);
+  b_.assign(n, 0.0F);
+  refr_steps_.assign(n, 0.0F);
   for (uint32_t t = 0; t < kSynapseTypes; ++t) {
-    i_syn_[t].assign(n, 0.0F);
-    decay_[t].assign(n, 0.0F);
     gain_[t].assign(n, 0.0F);
     tau_ms_[t].assign(n, 0.0F);
   }
-  crossed_.assign(n, 0);
+  effective_.resize(n);
   // Mismatch: every analog parameter of every neuron times its own factor 1 + cv·N(0,1), cut at
-  // ±3 cv (and kept positive). Drawn in a fixed order so a seed names one chip.
+  // ±3 cv (and kept positive). Drawn in a fixed order so a seed names one chip. Voltages that are
+  // references (E_L, reset, Δ_T) are shared; the threshold's distance from rest is mismatched.
   std::mt19937_64 rng(opts_.seed);
   std::normal_distribution<double> normal(0.0, 1.0);
   const double cv = opts_.mismatch_cv;
@@ -136,56 +148,46 @@ ChipModel::ChipModel(const ChipOptions& options)
     const double z = std::clamp(normal(rng), -3.0, 3.0);
     return std::max(0.05, 1.0 + cv * z);
   };
-  const NeuronParams& p = opts_.neuron;
+  const NeuronParams& nominal = opts_.neuron;
   const double dt = opts_.step_ms;
   for (uint32_t i = 0; i < n; ++i) {
-    const double c = p.c_pf * factor();
-    const double g = p.g_l_ns * factor();
-    const double gap = (p.v_t_mv - p.e_l_mv) * factor();
-    const double tau_w = p.tau_w_ms * factor();
-    const double a = p.a_ns * factor();
-    const double b = p.b_pa * factor();
-    const double refr = p.refractory_ms * factor();
-    const double bias = p.bias_pa * factor();
-    dt_over_c_[i] = static_cast<float>(dt / c);
-    g_l_[i] = static_cast<float>(g);
-    e_l_[i] = static_cast<float>(p.e_l_mv);
-    v_t_[i] = static_cast<float>(p.e_l_mv + gap);
-    v_peak_[i] = static_cast<float>(p.e_l_mv + gap + (p.v_peak_mv - p.v_t_mv));
-    delta_t_[i] = static_cast<float>(p.delta_t_mv);
-    inv_delta_t_[i] = static_cast<float>(1.0 / p.delta_t_mv);
-    v_reset_[i] = static_cast<float>(p.v_reset_mv);
-    a_[i] = static_cast<float>(a);
-    dt_over_tau_w_[i] = static_cast<float>(dt / tau_w);
-    b_[i] = static_cast<float>(b);
-    bias_[i] = static_cast<float>(bias);
-    // Held for round(t_ref / dt) − 1 steps after the spike step: the count Brian2 uses.
-    refr_steps_[i] = static_cast<float>(std::max<long>(0, std::lround(refr / dt) - 1));
-    v_[i] = static_cast<float>(p.e_l_mv);
+    NeuronParams& p = effective_[i];
+    p = nominal;
+    p.c_pf = nominal.c_pf * factor();
+    p.g_l_ns = nominal.g_l_ns * factor();
+    p.v_t_mv = nominal.e_l_mv + (nominal.v_t_mv - nominal.e_l_mv) * factor();
+    p.v_peak_mv = p.v_t_mv + (nominal.v_peak_mv - nominal.v_t_mv);
+    p.tau_w_ms = nominal.tau_w_ms * factor();
+    p.a_ns = nominal.a_ns * factor();
+    p.b_pa = nominal.b_pa * factor();
+    // Held for round(t_ref / dt) − 1 steps after the spike step, the count Brian2 uses; the
+    // exported value is the one that count stands for.
+    const long held = std::max<long>(0, std::lround(nominal.refractory_ms * factor() / dt) - 1);
+    p.refractory_ms = nominal.refractory_ms > 0 ? static_cast<double>(held + 1) * dt : 0.0;
+    refr_steps_[i] = nominal.refractory_ms > 0 ? static_cast<float>(held) : 0.0F;
+    p.bias_pa = nominal.bias_pa * factor();
+    at(kLeak, i) = static_cast<float>(dt * p.g_l_ns / p.c_pf);
+    at(kExp, i) = static_cast<float>(dt * p.g_l_ns * p.delta_t_mv / p.c_pf);
+    at(kIn, i) = static_cast<float>(dt / p.c_pf);
+    at(kVt, i) = static_cast<float>(p.v_t_mv);
+    at(kA, i) = static_cast<float>(dt * p.a_ns / p.tau_w_ms);
+    at(kKw, i) = static_cast<float>(dt / p.tau_w_ms);
+    b_[i] = static_cast<float>(p.b_pa);
+    at(kBias, i) = static_cast<float>(p.bias_pa);
+    at(kV, i) = static_cast<float>(p.e_l_mv);
     for (uint32_t t = 0; t < kSynapseTypes; ++t) {
       const double tau = opts_.synapses[t].tau_ms * factor();
       tau_ms_[t][i] = static_cast<float>(tau);
-      decay_[t][i] = static_cast<float>(std::exp(-dt / tau));
+      at(static_cast<Field>(kD0 + t), i) = static_cast<float>(std::exp(-dt / tau));
       gain_[t][i] = static_cast<float>(opts_.synapses[t].gain_pa * factor());
     }
   }
   pending_.reserve(4096);
 }
 
-NeuronParams ChipModel::neuron_params(uint32_t i) const noexcept {
-  NeuronParams p = opts_.neuron;
-  const double dt = opts_.step_ms;
-  p.c_pf = dt / dt_over_c_[i];
-  p.g_l_ns = g_l_[i];
-  p.v_t_mv = v_t_[i];
-  p.v_peak_mv = v_peak_[i];
-  p.tau_w_ms = dt / dt_over_tau_w_[i];
-  p.a_ns = a_[i];
-  p.b_pa = b_[i];
-  p.refractory_ms = (refr_steps_[i] + 1) * dt;
-  p.bias_pa = bias_[i];
-  return p;
-}
+NeuronParams ChipModel::neuron_params(uint32_t i) const noexcept { return effective_[i]; }
+
+double ChipModel::membrane_mv(uint32_t neuron) const noexcept { return at(kV, neuron); }
 
 SynapseParams ChipModel::synapse_params(uint32_t i, SynapseType t) const noexcept {
   const auto k = static_cast<size_t>(t);
@@ -193,14 +195,10 @@ SynapseParams ChipModel::synapse_params(uint32_t i, SynapseType t) const noexcep
 }
 
 void ChipModel::set_bias(uint32_t neuron, double bias_pa) noexcept {
-  if (neuron < n_ && std::isfinite(bias_pa)) bias_[neuron] = static_cast<float>(bias_pa);
+  if (neuron >= n_ || !std::isfinite(bias_pa)) return;
+  at(kBias, neuron) = static_cast<float>(bias_pa);
+  effective_[neuron].bias_pa = bias_pa;
 }
-
-namespace {
-int64_t step_of(int64_t t_ns, int64_t dt_ns) noexcept {
-  return t_ns >= 0 ? t_ns / dt_ns : -((-t_ns + dt_ns - 1) / dt_ns);  // floor
-}
-}  // namespace
 
 void ChipModel::start_at(int64_t t_ns) noexcept {
   if (started_) return;
@@ -228,23 +226,89 @@ InputResult ChipModel::inject(uint32_t neuron, SynapseType type, float weight, i
   return r;
 }
 
-void ChipModel::apply_due_inputs(int64_t step_start_ns) noexcept {
-  if (head_ == pending_.size()) return;
+void ChipModel::apply_input(const Input& in, int64_t step_start_ns) noexcept {
+  // The current an input of time t has at step start t_k is its jump decayed over t_k − t:
+  // exact for the synapse, whichever step it lands in.
+  const float age_ms = static_cast<float>(step_start_ns - in.t_ns) * 1e-6F;
+  const float decayed = exp_vec(-age_ms / tau_ms_[in.type][in.neuron]);
+  at(static_cast<Field>(kS0 + in.type), in.neuron) += in.weight * gain_[in.type][in.neuron] * decayed;
+  ++counters_.inputs_applied;
+  if (step_start_ns - in.t_ns >= dt_ns_) ++counters_.inputs_late;
+}
+
+void ChipModel::run_block(int64_t first_step, int64_t steps, std::vector<ChipSpike>& out) noexcept {
   if (!sorted_) {
     std::stable_sort(pending_.begin() + static_cast<std::ptrdiff_t>(head_), pending_.end(),
                      [](const Input& x, const Input& y) { return x.t_ns < y.t_ns; });
     sorted_ = true;
   }
-  while (head_ < pending_.size() && pending_[head_].t_ns <= step_start_ns) {
-    const Input& in = pending_[head_++];
-    // The current an input of time t has at step start t_k is its jump decayed over t_k − t:
-    // exact for the synapse, whichever step it lands in.
-    const float age_ms = static_cast<float>(step_start_ns - in.t_ns) * 1e-6F;
-    const float decayed = std::exp(-age_ms / tau_ms_[in.type][in.neuron]);
-    i_syn_[in.type][in.neuron] += in.weight * gain_[in.type][in.neuron] * decayed;
-    ++counters_.inputs_applied;
-    if (step_start_ns - in.t_ns >= dt_ns_) ++counters_.inputs_late;
+  // The block's inputs, grouped by chunk (counting sort, time order kept): each carries the
+  // step it is due at — the first whose start is at or after its time.
+  const int64_t block_start = first_step * dt_ns_;
+  size_t h = head_;
+  const int64_t last_start = (first_step + steps - 1) * dt_ns_;
+  while (h < pending_.size() && pending_[h].t_ns <= last_start) ++h;
+  const uint32_t chunks = (n_ + kChunk - 1) / kChunk;
+  chunk_begin_.assign(chunks + 1, 0);
+  for (size_t j = head_; j < h; ++j) ++chunk_begin_[pending_[j].neuron / kChunk + 1];
+  for (uint32_t c = 0; c < chunks; ++c) chunk_begin_[c + 1] += chunk_begin_[c];
+  block_inputs_.resize(h - head_);
+  {
+    std::vector<size_t>& fill = chunk_fill_;
+    fill.assign(chunk_begin_.begin(), chunk_begin_.end() - 1);
+    for (size_t j = head_; j < h; ++j) {
+      const Input& in = pending_[j];
+      const int64_t late_by = block_start - in.t_ns;
+      const int64_t s = late_by >= 0 ? 0 : (-late_by + dt_ns_ - 1) / dt_ns_;  // ceil
+      block_inputs_[fill[in.neuron / kChunk]++] = {in, static_cast<int32_t>(s)};
+    }
   }
+  const Scalars k{static_cast<float>(opts_.neuron.e_l_mv),
+                  static_cast<float>(1.0 / opts_.neuron.delta_t_mv),
+                  static_cast<float>(opts_.neuron.v_peak_mv - opts_.neuron.v_t_mv)};
+  const auto v_reset = static_cast<float>(opts_.neuron.v_reset_mv);
+  const auto dt = static_cast<float>(dt_ns_);
+  for (uint32_t lo = 0; lo < n_; lo += kChunk) {
+    const uint32_t len = std::min(kChunk, n_ - lo);
+    size_t next_input = chunk_begin_[lo / kChunk];
+    const size_t end_input = chunk_begin_[lo / kChunk + 1];
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t start = (first_step + s) * dt_ns_;
+      for (; next_input < end_input && block_inputs_[next_input].step <= s; ++next_input) {
+        apply_input(block_inputs_[next_input].input, start);
+      }
+      const uint32_t c = lo / kChunk;
+      kStep(len, k, field(c, kV), field(c, kW), field(c, kRefr), field(c, kCrossed), field(c, kLeak),
+            field(c, kExp), field(c, kIn), field(c, kVt), field(c, kA), field(c, kKw),
+            field(c, kBias), field(c, kS0), field(c, kS1), field(c, kS2), field(c, kS3),
+            field(c, kD0), field(c, kD1), field(c, kD2), field(c, kD3));
+      // Crossings are rare: skip eight flags at a time (0.0F is all zero bits; a chunk's fields
+      // are padded to kChunk and the padding stays zero).
+      const float* flags = field(c, kCrossed);
+      for (uint32_t g = 0; g < len; g += 8) {
+        const uint32_t m = std::min<uint32_t>(8, len - g);
+        uint64_t any[4];
+        std::memcpy(any, flags + g, sizeof any);
+        if ((any[0] | any[1] | any[2] | any[3]) == 0) continue;
+        for (uint32_t q = g; q < g + m; ++q) {
+          if (flags[q] == 0) continue;
+          const uint32_t i = lo + q;
+          // Linear interpolation of the crossing between V before and after the step.
+          const float below = flags[q] - 1.0F;  // peak − V before
+          const float v_after = at(kV, i);
+          const float peak = at(kVt, i) + k.peak_above_v_t;
+          const float frac = std::clamp(below / (v_after - peak + below), 0.0F, 1.0F);
+          out.push_back({i, start + static_cast<int64_t>(frac * dt)});
+          at(kV, i) = v_reset;
+          at(kW, i) += b_[i];
+          at(kRefr, i) = refr_steps_[i];
+          ++counters_.spikes;
+        }
+      }
+    }
+  }
+  counters_.steps += static_cast<uint64_t>(steps);
+  head_ = h;
   if (head_ == pending_.size()) {
     pending_.clear();
     head_ = 0;
@@ -254,47 +318,20 @@ void ChipModel::apply_due_inputs(int64_t step_start_ns) noexcept {
   }
 }
 
-void ChipModel::step(int64_t step_start_ns, std::vector<ChipSpike>& out) noexcept {
-  apply_due_inputs(step_start_ns);
-  const StepArrays s{v_.data(), w_.data(), refr_left_.data(), v_prev_.data(), crossed_.data(),
-                     dt_over_c_.data(), g_l_.data(), e_l_.data(), v_t_.data(), delta_t_.data(),
-                     inv_delta_t_.data(), a_.data(), dt_over_tau_w_.data(), bias_.data(),
-                     v_peak_.data(), i_syn_[0].data(), i_syn_[1].data(), i_syn_[2].data(),
-                     i_syn_[3].data(), decay_[0].data(), decay_[1].data(), decay_[2].data(),
-                     decay_[3].data()};
-  step_kernel(s, n_);
-  ++counters_.steps;
-  // Crossings are rare: scan the flags eight at a time.
-  const uint8_t* flags = crossed_.data();
-  for (uint32_t base = 0; base < n_; base += 8) {
-    uint64_t word = 0;
-    const uint32_t len = std::min<uint32_t>(8, n_ - base);
-    std::memcpy(&word, flags + base, len);
-    if (word == 0) continue;
-    for (uint32_t i = base; i < base + len; ++i) {
-      if (flags[i] == 0) continue;
-      const float v0 = v_prev_[i];
-      const float v1 = v_[i];
-      const float frac = std::clamp((v_peak_[i] - v0) / (v1 - v0), 0.0F, 1.0F);
-      out.push_back({i, step_start_ns + static_cast<int64_t>(frac * static_cast<float>(dt_ns_))});
-      v_[i] = v_reset_[i];
-      w_[i] += b_[i];
-      refr_left_[i] = refr_steps_[i];
-      ++counters_.spikes;
-    }
-  }
-}
-
 void ChipModel::advance(int64_t until_ns, std::vector<ChipSpike>& out) noexcept {
   started_ = true;
   const size_t first = out.size();
-  while ((next_step_ + 1) * dt_ns_ <= until_ns) {
-    step(next_step_ * dt_ns_, out);
-    ++next_step_;
+  const int64_t end_step = step_of(until_ns, dt_ns_);  // steps ending at or before until_ns
+  while (next_step_ < end_step) {
+    const int64_t steps = std::min(end_step - next_step_, kBlockSteps);
+    run_block(next_step_, steps, out);
+    next_step_ += steps;
   }
-  // Within a step spikes come out in neuron order; callers get them in time order.
-  std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
-                   [](const ChipSpike& x, const ChipSpike& y) { return x.time_ns < y.time_ns; });
+  // Chunk by chunk, spikes come out of order; callers get them in time (then neuron) order.
+  std::sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+            [](const ChipSpike& x, const ChipSpike& y) {
+              return x.time_ns != y.time_ns ? x.time_ns < y.time_ns : x.neuron < y.neuron;
+            });
 }
 
 }  // namespace ion::chip

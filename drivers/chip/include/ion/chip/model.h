@@ -92,7 +92,7 @@ class ChipModel {
   [[nodiscard]] NeuronParams neuron_params(uint32_t neuron) const noexcept;
   [[nodiscard]] SynapseParams synapse_params(uint32_t neuron, SynapseType t) const noexcept;
   void set_bias(uint32_t neuron, double bias_pa) noexcept;
-  [[nodiscard]] double membrane_mv(uint32_t neuron) const noexcept { return v_[neuron]; }
+  [[nodiscard]] double membrane_mv(uint32_t neuron) const noexcept;
   [[nodiscard]] const ChipCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] size_t pending_inputs() const noexcept { return pending_.size() - head_; }
 
@@ -103,22 +103,40 @@ class ChipModel {
     uint8_t type;
     float weight;
   };
-  void apply_due_inputs(int64_t step_start_ns) noexcept;
-  void step(int64_t step_start_ns, std::vector<ChipSpike>& out) noexcept;
+  void apply_input(const Input& in, int64_t step_start_ns) noexcept;
+  void run_block(int64_t first_step, int64_t steps, std::vector<ChipSpike>& out) noexcept;
 
   ChipOptions opts_;
   uint32_t n_;
   int64_t dt_ns_;
   int64_t next_step_ = 0;
   bool started_ = false;
-  // Per neuron, structure of arrays (the step loop vectorises over neurons).
-  std::vector<float> v_, w_, refr_left_;                  // state
-  std::vector<float> dt_over_c_, g_l_, e_l_, v_t_, delta_t_, inv_delta_t_, v_reset_, a_,
-      dt_over_tau_w_, b_, bias_, refr_steps_;              // parameters
-  std::vector<float> v_peak_;
-  std::array<std::vector<float>, kSynapseTypes> i_syn_, decay_, gain_, tau_ms_;
-  std::vector<float> v_prev_;
-  std::vector<uint8_t> crossed_;
+  // Per neuron, structure of arrays (the step loop vectorises over neurons), stored chunk-major:
+  // each chunk of kChunk neurons holds its hot fields back to back, so a chunk stays in L1
+  // without its arrays fighting over the same cache sets. The step uses coefficients with dt
+  // folded in: dV = k_exp·e^((V−V_T)/Δ_T) − k_leak·(V−E_L) + k_in·(I−w), dw = k_a·(V−E_L) − k_w·w.
+  enum Field : uint32_t {
+    kV, kW, kRefr, kCrossed, kLeak, kExp, kIn, kVt, kA, kKw, kBias, kS0, kS1, kS2, kS3, kD0, kD1,
+    kD2, kD3, kFields
+  };
+  static constexpr uint32_t kChunk = 256;
+  [[nodiscard]] float* field(uint32_t chunk, Field f) noexcept {
+    return hot_.data() + (static_cast<size_t>(chunk) * kFields + f) * kChunk;
+  }
+  [[nodiscard]] float& at(Field f, uint32_t i) noexcept { return field(i / kChunk, f)[i % kChunk]; }
+  [[nodiscard]] float at(Field f, uint32_t i) const noexcept {
+    return hot_[(static_cast<size_t>(i / kChunk) * kFields + f) * kChunk + i % kChunk];
+  }
+  std::vector<float> hot_;
+  std::vector<float> b_, refr_steps_;  // used on spikes only
+  std::array<std::vector<float>, kSynapseTypes> gain_, tau_ms_;  // used on inputs only
+  std::vector<NeuronParams> effective_;  // nominal × mismatch, for export
+  struct BlockInput {
+    Input input;
+    int32_t step;  // within the block
+  };
+  std::vector<BlockInput> block_inputs_;  // scratch for run_block
+  std::vector<size_t> chunk_begin_, chunk_fill_;
   // Inputs not yet applied, in time order from head_ (appends are almost always in order).
   std::vector<Input> pending_;
   size_t head_ = 0;
