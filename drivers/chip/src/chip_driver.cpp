@@ -175,6 +175,7 @@ void ChipDriver::emulate(Emitter& emitter) {
   batch.stream = opts_.stream;
   batch.kind = EventKind::spike;
   int64_t next_wake_local = emitter.local_now_ns();
+  int64_t target = 0;
   while (true) {
     {
       std::unique_lock lock(mu_);
@@ -188,6 +189,9 @@ void ChipDriver::emulate(Emitter& emitter) {
       if (wait_ns < -4 * block_ns) {
         next_wake_local = emitter.local_now_ns();  // late wake-ups are not made up one by one
       }
+      // The target first, then the inputs: anything delivered after the swap has a deadline
+      // after now, so at least `lag` after the target and still ahead of the model.
+      target = emitter.network_now_ns() - lag_ns;
       inputs.swap(inbox_);
     }
     for (const Input& in : inputs) {
@@ -195,7 +199,6 @@ void ChipDriver::emulate(Emitter& emitter) {
       (void)model_->inject(in.neuron, in.type, in.weight, in.t_ns);
     }
     inputs.clear();
-    const int64_t target = emitter.network_now_ns() - lag_ns;
     if (target - model_->now_ns() > max_behind_ns) {
       steps_skipped_.fetch_add(static_cast<uint64_t>(model_->skip_to(target - block_ns)));
     } else if (target - model_->now_ns() > 4 * block_ns) {

@@ -50,8 +50,9 @@ struct ChipDriverOptions {
   UdpOptions udp;
   LegacyOptions legacy;
   // The emulator integrates this far behind network time, so an input handed over at its
-  // deadline still reaches the step that contains it. Output leaves this much after its time.
-  std::chrono::microseconds lag{2000};
+  // deadline still reaches the step that contains it, even when the node's playout thread is
+  // held up for a few ms. Output leaves this much after its time (absorbed by connection delays).
+  std::chrono::microseconds lag{5000};
   std::chrono::microseconds block{1000};  // emulator wake-up period
   std::chrono::milliseconds max_catch_up{1000};  // behind by more: skip ahead (counted)
   uint32_t stream = 0;
