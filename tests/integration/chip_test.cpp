@@ -22,12 +22,15 @@ TEST(ChipNode, WeightedInputsInSpikesOutThroughTheBroker) {
   // "ion-node --config configs/zurich-chip.yaml receives weighted events and emits spikes
   // through the broker." Neurons 0-15 sit below rheobase and fire only when driven.
   Topology t;
-  t.nodes = {{"zurich", "chip", 1024, 4096}, {"gen", "generator", 16, 0}, {"sink", "sink", 0, 1024}};
+  // One core of 64 neurons: the test suite runs a Debug build, two tests at a time.
+  t.nodes = {{"zurich", "chip", 64, 256}, {"gen", "generator", 16, 0}, {"sink", "sink", 0, 64}};
   t.connections = {connect_all("gen", "zurich", 20ms), connect_all("zurich", "sink", 20ms)};
   BrokerRunner broker(broker_options(t));
-  NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(1024));
+  NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(64));
   ASSERT_TRUE(snk.node().wait_registered(1, 10s));
   ChipDriverOptions o;
+  o.chip.cores = 1;
+  o.chip.neurons_per_core = 64;
   o.chip.mismatch_cv = 0;
   o.chip.neuron.bias_pa = 300;
   NodeRunner<ChipDriver> chip(node_options("zurich", broker.endpoint()), std::make_unique<ChipDriver>(o));
