@@ -17,8 +17,6 @@ using std::chrono::microseconds;
 using std::chrono::milliseconds;
 
 constexpr double kAerTickHz = 1e6;
-constexpr std::array<std::string_view, kSynapseTypes> kSynapseKeys = {"fast_exc", "slow_exc",
-                                                                       "fast_inh", "slow_inh"};
 
 ChipOptions chip_from(const ConfigNode& c) {
   c.only_keys({"chip_id", "cores", "neurons_per_core", "step_ms", "mismatch_cv", "max_weight", "seed",
@@ -51,7 +49,7 @@ ChipOptions chip_from(const ConfigNode& c) {
   if (auto s = c.find_child("synapses")) {
     s->only_keys({"fast_exc", "slow_exc", "fast_inh", "slow_inh"});
     for (uint32_t t = 0; t < kSynapseTypes; ++t) {
-      if (auto x = s->find_child(kSynapseKeys[t])) {
+      if (auto x = s->find_child(to_string(static_cast<SynapseType>(t)))) {
         x->only_keys({"tau_ms", "gain_pa"});
         o.synapses[t].tau_ms = x->number("tau_ms", o.synapses[t].tau_ms, 0.01, 1e5);
         o.synapses[t].gain_pa = x->number("gain_pa", o.synapses[t].gain_pa, 0, 1e6);
@@ -195,8 +193,10 @@ void ChipDriver::emulate(Emitter& emitter) {
       inputs.swap(inbox_);
     }
     for (const Input& in : inputs) {
-      // Checked in deliver(); the model clamps to max_weight (counted there).
-      (void)model_->inject(in.neuron, in.type, in.weight, in.t_ns);
+      // Addresses and weights were checked in deliver(); the model clamps to max_weight.
+      if (model_->inject(in.neuron, in.type, in.weight, in.t_ns) == InputResult::clamped) {
+        clamped_.fetch_add(1);
+      }
     }
     inputs.clear();
     if (target - model_->now_ns() > max_behind_ns) {
@@ -441,10 +441,6 @@ void ChipDriver::deliver(const BatchHeader& header, const EventBatch& events,
       count("input_bad_weight");
       continue;
     }
-    if (model_ && weight > opts_.chip.max_weight) {
-      count("input_weight_clamped");
-      weight = opts_.chip.max_weight;
-    }
     inputs.push_back({port % neurons_, static_cast<SynapseType>(port / neurons_), weight,
                       events.times_ns[i] + header.delay_ns});
   }
@@ -482,6 +478,7 @@ std::map<std::string, int64_t> ChipDriver::counters() const {
   }
   std::lock_guard lock(mu_);
   for (const auto& [k, x] : rejected_) c[k] = static_cast<int64_t>(x);
+  if (model_) c["input_weight_clamped"] += v(clamped_);
   if (device_clock_ && device_clock_->valid()) {
     c["device_drift_ppb"] = std::llround(device_clock_->drift_ppm() * 1000);
   }

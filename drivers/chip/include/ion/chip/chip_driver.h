@@ -125,7 +125,7 @@ class ChipDriver final : public Driver {
   std::map<std::string, uint64_t> rejected_;        // reason -> count
   std::atomic<uint64_t> spikes_{0}, inputs_received_{0}, inputs_sent_{0}, emit_rejected_{0},
       datagrams_{0}, datagrams_lost_{0}, behind_{0}, steps_skipped_{0};
-  std::atomic<uint64_t> inputs_applied_{0}, inputs_late_{0};
+  std::atomic<uint64_t> inputs_applied_{0}, inputs_late_{0}, clamped_{0};
 };
 
 }  // namespace ion::chip
