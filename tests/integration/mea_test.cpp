@@ -40,7 +40,9 @@ TEST(MeaNode, StreamsDetectedSpikesIntoTheBrokerAndAnswersStimulation) {
   // Spikes leave stamped in network time at their threshold crossing: their end-to-end latency
   // is the detection delay (block + peak window) plus transport, never negative.
   EXPECT_GT(snk.stats().latency_p50_ns, 0);
-  EXPECT_LT(snk.stats().latency_p50_ns, 200'000'000);
+  // An emulator slower than real time stamps late (counted as processing_behind): say so.
+  EXPECT_LT(snk.stats().latency_p50_ns, 200'000'000)
+      << "processing_behind " << c.at("processing_behind");
 }
 
 int connect_to(uint16_t port) {

@@ -75,12 +75,12 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
   Node gen_node(gen_opts, std::move(gen_driver));
   Node sink_node(sink_opts, std::move(sink_driver));
   std::thread sink_thread([&] { sink_node.run(); });
-  std::thread gen_thread([&] { gen_node.run(); });
+  std::thread gen_thread;
 
   const auto shutdown = [&] {
     gen_node.stop();
     sink_node.stop();
-    gen_thread.join();
+    if (gen_thread.joinable()) gen_thread.join();
     sink_thread.join();
     broker.stop();
     broker_thread.join();
@@ -89,8 +89,15 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
   out << "ion demo: broker on " << endpoint << ", generator 'gen' (" << o.channels
       << " channels at " << o.rate_hz << " Hz each) -> sink 'sink', delay "
       << o.delay.count() << " ms, for " << o.duration_s << " s\n";
-  if (!sink_node.wait_registered(1, std::chrono::seconds(10)) ||
-      !gen_node.wait_registered(1, std::chrono::seconds(10))) {
+  // The generator starts once the sink is registered: the broker drops (and counts) what it
+  // routes to a node that has not joined yet, and the sink cannot count what it never saw, so
+  // the sink-side accounting below would have a hole at the start.
+  bool registered = sink_node.wait_registered(1, std::chrono::seconds(10));
+  if (registered) {
+    gen_thread = std::thread([&] { gen_node.run(); });
+    registered = gen_node.wait_registered(1, std::chrono::seconds(10));
+  }
+  if (!registered) {
     out << "ion demo: nodes did not register with the broker within 10 s\n";
     shutdown();
     return 2;
