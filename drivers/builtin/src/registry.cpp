@@ -4,6 +4,7 @@
 #include "ion/drivers/sink.h"
 #include "ion/chip/chip_driver.h"
 #include "ion/mea/mea_driver.h"
+#include "ion/synapse/synapse_driver.h"
 
 namespace ion {
 
@@ -28,7 +29,15 @@ std::unique_ptr<Driver> make_driver(const ConfigNode& root) {
       d.fail("", e.what());  // a UDP address that cannot be bound, named with the file
     }
   }
-  d.fail("kind", "one of: generator, sink, mea, chip");
+  if (kind == "synapse") {
+    const synapse::SynapseDriverOptions o = synapse::SynapseDriverOptions::from_config(d);
+    try {
+      return std::make_unique<synapse::SynapseDriver>(o);
+    } catch (const std::exception& e) {
+      d.fail("", e.what());  // an instrument that cannot be reached, named with the file
+    }
+  }
+  d.fail("kind", "one of: generator, sink, mea, chip, synapse");
 }
 
 }  // namespace ion

@@ -1,0 +1,135 @@
+#include "ion/synapse/plasticity.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace ion::synapse {
+
+PlasticityEngine::PlasticityEngine(uint32_t neurons, std::vector<PlasticSynapse> synapses,
+                                   RuleSet rules)
+    : rules_(rules),
+      synapses_(std::move(synapses)),
+      by_post_(neurons),
+      stdp_by_pre_(neurons),
+      history_(neurons) {
+  for (uint32_t s = 0; s < synapses_.size(); ++s) {
+    const PlasticSynapse& p = synapses_[s];
+    if (p.rule == RuleKind::none || p.pre >= neurons || p.post >= neurons) continue;
+    by_post_[p.post].push_back(s);
+    if (p.rule == RuleKind::stdp) stdp_by_pre_[p.pre].push_back(s);
+  }
+  lookback_ns_ = std::max(rules_.rate.window_ns, rules_.stdp.window_ns);
+}
+
+bool PlasticityEngine::add_spike(uint32_t neuron, int64_t t_ns) noexcept {
+  if (neuron >= history_.size()) {
+    ++c_.rejected_neuron;
+    return false;
+  }
+  if (t_ns <= committed_ns_) {  // evaluations up to here are already made
+    ++c_.too_late;
+    return false;
+  }
+  ++c_.spikes;
+  auto& h = history_[neuron];
+  if (h.size() >= rules_.history_per_neuron) {
+    h.erase(h.begin());
+    ++c_.history_dropped;
+  }
+  if (h.empty() || h.back() <= t_ns) {
+    h.push_back(t_ns);
+  } else {
+    h.insert(std::upper_bound(h.begin(), h.end(), t_ns), t_ns);  // out of order, within horizon
+  }
+  if (!by_post_[neuron].empty() || !stdp_by_pre_[neuron].empty()) triggers_.push({t_ns, neuron});
+  return true;
+}
+
+size_t PlasticityEngine::count_in(uint32_t neuron, int64_t from_ns, int64_t to_ns) const noexcept {
+  const auto& h = history_[neuron];
+  return static_cast<size_t>(std::lower_bound(h.begin(), h.end(), to_ns) -
+                             std::lower_bound(h.begin(), h.end(), from_ns));
+}
+
+int64_t PlasticityEngine::latest_before(uint32_t neuron, int64_t before_ns) const noexcept {
+  const auto& h = history_[neuron];
+  const auto it = std::lower_bound(h.begin(), h.end(), before_ns);
+  return it == h.begin() ? INT64_MIN : *std::prev(it);
+}
+
+void PlasticityEngine::evaluate(const Trigger& t, std::vector<Pulse>& out) noexcept {
+  for (const uint32_t s : by_post_[t.neuron]) {
+    const PlasticSynapse& p = synapses_[s];
+    ++c_.evaluations;
+    if (p.rule == RuleKind::rate) {
+      const RateRule& r = rules_.rate;
+      // Presynaptic spikes in (T - window, T], at most max_count (the hub kept the last 100).
+      const auto n = std::min<size_t>(count_in(p.pre, t.t_ns - r.window_ns + 1, t.t_ns + 1),
+                                      r.max_count);
+      if (n > r.ltp_above) {
+        out.push_back({s, r.ltp_volts, r.width_s, t.t_ns});
+        ++c_.ltp;
+      } else if (n < r.ltd_below) {
+        out.push_back({s, r.ltd_volts, r.width_s, t.t_ns});
+        ++c_.ltd;
+      }
+    } else if (p.rule == RuleKind::stdp) {
+      const StdpRule& r = rules_.stdp;
+      const int64_t pre = latest_before(p.pre, t.t_ns);  // strictly earlier: pre before post
+      if (pre != INT64_MIN && t.t_ns - pre <= r.window_ns) {
+        const double k = std::exp(-static_cast<double>(t.t_ns - pre) / static_cast<double>(r.tau_plus_ns));
+        out.push_back({s, r.ltp_v_min + (r.ltp_v_max - r.ltp_v_min) * k, r.width_s, t.t_ns});
+        ++c_.ltp;
+      }
+    }
+  }
+  for (const uint32_t s : stdp_by_pre_[t.neuron]) {
+    const PlasticSynapse& p = synapses_[s];
+    const StdpRule& r = rules_.stdp;
+    ++c_.evaluations;
+    const int64_t post = latest_before(p.post, t.t_ns);  // post before pre: depression
+    if (post != INT64_MIN && t.t_ns - post <= r.window_ns) {
+      const double k = std::exp(-static_cast<double>(t.t_ns - post) / static_cast<double>(r.tau_minus_ns));
+      out.push_back({s, r.ltd_v_min + (r.ltd_v_max - r.ltd_v_min) * k, r.width_s, t.t_ns});
+      ++c_.ltd;
+    }
+  }
+}
+
+void PlasticityEngine::trim(int64_t keep_from_ns) noexcept {
+  for (auto& h : history_) {
+    if (h.empty() || h.front() >= keep_from_ns) continue;
+    h.erase(h.begin(), std::lower_bound(h.begin(), h.end(), keep_from_ns));
+  }
+}
+
+size_t PlasticityEngine::commit_until(int64_t until_ns, std::vector<Pulse>& out) noexcept {
+  size_t n = 0;
+  const uint64_t before = c_.evaluations;
+  while (!triggers_.empty() && triggers_.top().t_ns <= until_ns) {
+    const Trigger t = triggers_.top();
+    triggers_.pop();
+    evaluate(t, out);
+  }
+  n = static_cast<size_t>(c_.evaluations - before);
+  if (until_ns > committed_ns_) {
+    committed_ns_ = until_ns;
+    // Later triggers are at > committed: they look back no further than this.
+    if (committed_ns_ > INT64_MIN + lookback_ns_) trim(committed_ns_ - lookback_ns_);
+  }
+  return n;
+}
+
+size_t PlasticityEngine::commit(int64_t now_ns, std::vector<Pulse>& out) noexcept {
+  return commit_until(now_ns - rules_.horizon_ns, out);
+}
+
+size_t PlasticityEngine::commit_all(std::vector<Pulse>& out) noexcept {
+  int64_t last = committed_ns_;
+  for (const auto& h : history_) {
+    if (!h.empty()) last = std::max(last, h.back());
+  }
+  return commit_until(last, out);
+}
+
+}  // namespace ion::synapse

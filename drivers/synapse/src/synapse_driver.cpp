@@ -1,0 +1,634 @@
+#include "ion/synapse/synapse_driver.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "ion/v1/ion.pb.h"
+
+namespace ion::synapse {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+using std::chrono::nanoseconds;
+
+std::string trim(std::string s) {
+  const auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+RuleKind rule_of(const std::string& s, bool& ok) {
+  ok = true;
+  if (s == "rate") return RuleKind::rate;
+  if (s == "stdp") return RuleKind::stdp;
+  if (s == "none") return RuleKind::none;
+  ok = false;
+  return RuleKind::none;
+}
+
+bool neuron_of(const std::string& s, const std::map<std::string, uint32_t>& names, uint32_t& out) {
+  if (auto it = names.find(s); it != names.end()) {
+    out = it->second;
+    return true;
+  }
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 9) return false;
+  out = static_cast<uint32_t>(std::stoul(s));
+  return true;
+}
+
+void read_tiox(const ConfigNode& n, TiOxParams& p) {
+  n.only_keys({"r_on_ohm", "r_off_ohm", "v_th_pos", "v_th_neg", "a_pos", "a_neg", "t_pos",
+               "t_neg", "r_pos0_ohm", "r_pos1_ohm_per_v", "r_neg0_ohm", "r_neg1_ohm_per_v",
+               "r_init_ohm", "r_init_spread", "d2d_sigma", "c2c_sigma", "read_noise", "model",
+               "seed", "v_th", "g_max_s", "rate_per_v_s", "tau_ms", "nonvolatile"});
+  p.r_on_ohm = n.number("r_on_ohm", p.r_on_ohm, 1, 1e9);
+  p.r_off_ohm = n.number("r_off_ohm", p.r_off_ohm, 1, 1e9);
+  p.v_th_pos = n.number("v_th_pos", p.v_th_pos, 0.01, 20);
+  p.v_th_neg = n.number("v_th_neg", p.v_th_neg, 0.01, 20);
+  p.a_pos = n.number("a_pos", p.a_pos, 0, 1e6);
+  p.a_neg = n.number("a_neg", p.a_neg, 0, 1e6);
+  p.t_pos = n.number("t_pos", p.t_pos, 1e-3, 100);
+  p.t_neg = n.number("t_neg", p.t_neg, 1e-3, 100);
+  p.r_pos0_ohm = n.number("r_pos0_ohm", p.r_pos0_ohm, 0, 1e9);
+  p.r_pos1_ohm_per_v = n.number("r_pos1_ohm_per_v", p.r_pos1_ohm_per_v, -1e9, 1e9);
+  p.r_neg0_ohm = n.number("r_neg0_ohm", p.r_neg0_ohm, 0, 1e9);
+  p.r_neg1_ohm_per_v = n.number("r_neg1_ohm_per_v", p.r_neg1_ohm_per_v, -1e9, 1e9);
+  p.r_init_ohm = n.number("r_init_ohm", p.r_init_ohm, 1, 1e9);
+  p.r_init_spread = n.number("r_init_spread", p.r_init_spread, 0, 0.99);
+  p.d2d_sigma = n.number("d2d_sigma", p.d2d_sigma, 0, 2);
+  p.c2c_sigma = n.number("c2c_sigma", p.c2c_sigma, 0, 2);
+  p.read_noise = n.number("read_noise", p.read_noise, 0, 0.49);
+}
+
+DeviceOptions device_from(const ConfigNode& n) {
+  DeviceOptions o;
+  const std::string model = n.string("model", "tiox");
+  if (model == "tiox") {
+    o.model = DeviceModel::tiox;
+    read_tiox(n, o.tiox);
+  } else if (model == "volatile") {
+    o.model = DeviceModel::volatile_cell;
+    VolatileParams& v = o.volatile_cell;
+    read_tiox(n, v.nonvolatile);  // only the volatile keys below are expected here
+    v.v_th = n.number("v_th", v.v_th, 0.01, 20);
+    v.g_max_s = n.number("g_max_s", v.g_max_s, 1e-12, 10);
+    v.rate_per_v_s = n.number("rate_per_v_s", v.rate_per_v_s, 0, 1e12);
+    v.tau_ms = n.number("tau_ms", v.tau_ms, 1e-3, 1e7);
+    if (auto nv = n.find_child("nonvolatile")) read_tiox(*nv, v.nonvolatile);
+  } else {
+    n.fail("model", "one of: tiox, volatile");
+  }
+  o.seed = static_cast<uint64_t>(n.integer("seed", 1, 0, INT64_MAX));
+  try {
+    if (o.model == DeviceModel::tiox) {
+      o.tiox.validate();
+    } else {
+      o.volatile_cell.validate();
+    }
+  } catch (const std::invalid_argument& e) {
+    n.fail("", e.what());
+  }
+  return o;
+}
+
+int64_t ns_of(const ConfigNode& n, std::string_view key, int64_t fallback, nanoseconds lo,
+              nanoseconds hi) {
+  return n.duration(key, nanoseconds(fallback), lo, hi).count();
+}
+
+}  // namespace
+
+float map_weight(const WeightOptions& w, double r) noexcept {
+  if (!(r > 0)) return 0.F;
+  switch (w.map) {
+    case WeightMap::resistance:
+      return static_cast<float>(std::clamp((r - w.r_min_ohm) / (w.r_max_ohm - w.r_min_ohm), 0.0, 1.0));
+    case WeightMap::conductance: {
+      const double g_lo = 1.0 / w.r_max_ohm;
+      const double g_hi = 1.0 / w.r_min_ohm;
+      return static_cast<float>(std::clamp((1.0 / r - g_lo) / (g_hi - g_lo), 0.0, 1.0));
+    }
+    case WeightMap::byte:
+      return static_cast<float>(
+          std::round(255.0 * std::clamp((r - w.r_min_ohm) / (w.r_max_ohm - w.r_min_ohm), 0.0, 1.0)));
+  }
+  return 0.F;
+}
+
+std::vector<SynapseSpec> parse_connectivity(const std::string& text, const std::string& where,
+                                            const std::map<std::string, uint32_t>& names,
+                                            RuleKind default_rule) {
+  std::vector<SynapseSpec> out;
+  std::istringstream in(text);
+  std::string line;
+  int lineno = 0;
+  bool header_seen = false;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    line = trim(line);
+    if (line.empty()) continue;
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    std::string cell;
+    while (std::getline(ls, cell, ',')) f.push_back(trim(cell));
+    const auto fail = [&](const std::string& what) {
+      throw std::invalid_argument(where + ":" + std::to_string(lineno) + ": " + what);
+    };
+    if (!header_seen) {
+      header_seen = true;
+      if (f.size() < 4 || f[0] != "pre" || f[1] != "post" || f[2] != "wordline" || f[3] != "bitline") {
+        fail("expected the header pre,post,wordline,bitline[,rule][,gain]");
+      }
+      continue;
+    }
+    if (f.size() < 4 || f.size() > 6) fail("expected pre,post,wordline,bitline[,rule][,gain]");
+    SynapseSpec s;
+    if (!neuron_of(f[0], names, s.pre)) fail("unknown presynaptic neuron '" + f[0] + "'");
+    if (!neuron_of(f[1], names, s.post)) fail("unknown postsynaptic neuron '" + f[1] + "'");
+    uint32_t wl = 0;
+    uint32_t bl = 0;
+    if (!neuron_of(f[2], {}, wl)) fail("wordline '" + f[2] + "' is not a non-negative integer");
+    if (!neuron_of(f[3], {}, bl)) fail("bitline '" + f[3] + "' is not a non-negative integer");
+    s.cell = {wl, bl};
+    s.rule = default_rule;
+    if (f.size() >= 5 && !f[4].empty()) {
+      bool ok = false;
+      s.rule = rule_of(f[4], ok);
+      if (!ok) fail("rule '" + f[4] + "': expected rate, stdp or none");
+    }
+    if (f.size() == 6) {
+      char* end = nullptr;
+      const double g = std::strtod(f[5].c_str(), &end);
+      if (end == f[5].c_str() || *end != '\0' || !std::isfinite(g) || std::fabs(g) > 1e6) {
+        fail("gain '" + f[5] + "' is not a finite number");
+      }
+      s.gain = static_cast<float>(g);
+    }
+    out.push_back(s);
+  }
+  if (!header_seen) throw std::invalid_argument(where + ": no connectivity (empty file)");
+  return out;
+}
+
+void SynapseDriverOptions::validate() const {
+  std::set<std::pair<uint32_t, uint32_t>> cells;
+  for (size_t k = 0; k < synapses.size(); ++k) {
+    const SynapseSpec& s = synapses[k];
+    const std::string name = "synapse " + std::to_string(k) + " (" + std::to_string(s.pre) + " -> " +
+                             std::to_string(s.post) + ")";
+    if (s.pre >= neurons || s.post >= neurons) {
+      throw std::invalid_argument(name + ": neuron outside 0.." + std::to_string(neurons) + "-1");
+    }
+    if (s.cell.wordline >= crossbar.wordlines || s.cell.bitline >= crossbar.bitlines) {
+      throw std::invalid_argument(name + ": cell (" + std::to_string(s.cell.wordline) + ", " +
+                                  std::to_string(s.cell.bitline) + ") outside the " +
+                                  std::to_string(crossbar.wordlines) + "x" +
+                                  std::to_string(crossbar.bitlines) + " array");
+    }
+    if (!cells.insert({s.cell.wordline, s.cell.bitline}).second) {
+      throw std::invalid_argument(name + ": cell (" + std::to_string(s.cell.wordline) + ", " +
+                                  std::to_string(s.cell.bitline) + ") is already assigned");
+    }
+  }
+  if (synapses.empty()) throw std::invalid_argument("no synapses: the connectivity is empty");
+  auto check = [&](double v, double w, const char* what) {
+    if (std::fabs(v) > safety.max_volts || w > safety.max_width_s || !(w > 0)) {
+      throw std::invalid_argument(std::string(what) + " pulse (" + std::to_string(v) + " V, " +
+                                  std::to_string(w * 1e6) + " us) beyond the safety limits (" +
+                                  std::to_string(safety.max_volts) + " V, " +
+                                  std::to_string(safety.max_width_s * 1e6) + " us)");
+    }
+  };
+  check(rules.rate.ltp_volts, rules.rate.width_s, "rate-rule LTP");
+  check(rules.rate.ltd_volts, rules.rate.width_s, "rate-rule LTD");
+  check(rules.stdp.ltp_v_max, rules.stdp.width_s, "STDP LTP");
+  check(rules.stdp.ltd_v_max, rules.stdp.width_s, "STDP LTD");
+  if (!(weight.r_max_ohm > weight.r_min_ohm) || !(weight.r_min_ohm > 0)) {
+    throw std::invalid_argument("weight: r_min_ohm must be > 0 and below r_max_ohm");
+  }
+}
+
+SynapseDriverOptions SynapseDriverOptions::from_config(const ConfigNode& d) {
+  d.only_keys({"kind", "neurons", "crossbar", "device", "instrument", "weight", "plasticity",
+               "safety", "refresh_interval", "synapses", "stream", "weight_stream"});
+  SynapseDriverOptions o;
+  // Neurons: a count, or a mapping of names to ports.
+  if (!d.has("neurons")) d.fail("neurons", "a neuron count or a mapping name: port");
+  if (d.yaml()["neurons"].IsMap()) {
+    const ConfigNode n = d.child("neurons");
+    uint32_t top = 0;
+    for (const auto& kv : n.yaml()) {
+      const auto name = kv.first.as<std::string>();
+      const auto port = static_cast<uint32_t>(n.integer(name, 0, 65535));
+      o.neuron_names[name] = port;
+      top = std::max(top, port + 1);
+    }
+    o.neurons = top;
+  } else {
+    o.neurons = static_cast<uint32_t>(d.integer("neurons", 1, 65536));
+  }
+  if (auto c = d.find_child("crossbar")) {
+    c->only_keys({"wordlines", "bitlines"});
+    o.crossbar.wordlines = static_cast<uint32_t>(c->integer("wordlines", o.crossbar.wordlines, 1, 4096));
+    o.crossbar.bitlines = static_cast<uint32_t>(c->integer("bitlines", o.crossbar.bitlines, 1, 4096));
+  }
+  if (auto dev = d.find_child("device")) o.crossbar.device = device_from(*dev);
+  if (auto i = d.find_child("instrument")) {
+    i->only_keys({"backend", "pulse_time", "read_time", "queue", "address", "device", "baud",
+                  "reply_timeout"});
+    const std::string b = i->string("backend", "emulator");
+    if (b == "emulator") {
+      o.backend = InstrumentBackend::emulator;
+    } else if (b == "tcp") {
+      o.backend = InstrumentBackend::tcp;
+      o.line.tcp = i->string("address");
+    } else if (b == "serial") {
+      o.backend = InstrumentBackend::serial;
+      o.line.serial = i->string("device");
+      o.line.baud = static_cast<uint32_t>(i->integer("baud", 115200, 9600, 921600));
+    } else {
+      i->fail("backend", "one of: emulator, tcp, serial");
+    }
+    o.timing.pulse_time = duration_cast<microseconds>(
+        i->duration("pulse_time", o.timing.pulse_time, microseconds(0), std::chrono::seconds(10)));
+    o.timing.read_time = duration_cast<microseconds>(
+        i->duration("read_time", o.timing.read_time, microseconds(0), std::chrono::seconds(10)));
+    o.timing.queue_capacity = static_cast<size_t>(i->integer("queue", 1024, 1, 1 << 20));
+    o.line.queue_capacity = o.timing.queue_capacity;
+    o.line.reply_timeout = duration_cast<milliseconds>(
+        i->duration("reply_timeout", o.line.reply_timeout, milliseconds(1), std::chrono::seconds(60)));
+  }
+  if (auto w = d.find_child("weight")) {
+    w->only_keys({"map", "r_min_ohm", "r_max_ohm"});
+    const std::string m = w->string("map", "resistance");
+    if (m == "resistance") {
+      o.weight.map = WeightMap::resistance;
+    } else if (m == "conductance") {
+      o.weight.map = WeightMap::conductance;
+    } else if (m == "byte") {
+      o.weight.map = WeightMap::byte;
+    } else {
+      w->fail("map", "one of: resistance, conductance, byte");
+    }
+    o.weight.r_min_ohm = w->number("r_min_ohm", o.weight.r_min_ohm, 1, 1e9);
+    o.weight.r_max_ohm = w->number("r_max_ohm", o.weight.r_max_ohm, 1, 1e9);
+  }
+  RuleKind default_rule = RuleKind::rate;
+  if (auto p = d.find_child("plasticity")) {
+    p->only_keys({"horizon", "default_rule", "rate", "stdp", "history_per_neuron"});
+    RuleSet& r = o.rules;
+    r.horizon_ns = ns_of(*p, "horizon", r.horizon_ns, milliseconds(0), std::chrono::seconds(60));
+    r.history_per_neuron = static_cast<uint32_t>(p->integer("history_per_neuron", r.history_per_neuron, 16, 1 << 20));
+    bool ok = false;
+    default_rule = rule_of(p->string("default_rule", "rate"), ok);
+    if (!ok) p->fail("default_rule", "one of: rate, stdp, none");
+    if (auto x = p->find_child("rate")) {
+      x->only_keys({"window", "max_count", "ltp_above", "ltd_below", "ltp_volts", "ltd_volts", "width"});
+      RateRule& q = r.rate;
+      q.window_ns = ns_of(*x, "window", q.window_ns, milliseconds(1), std::chrono::seconds(3600));
+      q.max_count = static_cast<uint32_t>(x->integer("max_count", q.max_count, 1, 1 << 20));
+      q.ltp_above = static_cast<uint32_t>(x->integer("ltp_above", q.ltp_above, 0, 1 << 20));
+      q.ltd_below = static_cast<uint32_t>(x->integer("ltd_below", q.ltd_below, 0, 1 << 20));
+      q.ltp_volts = x->number("ltp_volts", q.ltp_volts, -100, 100);
+      q.ltd_volts = x->number("ltd_volts", q.ltd_volts, -100, 100);
+      q.width_s = static_cast<double>(ns_of(*x, "width", 100'000, nanoseconds(1), std::chrono::seconds(1))) * 1e-9;
+    }
+    if (auto x = p->find_child("stdp")) {
+      x->only_keys({"window", "tau_plus", "tau_minus", "ltp_v_min", "ltp_v_max", "ltd_v_min",
+                    "ltd_v_max", "width"});
+      StdpRule& q = r.stdp;
+      q.window_ns = ns_of(*x, "window", q.window_ns, milliseconds(1), std::chrono::seconds(60));
+      q.tau_plus_ns = ns_of(*x, "tau_plus", q.tau_plus_ns, microseconds(10), std::chrono::seconds(60));
+      q.tau_minus_ns = ns_of(*x, "tau_minus", q.tau_minus_ns, microseconds(10), std::chrono::seconds(60));
+      q.ltp_v_min = x->number("ltp_v_min", q.ltp_v_min, -100, 100);
+      q.ltp_v_max = x->number("ltp_v_max", q.ltp_v_max, -100, 100);
+      q.ltd_v_min = x->number("ltd_v_min", q.ltd_v_min, -100, 100);
+      q.ltd_v_max = x->number("ltd_v_max", q.ltd_v_max, -100, 100);
+      q.width_s = static_cast<double>(ns_of(*x, "width", 100'000, nanoseconds(1), std::chrono::seconds(1))) * 1e-9;
+    }
+  }
+  if (auto s = d.find_child("safety")) {
+    s->only_keys({"max_volts", "max_width"});
+    o.safety.max_volts = s->number("max_volts", o.safety.max_volts, 0.01, 100);
+    o.safety.max_width_s =
+        static_cast<double>(ns_of(*s, "max_width", 1'000'000, nanoseconds(1), std::chrono::seconds(1))) * 1e-9;
+  }
+  o.refresh_interval = duration_cast<milliseconds>(
+      d.duration("refresh_interval", o.refresh_interval, milliseconds(0), std::chrono::hours(24)));
+  o.stream = static_cast<uint32_t>(d.integer("stream", 0, 0, UINT32_MAX));
+  o.weight_stream = static_cast<uint32_t>(d.integer("weight_stream", 1, 0, UINT32_MAX));
+  if (o.weight_stream == o.stream) d.fail("weight_stream", "a stream id other than `stream`");
+
+  // Synapses: a CSV file, or an inline list of {pre, post, cell: [wl, bl], rule, gain}.
+  if (!d.has("synapses")) d.fail("synapses", "a connectivity CSV path or a list of synapses");
+  if (d.yaml()["synapses"].IsScalar()) {
+    const std::string path = d.resolve_path(d.string("synapses"));
+    std::ifstream f(path);
+    if (!f) d.fail("synapses", "a readable connectivity file (cannot open " + path + ")");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    try {
+      o.synapses = parse_connectivity(ss.str(), path, o.neuron_names, default_rule);
+    } catch (const std::invalid_argument& e) {
+      d.fail("synapses", e.what());
+    }
+  } else if (d.yaml()["synapses"].IsSequence()) {
+    const YAML::Node list = d.yaml()["synapses"];
+    for (size_t k = 0; k < list.size(); ++k) {
+      const ConfigNode s(list[k], std::make_shared<const std::string>(d.file()),
+                         d.path() + ".synapses[" + std::to_string(k) + "]");
+      s.only_keys({"pre", "post", "cell", "rule", "gain"});
+      SynapseSpec x;
+      if (!neuron_of(s.string("pre"), o.neuron_names, x.pre)) s.fail("pre", "a neuron name or port");
+      if (!neuron_of(s.string("post"), o.neuron_names, x.post)) s.fail("post", "a neuron name or port");
+      const YAML::Node cell = list[k]["cell"];
+      if (!cell || !cell.IsSequence() || cell.size() != 2) s.fail("cell", "[wordline, bitline]");
+      try {
+        x.cell = {cell[0].as<uint32_t>(), cell[1].as<uint32_t>()};
+      } catch (const YAML::Exception&) {
+        s.fail("cell", "[wordline, bitline] as non-negative integers");
+      }
+      bool ok = true;
+      x.rule = s.has("rule") ? rule_of(s.string("rule"), ok) : default_rule;
+      if (!ok) s.fail("rule", "one of: rate, stdp, none");
+      x.gain = static_cast<float>(s.number("gain", 1.0, -1e6, 1e6));
+      o.synapses.push_back(x);
+    }
+  } else {
+    d.fail("synapses", "a connectivity CSV path or a list of synapses");
+  }
+  try {
+    o.validate();
+  } catch (const std::invalid_argument& e) {
+    d.fail("synapses", e.what());
+  }
+  return o;
+}
+
+// --- The driver -------------------------------------------------------------------------------
+
+SynapseDriver::SynapseDriver(SynapseDriverOptions options) : opts_(std::move(options)) {
+  opts_.validate();
+  if (opts_.backend == InstrumentBackend::emulator) {
+    auto e = std::make_unique<EmulatedInstrument>(opts_.crossbar, opts_.timing);
+    emulated_ = e.get();
+    instrument_ = std::move(e);
+  } else {
+    instrument_ = std::make_unique<LineInstrument>(opts_.line);
+  }
+  const size_t n = opts_.synapses.size();
+  by_pre_.resize(opts_.neurons);
+  by_cell_.resize(static_cast<size_t>(opts_.crossbar.wordlines) * opts_.crossbar.bitlines);
+  std::vector<PlasticSynapse> plastic;
+  for (uint32_t k = 0; k < n; ++k) {
+    const SynapseSpec& s = opts_.synapses[k];
+    by_pre_[s.pre].push_back(k);
+    by_cell_[s.cell.wordline * opts_.crossbar.bitlines + s.cell.bitline].push_back(k);
+    plastic.push_back({s.pre, s.post, s.rule});
+  }
+  weight_ = std::make_unique<std::atomic<float>[]>(n);
+  r_read_ = std::make_unique<std::atomic<double>[]>(n);
+  for (size_t k = 0; k < n; ++k) {
+    weight_[k].store(std::numeric_limits<float>::quiet_NaN());
+    r_read_[k].store(0);
+  }
+  engine_ = std::make_unique<PlasticityEngine>(opts_.neurons, std::move(plastic), opts_.rules);
+  out_.stream = opts_.stream;
+  out_.kind = EventKind::synaptic_input;
+  report_.stream = opts_.weight_stream;
+  report_.kind = EventKind::synaptic_input;
+}
+
+SynapseDriver::~SynapseDriver() { stop(); }
+
+DriverInfo SynapseDriver::describe() const {
+  return {"synapse", v1::NODE_KIND_SYNAPSE, opts_.channels(), opts_.neurons};
+}
+
+void SynapseDriver::start(Emitter& emitter) {
+  if (thread_.joinable()) return;
+  emitter_.store(&emitter);
+  instrument_->start([&emitter] { return emitter.network_now_ns(); },
+                     [this](const InstrumentResult& r) { on_result(r); });
+  // Every weight starts from a reading of its cell, as the hub did.
+  for (const SynapseSpec& s : opts_.synapses) {
+    if (instrument_->submit({InstrumentOp::Kind::read, s.cell, 0, 0})) {
+      reads_queued_.fetch_add(1);
+    } else {
+      queue_full_.fetch_add(1);
+    }
+  }
+  thread_ = std::thread([this] { plasticity_loop(); });
+}
+
+void SynapseDriver::deliver(const BatchHeader& header, const EventBatch& events,
+                            const Delivery& delivery) noexcept {
+  Emitter* emitter = emitter_.load();
+  if (emitter == nullptr) return;
+  out_.clear();
+  const size_t n = events.size();
+  received_.fetch_add(n, std::memory_order_relaxed);
+  if (delivery.late) late_in_.fetch_add(n, std::memory_order_relaxed);
+  uint64_t unknown = 0;
+  uint64_t unread = 0;
+  {
+    std::unique_lock lock(inbox_mu_, std::defer_lock);
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t port = events.channels[i];
+      if (port >= opts_.neurons) {
+        ++unknown;
+        continue;
+      }
+      // The spike's time at the board: its source time plus the connection's delay.
+      const int64_t t = events.times_ns[i] + header.delay_ns;
+      for (const uint32_t s : by_pre_[port]) {
+        const float w = weight_[s].load(std::memory_order_relaxed);
+        if (std::isnan(w)) {  // its cell has not been read yet: nothing honest to send
+          ++unread;
+          continue;
+        }
+        out_.channels.push_back(s);
+        out_.times_ns.push_back(t);
+        out_.payload.push_back(w * opts_.synapses[s].gain);
+      }
+      if (!lock.owns_lock()) lock.lock();
+      if (inbox_.size() < kInboxCapacity) {
+        inbox_.emplace_back(port, t);
+      } else {
+        inbox_full_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
+  if (unknown > 0) unknown_port_.fetch_add(unknown, std::memory_order_relaxed);
+  if (unread > 0) transmitted_unread_.fetch_add(unread, std::memory_order_relaxed);
+  if (!out_.empty()) {
+    if (emitter->emit(out_) == EmitStatus::rejected) {
+      emit_rejected_.fetch_add(out_.size(), std::memory_order_relaxed);
+    } else {
+      transmitted_.fetch_add(out_.size(), std::memory_order_relaxed);
+    }
+  }
+}
+
+void SynapseDriver::program(const Pulse& p) noexcept {
+  const SynapseSpec& s = opts_.synapses[p.synapse];
+  if (std::fabs(p.volts) > opts_.safety.max_volts || p.width_s > opts_.safety.max_width_s ||
+      !std::isfinite(p.volts)) {
+    unsafe_.fetch_add(1);
+    return;
+  }
+  // The pulse, then a read of the cell (the weight used from then on).
+  if (!instrument_->submit({InstrumentOp::Kind::pulse, s.cell, p.volts, p.width_s})) {
+    queue_full_.fetch_add(1);
+    return;
+  }
+  pulses_queued_.fetch_add(1);
+  if (instrument_->submit({InstrumentOp::Kind::read, s.cell, 0, 0})) {
+    reads_queued_.fetch_add(1);
+  } else {
+    queue_full_.fetch_add(1);
+  }
+}
+
+void SynapseDriver::plasticity_loop() {
+  std::vector<std::pair<uint32_t, int64_t>> spikes;
+  std::vector<Pulse> pulses;
+  Emitter* emitter = emitter_.load();
+  const int64_t refresh_ns =
+      opts_.refresh_interval.count() > 0
+          ? duration_cast<nanoseconds>(opts_.refresh_interval).count() /
+                static_cast<int64_t>(opts_.synapses.size())
+          : 0;
+  int64_t next_refresh = emitter->network_now_ns() + refresh_ns;
+  size_t refresh_next = 0;
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      if (cv_.wait_for(lock, milliseconds(1), [&] { return stop_; })) return;
+      {
+        std::lock_guard inbox(inbox_mu_);
+        spikes.swap(inbox_);
+      }
+      for (const auto& [neuron, t] : spikes) engine_->add_spike(neuron, t);
+      pulses.clear();
+      engine_->commit(emitter->network_now_ns(), pulses);
+    }
+    spikes.clear();
+    for (const Pulse& p : pulses) program(p);
+    if (refresh_ns > 0 && emitter->network_now_ns() >= next_refresh) {
+      next_refresh += refresh_ns;
+      const SynapseSpec& s = opts_.synapses[refresh_next++ % opts_.synapses.size()];
+      if (instrument_->submit({InstrumentOp::Kind::read, s.cell, 0, 0})) reads_queued_.fetch_add(1);
+    }
+  }
+}
+
+void SynapseDriver::on_result(const InstrumentResult& r) noexcept {
+  if (!r.ok) {
+    op_failed_.fetch_add(1);
+    return;
+  }
+  const uint32_t cell = r.op.cell.wordline * opts_.crossbar.bitlines + r.op.cell.bitline;
+  if (r.op.kind == InstrumentOp::Kind::pulse) {
+    pulses_done_.fetch_add(1);
+    return;
+  }
+  reads_done_.fetch_add(1);
+  if (cell >= by_cell_.size()) return;
+  Emitter* emitter = emitter_.load();
+  std::lock_guard lock(report_mu_);
+  report_.clear();
+  const auto n = static_cast<uint32_t>(opts_.synapses.size());
+  for (const uint32_t s : by_cell_[cell]) {
+    const float w = map_weight(opts_.weight, r.r_ohm);
+    r_read_[s].store(r.r_ohm);
+    weight_[s].store(w);
+    report_.channels.push_back(n + s);  // channel S + k: synapse k's weight over time
+    report_.times_ns.push_back(r.done_ns);
+    report_.payload.push_back(w);
+  }
+  if (emitter != nullptr && !report_.empty() && emitter->emit(report_) == EmitStatus::rejected) {
+    emit_rejected_.fetch_add(report_.size());
+  }
+}
+
+void SynapseDriver::stop() noexcept {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  instrument_->stop();
+}
+
+std::vector<float> SynapseDriver::weights() const {
+  std::vector<float> w(opts_.synapses.size());
+  for (size_t k = 0; k < w.size(); ++k) w[k] = weight_[k].load();
+  return w;
+}
+
+std::vector<double> SynapseDriver::resistances_ohm() const {
+  std::vector<double> r(opts_.synapses.size());
+  for (size_t k = 0; k < r.size(); ++k) r[k] = r_read_[k].load();
+  return r;
+}
+
+std::vector<double> SynapseDriver::true_resistances_ohm() const {
+  std::vector<double> r;
+  if (emulated_ == nullptr) return r;
+  Emitter* emitter = emitter_.load();
+  const int64_t now = emitter == nullptr ? 0 : emitter->network_now_ns();
+  for (const SynapseSpec& s : opts_.synapses) r.push_back(emulated_->true_resistance_ohm(s.cell, now));
+  return r;
+}
+
+PlasticityCounters SynapseDriver::plasticity() const {
+  std::lock_guard lock(mu_);
+  return engine_->counters();
+}
+
+std::map<std::string, int64_t> SynapseDriver::counters() const {
+  auto v = [](const std::atomic<uint64_t>& a) { return static_cast<int64_t>(a.load()); };
+  std::map<std::string, int64_t> c = {
+      {"received_spikes", v(received_)},
+      {"transmitted", v(transmitted_)},
+      {"not_transmitted_unread", v(transmitted_unread_)},
+      {"rejected_unknown_port", v(unknown_port_)},
+      {"received_late", v(late_in_)},
+      {"plasticity_inbox_full", v(inbox_full_)},
+      {"pulses_queued", v(pulses_queued_)},
+      {"reads_queued", v(reads_queued_)},
+      {"instrument_queue_full", v(queue_full_)},
+      {"pulses_rejected_unsafe", v(unsafe_)},
+      {"instrument_failed", v(op_failed_)},
+      {"pulses_done", v(pulses_done_)},
+      {"reads_done", v(reads_done_)},
+      {"emit_rejected", v(emit_rejected_)}};
+  {
+    std::lock_guard lock(mu_);
+    const PlasticityCounters& p = engine_->counters();
+    c["plasticity_spikes"] = static_cast<int64_t>(p.spikes);
+    c["plasticity_too_late"] = static_cast<int64_t>(p.too_late);
+    c["plasticity_evaluations"] = static_cast<int64_t>(p.evaluations);
+    c["plasticity_ltp"] = static_cast<int64_t>(p.ltp);
+    c["plasticity_ltd"] = static_cast<int64_t>(p.ltd);
+    c["plasticity_pending"] = static_cast<int64_t>(engine_->pending());
+    c["plasticity_history_dropped"] = static_cast<int64_t>(p.history_dropped);
+  }
+  for (const auto& [k, x] : instrument_->counters()) c[k] = x;
+  return c;
+}
+
+}  // namespace ion::synapse
