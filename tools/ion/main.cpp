@@ -9,6 +9,7 @@
 #include <csignal>
 
 #include "ion/bench_chip.h"
+#include "ion/bench_synapse.h"
 #include "ion/bench_mea.h"
 #include "ion/bench_timing.h"
 #include "ion/demo.h"
@@ -72,6 +73,11 @@ int main(int argc, char** argv) {
               "4 cores x 256 neurons under 10 Hz Poisson input per synapse; address-event codec");
   chip_cmd->add_flag("--quick", chip_bench.quick, "short runs (noisier figures)");
   chip_cmd->add_flag("--json", chip_bench.json, "end with one JSON line");
+  ion::SynapseBenchOptions synapse_bench;
+  CLI::App* synapse_cmd = bench_cmd->add_subcommand(
+      "synapse", "transmitted synaptic events/s and plasticity evaluations/s of the synapse board");
+  synapse_cmd->add_flag("--quick", synapse_bench.quick, "short runs (noisier figures)");
+  synapse_cmd->add_flag("--json", synapse_bench.json, "end with one JSON line");
 
   ion::LinkemOptions linkem;
   CLI::App* linkem_cmd = app.add_subcommand(
@@ -101,6 +107,7 @@ int main(int argc, char** argv) {
     if (*timing_cmd) return ion::run_bench_timing(timing, std::cout);
     if (*mea_cmd) return ion::run_bench_mea(mea_bench, std::cout);
     if (*chip_cmd) return ion::run_bench_chip(chip_bench, std::cout);
+    if (*synapse_cmd) return ion::run_bench_synapse(synapse_bench, std::cout);
     if (*linkem_cmd) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
