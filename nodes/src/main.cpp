@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <string>
 
 #include "ion/core/log.h"
 #include "ion/drivers/registry.h"
@@ -45,6 +46,9 @@ int main(int argc, char** argv) {
                  "late_dropped={} abandoned={}",
                  s.emitted_events, s.dropped_events, s.received_events, s.lost_events,
                  s.late_events, s.late_dropped, s.playout_abandoned);
+    std::string counters;
+    for (const auto& [k, v] : node.driver().counters()) counters += " " + k + "=" + std::to_string(v);
+    if (!counters.empty()) spdlog::info("driver counters:{}", counters);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ion-node: %s\n", e.what());
     return 2;

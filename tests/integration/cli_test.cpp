@@ -119,5 +119,65 @@ TEST(Cli, DaemonsFromTheShippedConfigsExchangeSpikesAndStopCleanly) {
   EXPECT_GE(std::stoull(m[1]) + std::stoull(m[2]), delivered);
 }
 
+TEST(Cli, SynapseDaemonFromTheShippedConfigTransmitsAndLearns) {
+  // Done when: "ion-node --config configs/southampton-synapse.yaml transmits and learns through
+  // the broker". A generator stands in for the other labs (channel 0: bio, 1: si0, 2: si1, all
+  // at 50 Hz, so the rate rule potentiates); the sink receives the weighted events.
+  const std::string configs = std::string(ION_SOURCE_DIR) + "/configs/";
+  const std::string ep = "tcp://127.0.0.1:" + std::to_string(free_port());
+  write_file(tmp("syn-topology.yaml"),
+             "nodes:\n  gen: {kind: generator, channels: 16}\n"
+             "  southampton: {kind: synapse, channels: 4, ports: 3}\n"
+             "  sink: {kind: sink, ports: 16}\n"
+             "connections:\n"
+             "  - {from: \"gen:0-2\", to: [\"southampton:0-2\"], delay: 50ms}\n"
+             "  - {from: \"southampton:0-1\", to: [\"sink:0-1\"], delay: 50ms}\n");
+  write_file(tmp("syn-broker.yaml"), "broker:\n  topology: syn-topology.yaml\n");
+  Child broker({ION_BROKER_BIN, "--config", tmp("syn-broker.yaml"), "--listen", ep},
+               tmp("syn-broker.log"));
+  Child snk({ION_NODE_BIN, "--config", configs + "sink.yaml", "--broker", ep}, tmp("syn-sink.log"));
+  Child hub({ION_NODE_BIN, "--config", configs + "southampton-synapse.yaml", "--broker", ep},
+            tmp("syn-hub.log"));
+  Child gen({ION_NODE_BIN, "--config", configs + "generator.yaml", "--broker", ep},
+            tmp("syn-gen.log"));
+  ASSERT_TRUE(broker.started() && snk.started() && hub.started() && gen.started());
+  RawPeer status(ep);
+  Codec codec;
+  uint64_t delivered = 0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        v1::StatusRequest r;
+        r.set_request_id(1);
+        std::string f;
+        if (!codec.encode(r, f)) return false;
+        status.send(f);
+        if (status.recv_body(codec, Body::status_reply, 1s) != Body::status_reply) return false;
+        for (const auto& n : codec.status_reply().nodes()) {
+          if (n.name() == "sink") delivered = n.events_out();
+        }
+        return delivered > 200;
+      },
+      30s))
+      << broker.output() << hub.output();
+  // 200 transmitted bio spikes at 50 Hz: 4 s, in which every si0 spike (50 Hz) was evaluated
+  // and many updates went through the 15 ms instrument. Stop and read the hub's counters.
+  hub.signal(SIGTERM);
+  EXPECT_EQ(hub.wait(), 0) << hub.output();
+  const std::string out = hub.output();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(pulses_done=(\d+))"))) << out;
+  EXPECT_GT(std::stoull(m[1]), 0U) << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"( transmitted=(\d+))"))) << out;
+  EXPECT_GT(std::stoull(m[1]), 200U) << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(plasticity_ltp=(\d+))"))) << out;
+  EXPECT_GT(std::stoull(m[1]), 0U) << out;
+  gen.signal(SIGTERM);
+  snk.signal(SIGTERM);
+  broker.signal(SIGTERM);
+  EXPECT_EQ(gen.wait(), 0);
+  EXPECT_EQ(snk.wait(), 0);
+  EXPECT_EQ(broker.wait(), 0);
+}
+
 }  // namespace
 }  // namespace ion::test
