@@ -379,7 +379,13 @@ TEST(SynapseConfig, ConfigErrorsNameFileAndKey) {
   EXPECT_NE(error(base + "  plasticity: {rate: {ltp_volts: 9}}\n  synapses:\n    - {pre: bio, post: si, cell: [0, 0]}\n")
                 .find("beyond the safety limits"),
             std::string::npos);
-  EXPECT_EQ(error(base + "  synapses:\n    - {pre: bio, post: si, cell: [0, 0], rule: stdp}\n"), "");
+  EXPECT_NE(error(base + "  device: {model: tiox, tau_ms: 5}\n  synapses:\n    - {pre: bio, post: si, cell: [0, 0]}\n")
+                .find("tau_ms"),
+            std::string::npos)
+      << "a volatile-layer key on a TiOx device is refused, not ignored";
+  EXPECT_EQ(error(base + "  device: {model: volatile, tau_ms: 5, nonvolatile: {v_th_pos: 2.5}}\n"
+                         "  synapses:\n    - {pre: bio, post: si, cell: [0, 0], rule: stdp}\n"),
+            "");
 }
 
 TEST(SynapseConfig, ShippedConfigLoads) {

@@ -46,11 +46,12 @@ bool neuron_of(const std::string& s, const std::map<std::string, uint32_t>& name
   return true;
 }
 
+#define ION_TIOX_KEYS                                                                           \
+  "r_on_ohm", "r_off_ohm", "v_th_pos", "v_th_neg", "a_pos", "a_neg", "t_pos", "t_neg",          \
+      "r_pos0_ohm", "r_pos1_ohm_per_v", "r_neg0_ohm", "r_neg1_ohm_per_v", "r_init_ohm",         \
+      "r_init_spread", "d2d_sigma", "c2c_sigma", "read_noise"
+
 void read_tiox(const ConfigNode& n, TiOxParams& p) {
-  n.only_keys({"r_on_ohm", "r_off_ohm", "v_th_pos", "v_th_neg", "a_pos", "a_neg", "t_pos",
-               "t_neg", "r_pos0_ohm", "r_pos1_ohm_per_v", "r_neg0_ohm", "r_neg1_ohm_per_v",
-               "r_init_ohm", "r_init_spread", "d2d_sigma", "c2c_sigma", "read_noise", "model",
-               "seed", "v_th", "g_max_s", "rate_per_v_s", "tau_ms", "nonvolatile"});
   p.r_on_ohm = n.number("r_on_ohm", p.r_on_ohm, 1, 1e9);
   p.r_off_ohm = n.number("r_off_ohm", p.r_off_ohm, 1, 1e9);
   p.v_th_pos = n.number("v_th_pos", p.v_th_pos, 0.01, 20);
@@ -74,17 +75,22 @@ DeviceOptions device_from(const ConfigNode& n) {
   DeviceOptions o;
   const std::string model = n.string("model", "tiox");
   if (model == "tiox") {
+    n.only_keys({"model", "seed", ION_TIOX_KEYS});
     o.model = DeviceModel::tiox;
     read_tiox(n, o.tiox);
   } else if (model == "volatile") {
+    // The volatile layer's keys here; the long-term layer's under `nonvolatile:`.
+    n.only_keys({"model", "seed", "v_th", "g_max_s", "rate_per_v_s", "tau_ms", "nonvolatile"});
     o.model = DeviceModel::volatile_cell;
     VolatileParams& v = o.volatile_cell;
-    read_tiox(n, v.nonvolatile);  // only the volatile keys below are expected here
     v.v_th = n.number("v_th", v.v_th, 0.01, 20);
     v.g_max_s = n.number("g_max_s", v.g_max_s, 1e-12, 10);
     v.rate_per_v_s = n.number("rate_per_v_s", v.rate_per_v_s, 0, 1e12);
     v.tau_ms = n.number("tau_ms", v.tau_ms, 1e-3, 1e7);
-    if (auto nv = n.find_child("nonvolatile")) read_tiox(*nv, v.nonvolatile);
+    if (auto nv = n.find_child("nonvolatile")) {
+      nv->only_keys({ION_TIOX_KEYS});
+      read_tiox(*nv, v.nonvolatile);
+    }
   } else {
     n.fail("model", "one of: tiox, volatile");
   }
@@ -100,6 +106,8 @@ DeviceOptions device_from(const ConfigNode& n) {
   }
   return o;
 }
+
+#undef ION_TIOX_KEYS
 
 int64_t ns_of(const ConfigNode& n, std::string_view key, int64_t fallback, nanoseconds lo,
               nanoseconds hi) {
