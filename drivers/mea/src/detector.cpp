@@ -41,8 +41,15 @@ uint32_t samples_of(std::chrono::microseconds d, double fs_hz) {
 }
 
 // The hot loop: one frame through both sections for every channel. Channels are the inner loop
-// so it vectorises; built for AVX2 as well as the baseline and picked at load time.
-__attribute__((target_clones("avx2", "default"))) void filter_kernel(
+// so it vectorises; built for AVX2 as well as the baseline and picked at load time. Not under
+// ThreadSanitizer: the clone resolver runs during relocation, before the TSan runtime exists, and
+// its instrumented entry crashes the program at load.
+#if defined(__SANITIZE_THREAD__)
+#define ION_FILTER_CLONES
+#else
+#define ION_FILTER_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+ION_FILTER_CLONES void filter_kernel(
     const int16_t* __restrict in, float* __restrict y,
     float* __restrict hz1, float* __restrict hz2, float* __restrict lz1, float* __restrict lz2,
     uint32_t n, float offset, float scale, Biquad h, Biquad l) noexcept {
