@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 
@@ -62,11 +63,31 @@ struct NodeSlot {
       dropped_events, lost_upstream_batches, reordered_batches, source_restarts,
       rejected_batches, timeouts;
   Histogram ingress_latency;  // source -> broker, per event
+  // The node's own report (heartbeats), readable from any thread.
+  std::atomic<bool> health_reported{false}, clock_synced{false};
+  std::atomic<int64_t> clock_offset_ns{0}, clock_uncertainty_ns{0}, clock_drift_ppb{0};
+  std::atomic<uint64_t> h_received{0}, h_lost{0}, h_late{0}, h_late_dropped{0}, h_emitted{0},
+      h_dropped{0};
 
   void drop(uint64_t frames, uint64_t events) noexcept {
     dropped_batches.add(frames);
     dropped_events.add(events);
   }
+};
+
+// A recorder: not in the topology; gets a copy of every accepted batch from its sources.
+struct TapSlot {
+  TapSlot(size_t ring_frames, size_t ring_bytes) : ring(ring_frames, ring_bytes) {}
+  bool in_use = false;
+  bool registered = false;
+  std::string name;        // written under taps_mu_
+  std::string routing_id;
+  std::vector<uint8_t> sources;  // per node id; empty: every node
+  int64_t last_seen_ns = 0;
+  uint64_t next_link_sequence = 0;
+  FrameRing ring;
+  std::atomic<bool> connected{false};
+  Counter batches_out, events_out, dropped_batches, dropped_events;
 };
 
 }  // namespace
@@ -77,7 +98,7 @@ BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
   b.only_keys({"listen", "topology", "heartbeat_interval", "heartbeat_timeout", "max_nodes",
                "max_streams_per_node", "ring_frames", "ring_bytes", "send_hwm", "socket_send_buffer",
                "max_message_bytes", "max_events_per_batch", "max_past", "max_future",
-               "stats_interval"});
+               "stats_interval", "max_taps", "tap_ring_frames", "tap_ring_bytes"});
   BrokerOptions o;
   using std::chrono::milliseconds;
   using std::chrono::seconds;
@@ -105,6 +126,10 @@ BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
   o.max_future = b.duration("max_future", o.max_future, milliseconds(1), std::chrono::hours(24));
   o.stats_interval = std::chrono::duration_cast<milliseconds>(
       b.duration("stats_interval", o.stats_interval, milliseconds(0), std::chrono::hours(1)));
+  o.max_taps = static_cast<uint32_t>(b.integer("max_taps", o.max_taps, 0, 64));
+  o.tap_ring_frames = static_cast<size_t>(b.integer("tap_ring_frames", 16384, 1, 1 << 24));
+  o.tap_ring_bytes =
+      static_cast<size_t>(b.integer("tap_ring_bytes", 64 << 20, 1024, int64_t{1} << 34));
   o.topology = load_topology_file(b.resolve_path(b.string("topology")));
   return o;
 }
@@ -143,6 +168,10 @@ class Broker::Impl {
       slots_.push_back(
           std::make_unique<NodeSlot>(id, table_.node(id), opts_.ring_frames, opts_.ring_bytes));
     }
+    for (uint32_t i = 0; i < opts_.max_taps; ++i) {
+      taps_.push_back(std::make_unique<TapSlot>(opts_.tap_ring_frames, opts_.tap_ring_bytes));
+    }
+    topology_yaml_ = to_yaml(opts_.topology);
   }
 
   std::string bind() {
@@ -228,7 +257,36 @@ class Broker::Impl {
       n.ingress_latency_p50_ns = s->ingress_latency.quantile_ns(0.5);
       n.ingress_latency_p99_ns = s->ingress_latency.quantile_ns(0.99);
       n.ingress_latency_max_ns = s->ingress_latency.max_ns();
+      NodeHealthStats& h = n.health;
+      h.reported = s->health_reported.load(std::memory_order_relaxed);
+      h.clock_synced = s->clock_synced.load(std::memory_order_relaxed);
+      h.clock_offset_ns = s->clock_offset_ns.load(std::memory_order_relaxed);
+      h.clock_uncertainty_ns = s->clock_uncertainty_ns.load(std::memory_order_relaxed);
+      h.clock_drift_ppb = s->clock_drift_ppb.load(std::memory_order_relaxed);
+      h.received_events = s->h_received.load(std::memory_order_relaxed);
+      h.lost_events = s->h_lost.load(std::memory_order_relaxed);
+      h.late_events = s->h_late.load(std::memory_order_relaxed);
+      h.late_dropped = s->h_late_dropped.load(std::memory_order_relaxed);
+      h.emitted_events = s->h_emitted.load(std::memory_order_relaxed);
+      h.dropped_events = s->h_dropped.load(std::memory_order_relaxed);
       out.push_back(std::move(n));
+    }
+    return out;
+  }
+
+  [[nodiscard]] std::vector<TapStats> tap_stats() const {
+    std::vector<TapStats> out;
+    std::lock_guard lock(taps_mu_);
+    for (const auto& t : taps_) {
+      if (!t->in_use) continue;
+      TapStats x;
+      x.name = t->name;
+      x.connected = t->connected.load(std::memory_order_relaxed);
+      x.batches_out = t->batches_out.get();
+      x.events_out = t->events_out.get();
+      x.dropped_batches = t->dropped_batches.get();
+      x.dropped_events = t->dropped_events.get();
+      out.push_back(std::move(x));
     }
     return out;
   }
@@ -293,6 +351,10 @@ class Broker::Impl {
       return;
     }
     if (slot == nullptr) {
+      if (TapSlot* tap = find_tap(rid)) {
+        on_tap_message(*tap, rid, d.body, t_recv);
+        return;
+      }
       reject(Reject::unknown_node, nullptr);
       reply_error(rid, v1::Error::UNKNOWN_NODE, "not registered: send Hello first");
       return;
@@ -300,24 +362,12 @@ class Broker::Impl {
     slot->last_seen_ns = t_recv;
     switch (d.body) {
       case Body::spike_batch: on_batch(*slot, t_recv); break;
-      case Body::heartbeat: {
+      case Body::heartbeat:
         on_latency_reports(*slot, t_recv);
-        v1::Heartbeat hb;
-        hb.set_sent_ns(codec_.heartbeat().sent_ns());
-        hb.set_broker_epoch(epoch_);
-        if (codec_.encode(hb, scratch_)) send_direct(rid, scratch_);
+        on_health(*slot);
+        echo_heartbeat(rid);
         break;
-      }
-      case Body::time_request: {
-        v1::TimeReply r;
-        r.set_probe_id(codec_.time_request().probe_id());
-        r.set_t0_ns(codec_.time_request().t0_ns());
-        r.set_t1_ns(t_recv);
-        r.set_broker_epoch(epoch_);
-        r.set_t2_ns(clock_.now_ns());  // as late as possible before the send
-        if (codec_.encode(r, scratch_)) send_direct(rid, scratch_);
-        break;
-      }
+      case Body::time_request: answer_probe(rid, t_recv); break;
       case Body::goodbye:
         spdlog::info("node '{}' left: {}", slot->name, codec_.goodbye().reason());
         unregister(*slot);
@@ -328,6 +378,160 @@ class Broker::Impl {
         break;
       default: reject(Reject::unexpected_type, slot); break;
     }
+  }
+
+  void answer_probe(std::string_view rid, int64_t t_recv) noexcept {
+    v1::TimeReply r;
+    r.set_probe_id(codec_.time_request().probe_id());
+    r.set_t0_ns(codec_.time_request().t0_ns());
+    r.set_t1_ns(t_recv);
+    r.set_broker_epoch(epoch_);
+    r.set_t2_ns(clock_.now_ns());  // as late as possible before the send
+    if (codec_.encode(r, scratch_)) send_direct(rid, scratch_);
+  }
+
+  void echo_heartbeat(std::string_view rid) noexcept {
+    v1::Heartbeat hb;
+    hb.set_sent_ns(codec_.heartbeat().sent_ns());
+    hb.set_broker_epoch(epoch_);
+    if (codec_.encode(hb, scratch_)) send_direct(rid, scratch_);
+  }
+
+  void on_health(NodeSlot& s) noexcept {
+    if (!codec_.heartbeat().has_health()) return;
+    const v1::NodeHealth& h = codec_.heartbeat().health();
+    s.clock_synced.store(h.clock_synced(), std::memory_order_relaxed);
+    s.clock_offset_ns.store(h.clock_offset_ns(), std::memory_order_relaxed);
+    s.clock_uncertainty_ns.store(h.clock_uncertainty_ns(), std::memory_order_relaxed);
+    s.clock_drift_ppb.store(h.clock_drift_ppb(), std::memory_order_relaxed);
+    s.h_received.store(h.received_events(), std::memory_order_relaxed);
+    s.h_lost.store(h.lost_events(), std::memory_order_relaxed);
+    s.h_late.store(h.late_events(), std::memory_order_relaxed);
+    s.h_late_dropped.store(h.late_dropped(), std::memory_order_relaxed);
+    s.h_emitted.store(h.emitted_events(), std::memory_order_relaxed);
+    s.h_dropped.store(h.dropped_events(), std::memory_order_relaxed);
+    s.health_reported.store(true, std::memory_order_relaxed);
+  }
+
+  // --- Taps (recorders) ---
+
+  TapSlot* find_tap(std::string_view rid) noexcept {
+    for (auto& t : taps_) {
+      if (t->in_use && t->registered && t->routing_id == rid) return t.get();
+    }
+    return nullptr;
+  }
+
+  void on_tap_message(TapSlot& tap, std::string_view rid, Body body, int64_t t_recv) noexcept {
+    tap.last_seen_ns = t_recv;
+    switch (body) {
+      case Body::heartbeat: echo_heartbeat(rid); break;
+      case Body::time_request: answer_probe(rid, t_recv); break;
+      case Body::goodbye:
+        spdlog::info("tap '{}' left: {}", tap.name, codec_.goodbye().reason());
+        unregister_tap(tap);
+        break;
+      default: reject(Reject::unexpected_type, nullptr); break;
+    }
+  }
+
+  void on_tap_hello(std::string_view rid, int64_t t_recv) {
+    const v1::Hello& h = codec_.hello();
+    std::vector<uint8_t> sources;
+    if (h.tap_sources_size() > 0) {
+      sources.assign(table_.node_count(), 0);
+      for (const auto& name : h.tap_sources()) {
+        const int64_t id = table_.find_node(name);
+        if (id < 0) {
+          reject(Reject::unknown_node, nullptr);
+          reply_error(rid, v1::Error::REJECTED,
+                      "tap '" + h.node_name() + "' selects node '" + name +
+                          "', which is not in this broker's topology");
+          return;
+        }
+        sources[static_cast<size_t>(id)] = 1;
+      }
+    }
+    // The same name again (a reconnect) takes its slot back; else the first free slot.
+    TapSlot* slot = nullptr;
+    for (auto& t : taps_) {
+      if (t->in_use && t->name == h.node_name()) slot = t.get();
+    }
+    for (auto& t : taps_) {
+      if (slot == nullptr && !t->in_use) slot = t.get();
+    }
+    if (slot == nullptr) {
+      reject(Reject::too_many_nodes, nullptr);
+      reply_error(rid, v1::Error::TOO_MANY_NODES,
+                  "this broker takes at most " + std::to_string(opts_.max_taps) + " taps");
+      return;
+    }
+    {
+      std::lock_guard lock(taps_mu_);
+      slot->name = h.node_name();
+      slot->in_use = true;
+    }
+    if (slot->registered && slot->routing_id != rid) {
+      const auto dropped = slot->ring.clear();
+      slot->dropped_batches.add(dropped.dropped_frames);
+      slot->dropped_events.add(dropped.dropped_events);
+    }
+    slot->registered = true;
+    slot->routing_id = std::string(rid);
+    slot->sources = std::move(sources);
+    slot->last_seen_ns = t_recv;
+    slot->connected.store(true, std::memory_order_relaxed);
+    v1::Welcome w;
+    w.set_node_id(UINT32_MAX);
+    w.set_broker_epoch(epoch_);
+    w.set_anchor_network_ns(anchor_network_ns_);
+    w.set_anchor_utc_ns(anchor_utc_ns_);
+    w.set_heartbeat_interval_ms(static_cast<uint32_t>(opts_.heartbeat_interval.count()));
+    w.set_heartbeat_timeout_ms(static_cast<uint32_t>(opts_.heartbeat_timeout.count()));
+    w.set_max_events_per_batch(opts_.limits.max_events_per_batch);
+    w.set_max_message_bytes(static_cast<uint32_t>(opts_.limits.max_message_bytes));
+    if (codec_.encode(w, scratch_)) send_direct(rid, scratch_);
+    spdlog::info("tap '{}' ({}) registered: {} sources", slot->name, h.software(),
+                 slot->sources.empty() ? std::string("all")
+                                       : std::to_string(h.tap_sources_size()));
+  }
+
+  void unregister_tap(TapSlot& t) noexcept {
+    t.registered = false;
+    t.connected.store(false, std::memory_order_relaxed);
+    const auto dropped = t.ring.clear();
+    t.dropped_batches.add(dropped.dropped_frames);
+    t.dropped_events.add(dropped.dropped_events);
+  }
+
+  // A copy of the accepted batch for every tap that follows its source: the whole batch, stamped
+  // with the broker's receive time, never waiting for the tap (its ring drops the oldest).
+  void copy_to_taps(const NodeSlot& src, int64_t t_recv) noexcept {
+    bool encoded = false;
+    for (auto& tp : taps_) {
+      TapSlot& t = *tp;
+      if (!t.registered || (!t.sources.empty() && t.sources[src.id] == 0)) continue;
+      BatchHeader h;
+      h.epoch = in_header_.epoch;
+      h.sequence = in_header_.sequence;
+      h.first_index = in_header_.first_index;
+      h.source_node_id = src.id;
+      h.source_node = src.name;
+      h.broker_epoch = epoch_;
+      h.link_sequence = t.next_link_sequence++;
+      h.broker_time_ns = t_recv;
+      h.complete = true;
+      if (!codec_.encode_batch(h, in_events_, tap_scratch_)) {
+        t.dropped_batches.add();
+        t.dropped_events.add(in_events_.size());
+        continue;
+      }
+      encoded = true;
+      const auto pr = t.ring.push(tap_scratch_, static_cast<uint32_t>(in_events_.size()));
+      t.dropped_batches.add(pr.dropped_frames);
+      t.dropped_events.add(pr.dropped_events);
+    }
+    any_pending_ = any_pending_ || encoded;
   }
 
   // `delay: auto`: a target's latency reports drive the connections that feed it.
@@ -394,6 +598,10 @@ class Broker::Impl {
                       std::to_string(h.protocol_version()));
       return;
     }
+    if (h.tap()) {
+      on_tap_hello(rid, t_recv);
+      return;
+    }
     const int64_t id = table_.find_node(h.node_name());
     if (id < 0) {
       reject(Reject::unknown_node, nullptr);
@@ -456,9 +664,35 @@ class Broker::Impl {
     r.set_request_id(codec_.status_request().request_id());
     r.set_broker_epoch(epoch_);
     r.set_network_ns(clock_.now_ns());
+    r.set_anchor_network_ns(anchor_network_ns_);
+    r.set_anchor_utc_ns(anchor_utc_ns_);
+    if (codec_.status_request().include_topology()) r.set_topology_yaml(topology_yaml_);
+    for (const auto& t : tap_stats()) {
+      v1::TapStatus* x = r.add_taps();
+      x->set_name(t.name);
+      x->set_connected(t.connected);
+      x->set_batches_out(t.batches_out);
+      x->set_events_out(t.events_out);
+      x->set_dropped_batches(t.dropped_batches);
+      x->set_dropped_events(t.dropped_events);
+    }
     for (const auto& n : node_stats()) {
       v1::NodeStatus* s = r.add_nodes();
       s->set_name(n.name);
+      s->set_kind_name(n.kind);
+      if (n.health.reported) {
+        v1::NodeHealth* h = s->mutable_health();
+        h->set_clock_synced(n.health.clock_synced);
+        h->set_clock_offset_ns(n.health.clock_offset_ns);
+        h->set_clock_uncertainty_ns(n.health.clock_uncertainty_ns);
+        h->set_clock_drift_ppb(n.health.clock_drift_ppb);
+        h->set_received_events(n.health.received_events);
+        h->set_lost_events(n.health.lost_events);
+        h->set_late_events(n.health.late_events);
+        h->set_late_dropped(n.health.late_dropped);
+        h->set_emitted_events(n.health.emitted_events);
+        h->set_dropped_events(n.health.dropped_events);
+      }
       s->set_connected(n.connected);
       s->set_batches_in(n.batches_in);
       s->set_events_in(n.events_in);
@@ -528,6 +762,7 @@ class Broker::Impl {
     slot.events_in.add(in_events_.size());
     for (const int64_t t : in_events_.times_ns) slot.ingress_latency.record(now - t);
     route(slot.id);
+    copy_to_taps(slot, now);
   }
 
   // One outbound batch per (target, delay, late policy) for the batch being routed.
@@ -625,6 +860,17 @@ class Broker::Impl {
       }
       any_pending_ = any_pending_ || !t.ring.empty();
     }
+    for (auto& tp : taps_) {
+      TapSlot& t = *tp;
+      if (!t.registered) continue;
+      while (!t.ring.empty()) {
+        if (socket_->send_to(t.routing_id, t.ring.front()) != IoStatus::ok) break;
+        t.batches_out.add();
+        t.events_out.add(t.ring.front_events());
+        t.ring.pop();
+      }
+      any_pending_ = any_pending_ || !t.ring.empty();
+    }
   }
 
   void unregister(NodeSlot& slot) noexcept {
@@ -646,6 +892,13 @@ class Broker::Impl {
         unregister(s);
       }
     }
+    for (auto& tp : taps_) {
+      if (tp->registered && now - tp->last_seen_ns > timeout) {
+        spdlog::warn("tap '{}' silent for more than {} ms: unregistered", tp->name,
+                     opts_.heartbeat_timeout.count());
+        unregister_tap(*tp);
+      }
+    }
     if (opts_.stats_interval.count() > 0 && now >= next_stats_ns_) {
       next_stats_ns_ = now + ms_to_ns(opts_.stats_interval);
       for (const auto& n : node_stats()) {
@@ -664,6 +917,9 @@ class Broker::Impl {
     for (auto& s : slots_) {
       if (s->registered) send_direct(s->routing_id, scratch_);
     }
+    for (auto& t : taps_) {
+      if (t->registered) send_direct(t->routing_id, scratch_);
+    }
   }
 
   zmq::context_t ctx_{1};
@@ -671,6 +927,10 @@ class Broker::Impl {
   Wakeup wakeup_;
   std::atomic<bool> stop_{false};
   std::vector<std::unique_ptr<NodeSlot>> slots_;
+  std::vector<std::unique_ptr<TapSlot>> taps_;  // max_taps, made at start (never reallocated)
+  mutable std::mutex taps_mu_;                  // tap names, for readers on other threads
+  std::string topology_yaml_;
+  std::string tap_scratch_;
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> by_routing_id_;
   static constexpr int kDrainMax = 1024;
   struct Pending {
@@ -712,6 +972,7 @@ std::vector<BrokerNodeStats> Broker::node_stats() const { return impl_->node_sta
 std::vector<ConnectionStats> Broker::connection_stats() const {
   return impl_->connection_stats();
 }
+std::vector<TapStats> Broker::tap_stats() const { return impl_->tap_stats(); }
 const RejectCounters& Broker::rejects() const noexcept { return impl_->rejects_; }
 const RoutingTable& Broker::routing() const noexcept { return impl_->table_; }
 

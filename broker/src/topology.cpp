@@ -258,4 +258,38 @@ RoutingTable RoutingTable::compile(const Topology& topology) {
   return rt;
 }
 
+namespace {
+std::string endpoint_text(const EndpointRef& e) {
+  if (e.wildcard) return e.node + ":*";
+  return e.node + ":" + std::to_string(e.first) + (e.last != e.first ? "-" + std::to_string(e.last) : "");
+}
+std::string duration_text(int64_t ns) {
+  if (ns % 1'000'000 == 0) return std::to_string(ns / 1'000'000) + "ms";
+  if (ns % 1000 == 0) return std::to_string(ns / 1000) + "us";
+  return std::to_string(ns) + "ns";
+}
+}  // namespace
+
+std::string to_yaml(const Topology& t) {
+  std::string y = "nodes:\n";
+  for (const auto& n : t.nodes) {
+    y += "  \"" + n.name + "\": {kind: \"" + n.kind + "\", channels: " + std::to_string(n.channels) +
+         ", ports: " + std::to_string(n.ports) + "}\n";
+  }
+  y += "connections:\n";
+  for (const auto& c : t.connections) {
+    y += "  - {from: \"" + endpoint_text(c.from) + "\", to: [";
+    for (size_t i = 0; i < c.to.size(); ++i) y += (i == 0 ? "\"" : ", \"") + endpoint_text(c.to[i]) + "\"";
+    y += "], delay: " + (c.auto_delay ? std::string("auto") : duration_text(c.delay_ns));
+    if (c.auto_delay) {
+      y += ", auto_initial: " + duration_text(c.auto_options.initial_ns) +
+           ", auto_min: " + duration_text(c.auto_options.min_ns) +
+           ", auto_max: " + duration_text(c.auto_options.max_ns) +
+           ", auto_margin: " + duration_text(c.auto_options.margin_ns);
+    }
+    y += std::string(", late: ") + (c.late_policy == LatePolicy::drop ? "drop" : "deliver_flagged") + "}\n";
+  }
+  return y;
+}
+
 }  // namespace ion

@@ -386,6 +386,7 @@ class Node::Impl final : public Emitter {
       v1::Heartbeat hb;
       hb.set_sent_ns(now);
       add_latency_reports(hb, now);
+      add_health(*hb.mutable_health());
       if (codec_.encode(hb, scratch_)) (void)socket_->send(scratch_);
       next_heartbeat_ns_ = now + heartbeat_interval_ns_;
     }
@@ -419,6 +420,21 @@ class Node::Impl final : public Emitter {
     int64_t previous_p999_ns = 0;
     int64_t previous_max_ns = 0;
   };
+
+  // What the node knows and the broker cannot: its clock mapping and its receive-side counts.
+  void add_health(v1::NodeHealth& h) const noexcept {
+    const NodeStats s = stats();
+    h.set_clock_synced(s.clock_synced);
+    h.set_clock_offset_ns(s.clock_offset_ns);
+    h.set_clock_uncertainty_ns(s.clock_uncertainty_ns);
+    h.set_clock_drift_ppb(static_cast<int64_t>(s.clock_drift_ppm * 1000.0));
+    h.set_received_events(s.received_events);
+    h.set_lost_events(s.lost_events);
+    h.set_late_events(s.late_events);
+    h.set_late_dropped(s.late_dropped);
+    h.set_emitted_events(s.emitted_events);
+    h.set_dropped_events(s.dropped_events);
+  }
 
   void add_latency_reports(v1::Heartbeat& hb, int64_t now) noexcept {
     const bool rotate = now >= next_window_ns_;

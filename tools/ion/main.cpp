@@ -12,6 +12,8 @@
 #include "ion/bench_synapse.h"
 #include "ion/bench_mea.h"
 #include "ion/bench_timing.h"
+#include "ion/data.h"
+#include "ion/record.h"
 #include "ion/demo.h"
 #include "ion/linkem.h"
 #include "ion/status.h"
@@ -94,6 +96,61 @@ int main(int argc, char** argv) {
   linkem_cmd->add_option("--stats-interval", linkem.stats_interval_s, "seconds between lines")
       ->check(CLI::Range(1, 3600))->capture_default_str();
 
+  ion::RecordOptions record;
+  double record_flush_ms = 100;
+  CLI::App* record_cmd = app.add_subcommand(
+      "record", "join a broker as a tap and record every batch (or chosen nodes') to a file");
+  record_cmd->add_option("--broker", record.broker, "broker endpoint")->capture_default_str();
+  record_cmd->add_option("-o,--out", record.out, "recording file to write")->required();
+  record_cmd->add_option("--nodes", record.nodes, "record only these nodes")->delimiter(',');
+  record_cmd->add_option("--name", record.name, "the recorder's name at the broker")->capture_default_str();
+  record_cmd->add_option("--duration", record.duration_s, "seconds to record (0: until Ctrl-C)")
+      ->check(CLI::Range(0.0, 1e7))->capture_default_str();
+  record_cmd->add_option("--flush-ms", record_flush_ms, "records reach the kernel this often")
+      ->check(CLI::Range(1.0, 60000.0))->capture_default_str();
+
+  ion::ReplayCommand replay;
+  CLI::App* replay_cmd = app.add_subcommand(
+      "replay", "re-emit a recording with its original relative timing, into a broker (one node "
+                "per recorded source) or into a file");
+  replay_cmd->add_option("file", replay.file, "recording")->required();
+  replay_cmd->add_option("--broker", replay.broker, "join this broker");
+  replay_cmd->add_option("--to", replay.to, "write the replayed events into this recording instead");
+  replay_cmd->add_option("--source", replay.source, "replay only this source");
+  replay_cmd->add_option("--as", replay.as, "node name for the replayed source");
+  replay_cmd->add_option("--speed", replay.speed, "2 = twice as fast")->capture_default_str();
+  replay_cmd->add_option("--start", replay.start_s, "seconds into the recording to start from");
+  replay_cmd->add_option("--end", replay.end_s, "seconds into the recording to stop at");
+  replay_cmd->add_flag("--loop", replay.loop, "start again after the last event (until Ctrl-C)");
+  replay_cmd->add_option("--remap", replay.remap, "recorded:emitted channel pairs, e.g. 3:0,4:1");
+
+  ion::ImportCommand import;
+  CLI::App* import_cmd = app.add_subcommand(
+      "import", "convert sjemea HDF5, Axion spike-list CSV or plain CSV (channel,time_s) into a recording");
+  import_cmd->add_option("format", import.format, "sjemea | axion-csv | csv")->required()
+      ->check(CLI::IsMember({"sjemea", "axion-csv", "csv"}));
+  import_cmd->add_option("input", import.input, "input file")->required();
+  import_cmd->add_option("-o,--out", import.out, "recording to write")->required();
+  import_cmd->add_option("--name", import.name, "source name (default: the input's stem)");
+  import_cmd->add_option("--sample-rate", import.sample_rate_hz, "Hz; default: the file's own or detected");
+
+  ion::ExportCommand exp;
+  CLI::App* export_cmd = app.add_subcommand(
+      "export", "write a recording's spikes as CSV, phy/Kilosort .npy files or NWB");
+  export_cmd->add_option("file", exp.file, "recording")->required();
+  export_cmd->add_option("--format", exp.format, "csv | npy | nwb")->required()
+      ->check(CLI::IsMember({"csv", "npy", "nwb"}));
+  export_cmd->add_option("-o,--out", exp.out, "output file (npy: a folder)")->required();
+  export_cmd->add_option("--source", exp.source, "only this source");
+  export_cmd->add_option("--sample-rate", exp.sample_rate_hz, "npy: samples per second when the recording has no grid");
+
+  ion::InspectCommand inspect;
+  CLI::App* inspect_cmd = app.add_subcommand(
+      "inspect", "streams, channel counts, span, rates, gaps, losses, clock quality of a recording");
+  inspect_cmd->add_option("file", inspect.file, "recording")->required();
+  inspect_cmd->add_flag("--json", inspect.json, "print one JSON object");
+  inspect_cmd->add_flag("--repair", inspect.repair, "cut a torn tail (a crash mid-write) first");
+
   CLI11_PARSE(app, argc, argv);
   if (!ion::set_log_level(log_level.c_str())) {
     std::fprintf(stderr, "ion: --log-level: unknown level '%s'\n", log_level.c_str());
@@ -113,6 +170,20 @@ int main(int argc, char** argv) {
       std::signal(SIGTERM, on_signal);
       return ion::run_linkem(linkem, g_stop, std::cout);
     }
+    if (*record_cmd) {
+      std::signal(SIGINT, on_signal);
+      std::signal(SIGTERM, on_signal);
+      record.flush_interval = std::chrono::milliseconds(static_cast<int64_t>(record_flush_ms));
+      return ion::run_record(record, g_stop, std::cout);
+    }
+    if (*replay_cmd) {
+      std::signal(SIGINT, on_signal);
+      std::signal(SIGTERM, on_signal);
+      return ion::run_replay(replay, g_stop, std::cout);
+    }
+    if (*import_cmd) return ion::run_import(import, std::cout);
+    if (*export_cmd) return ion::run_export(exp, std::cout);
+    if (*inspect_cmd) return ion::run_inspect(inspect, std::cout);
     if (*status_cmd) {
       status.timeout = std::chrono::milliseconds(status_timeout_ms);
       return ion::run_status(status, std::cout);

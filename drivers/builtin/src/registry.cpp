@@ -4,6 +4,7 @@
 #include "ion/drivers/sink.h"
 #include "ion/chip/chip_driver.h"
 #include "ion/mea/mea_driver.h"
+#include "ion/replay/replay_driver.h"
 #include "ion/synapse/synapse_driver.h"
 
 namespace ion {
@@ -37,7 +38,15 @@ std::unique_ptr<Driver> make_driver(const ConfigNode& root) {
       d.fail("", e.what());  // an instrument that cannot be reached, named with the file
     }
   }
-  d.fail("kind", "one of: generator, sink, mea, chip, synapse");
+  if (kind == "replay") {
+    const replay::ReplayOptions o = replay::ReplayOptions::from_config(d);
+    try {
+      return std::make_unique<replay::ReplayDriver>(o);
+    } catch (const std::exception& e) {
+      d.fail("file", e.what());  // not a recording, or no such source, named with the file
+    }
+  }
+  d.fail("kind", "one of: generator, sink, mea, chip, synapse, replay");
 }
 
 }  // namespace ion

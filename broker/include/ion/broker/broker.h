@@ -31,10 +31,28 @@ struct BrokerOptions {
   std::chrono::nanoseconds max_past{std::chrono::seconds(60)};    // event time window
   std::chrono::nanoseconds max_future{std::chrono::seconds(10)};
   std::chrono::milliseconds stats_interval{10000};  // periodic counter log line; 0 = off
+  uint32_t max_taps = 4;             // recorders receiving a copy of every accepted batch
+  size_t tap_ring_frames = 16384;    // per tap (drop-oldest, counted)
+  size_t tap_ring_bytes = 64u << 20;
 
   // Reads the `broker:` mapping of a config file; the topology file path is relative to it.
   static BrokerOptions from_config(const ConfigNode& root);
   static BrokerOptions from_file(const std::string& path);
+};
+
+// What a node last reported about itself in its heartbeats.
+struct NodeHealthStats {
+  bool reported = false;
+  bool clock_synced = false;
+  int64_t clock_offset_ns = 0;
+  int64_t clock_uncertainty_ns = 0;
+  int64_t clock_drift_ppb = 0;
+  uint64_t received_events = 0;
+  uint64_t lost_events = 0;
+  uint64_t late_events = 0;
+  uint64_t late_dropped = 0;
+  uint64_t emitted_events = 0;
+  uint64_t dropped_events = 0;
 };
 
 // A snapshot of one node's counters (safe to take from any thread).
@@ -57,6 +75,16 @@ struct BrokerNodeStats {
   int64_t ingress_latency_p50_ns = 0;  // broker receive - source time of this node's events
   int64_t ingress_latency_p99_ns = 0;
   int64_t ingress_latency_max_ns = 0;
+  NodeHealthStats health;
+};
+
+struct TapStats {
+  std::string name;
+  bool connected = false;
+  uint64_t batches_out = 0;
+  uint64_t events_out = 0;
+  uint64_t dropped_batches = 0;  // tap ring full
+  uint64_t dropped_events = 0;
 };
 
 struct ConnectionStats {
@@ -86,6 +114,7 @@ class Broker {
   [[nodiscard]] std::string endpoint() const;
   [[nodiscard]] std::vector<BrokerNodeStats> node_stats() const;
   [[nodiscard]] std::vector<ConnectionStats> connection_stats() const;
+  [[nodiscard]] std::vector<TapStats> tap_stats() const;
   [[nodiscard]] const RejectCounters& rejects() const noexcept;
   [[nodiscard]] const RoutingTable& routing() const noexcept;
 

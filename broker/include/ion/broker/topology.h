@@ -57,6 +57,9 @@ struct Topology {
 // Parses "name:*", "name:3", "name:0-15"; throws ConfigError naming `where` on bad syntax.
 EndpointRef parse_endpoint(std::string_view text, const std::string& where);
 
+// The topology as a topology file (what a recording keeps of the network it recorded).
+[[nodiscard]] std::string to_yaml(const Topology& topology);
+
 // Reads `nodes:` and `connections:` from a topology file (see docs/config.md).
 Topology load_topology(const ConfigNode& root);
 Topology load_topology_file(const std::string& path);

@@ -1,0 +1,35 @@
+#pragma once
+// Importers: public spike formats -> an IoN dataset (then a recording). Channel names and
+// positions are kept; times become integer nanoseconds exactly (times on a sample grid become
+// integer ticks first, so an hour of data does not drift). Errors name the file, the line or
+// dataset, and what was wrong (std::runtime_error).
+//   csv        `channel,time_s[,value]` with that header; channel names are any text
+//   axion-csv  Axion AxIS spike list (Time (s), Electrode, Amplitude(mV)), settings mixed into
+//              the first columns of the first rows; gzip accepted
+//   sjemea     the community MEA HDF5 layout (Eglen et al. 2014): /spikes, /sCount, /names, /epos
+#include <string>
+#include <vector>
+
+#include "ion/interchange/dataset.h"
+
+namespace ion::interchange {
+
+struct ImportOptions {
+  std::string source_name;  // default: the input file's stem
+  double sample_rate_hz = 0;  // 0: the file's own, else detected from the times
+};
+
+struct ImportResult {
+  Dataset data;
+  std::vector<std::string> notes;  // what the importer decided (grid found, labels not trusted)
+};
+
+ImportResult import_csv(const std::string& path, const ImportOptions& options = {});
+ImportResult import_axion_csv(const std::string& path, const ImportOptions& options = {});
+ImportResult import_sjemea(const std::string& path, const ImportOptions& options = {});
+
+// By format name: "csv", "axion-csv", "sjemea".
+ImportResult import_file(const std::string& format, const std::string& path,
+                         const ImportOptions& options = {});
+
+}  // namespace ion::interchange

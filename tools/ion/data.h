@@ -1,0 +1,50 @@
+#pragma once
+// `ion import`, `ion export`, `ion inspect`, `ion replay`: recordings in and out.
+#include <atomic>
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <string>
+
+namespace ion {
+
+struct ImportCommand {
+  std::string format;  // csv | axion-csv | sjemea
+  std::string input;
+  std::string out;
+  std::string name;    // source name (default: the input's stem)
+  double sample_rate_hz = 0;
+};
+int run_import(const ImportCommand& c, std::ostream& out);
+
+struct ExportCommand {
+  std::string file;
+  std::string format;  // csv | npy | nwb
+  std::string out;
+  std::string source;
+  double sample_rate_hz = 0;
+};
+int run_export(const ExportCommand& c, std::ostream& out);
+
+struct InspectCommand {
+  std::string file;
+  bool json = false;
+  bool repair = false;
+};
+int run_inspect(const InspectCommand& c, std::ostream& out);
+
+struct ReplayCommand {
+  std::string file;
+  std::string broker;   // live: join this broker, one node per source
+  std::string to;       // offline: write the replayed events into this recording
+  std::string source;   // only this source
+  std::string as;       // node name for a single replayed source
+  double speed = 1.0;
+  double start_s = 0;   // offset into the recording
+  double end_s = 0;     // 0: to the end
+  bool loop = false;
+  std::string remap;    // "3:0,4:1": recorded channel -> emitted channel
+};
+int run_replay(const ReplayCommand& c, const std::atomic<bool>& stop, std::ostream& out);
+
+}  // namespace ion
