@@ -9,8 +9,10 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libasio-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libhdf5-dev zlib1g-dev  # sjemea import, NWB export; gzip'd vendor exports
   clang-format clang-tidy
   python3-brian  # test side: the reference simulator the emulated chip is checked against
+  python3-h5py python3-numpy  # test side: independent readers of exported NWB and .npy files
 )
 
 missing=()

@@ -11,6 +11,7 @@
 #include "ion/bench_chip.h"
 #include "ion/bench_synapse.h"
 #include "ion/bench_mea.h"
+#include "ion/bench_record.h"
 #include "ion/bench_timing.h"
 #include "ion/data.h"
 #include "ion/record.h"
@@ -80,6 +81,12 @@ int main(int argc, char** argv) {
       "synapse", "transmitted synaptic events/s and plasticity evaluations/s of the synapse board");
   synapse_cmd->add_flag("--quick", synapse_bench.quick, "short runs (noisier figures)");
   synapse_cmd->add_flag("--json", synapse_bench.json, "end with one JSON line");
+
+  ion::RecordBenchOptions record_bench;
+  CLI::App* record_bench_cmd = bench_cmd->add_subcommand(
+      "record", "recording write/read/export throughput and replay timing over an hour of data");
+  record_bench_cmd->add_flag("--quick", record_bench.quick, "short runs (noisier figures)");
+  record_bench_cmd->add_flag("--json", record_bench.json, "end with one JSON line");
 
   ion::LinkemOptions linkem;
   CLI::App* linkem_cmd = app.add_subcommand(
@@ -165,6 +172,7 @@ int main(int argc, char** argv) {
     if (*mea_cmd) return ion::run_bench_mea(mea_bench, std::cout);
     if (*chip_cmd) return ion::run_bench_chip(chip_bench, std::cout);
     if (*synapse_cmd) return ion::run_bench_synapse(synapse_bench, std::cout);
+    if (*record_bench_cmd) return ion::run_bench_record(record_bench, std::cout);
     if (*linkem_cmd) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
