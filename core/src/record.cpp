@@ -267,6 +267,33 @@ bool Reader::read_record(Record& r) {
   return true;
 }
 
+bool Reader::seek_time(int64_t t_ns) {
+  rewind();
+  uint64_t best = first_record_;
+  while (pos_ < file_bytes_) {
+    uint8_t head[5];
+    if (std::fread(head, 1, 5, f_) != 5) break;
+    const uint32_t len = get_u32(head);
+    if (len > kMaxRecordBytes || pos_ + kFraming + len > file_bytes_) break;
+    if (head[4] == static_cast<uint8_t>(RecordType::index)) {
+      buf_.resize(len);
+      if (std::fread(buf_.data(), 1, len, f_) != len) break;
+      v1::RecordIndex ix;
+      if (ix.ParseFromArray(buf_.data(), static_cast<int>(len))) {
+        if (ix.network_ns() >= t_ns) break;
+        best = pos_;  // everything before this record is older than t_ns
+      }
+      std::fseek(f_, 4, SEEK_CUR);
+    } else {
+      std::fseek(f_, static_cast<long>(len) + 4, SEEK_CUR);
+    }
+    pos_ += kFraming + len;
+  }
+  pos_ = best;
+  tail_reason_.clear();
+  return std::fseek(f_, static_cast<long>(pos_), SEEK_SET) == 0;
+}
+
 bool Reader::next(Record& r) {
   if (!tail_reason_.empty()) return false;
   return read_record(r);

@@ -132,6 +132,40 @@ TEST(RecordFormat, FlippedByteFailsItsCrcAndNotAnEarlierRecord) {
   EXPECT_NE(rd.tail_reason().find("CRC mismatch"), std::string::npos) << rd.tail_reason();
 }
 
+TEST(RecordFormat, SeekByTimeSkipsOnlyOlderRecords) {
+  // "periodic index records so a reader can seek by time": 10 s of events, an index each second.
+  const Dataset d = sample_dataset(10000);  // one event per ms
+  interchange::write_recording(tmp("seek.ionrec"), d, 100);
+  record::Reader rd(tmp("seek.ionrec"));
+  Codec codec;
+  BatchHeader h;
+  EventBatch ev;
+  auto first_event_after_seek = [&](int64_t t) {
+    EXPECT_TRUE(rd.seek_time(t));
+    record::Record r;
+    int64_t first = INT64_MAX;
+    uint64_t at_or_after = 0;
+    while (rd.next(r)) {
+      if (r.type != record::RecordType::batch) continue;
+      EXPECT_TRUE(codec.decode(r.body).ok());
+      EXPECT_EQ(codec.take_batch({}, h, ev), Reject::none);
+      for (int64_t x : ev.times_ns) {
+        first = std::min(first, x);
+        at_or_after += x >= t;
+      }
+    }
+    EXPECT_EQ(at_or_after, static_cast<uint64_t>(std::count_if(d.sources[0].times_ns.begin(), d.sources[0].times_ns.end(),
+                                                               [&](int64_t x) { return x >= t; })))
+        << "nothing at or after the sought time is skipped";
+    return first;
+  };
+  const int64_t t = 5'500'000'017;
+  const int64_t first = first_event_after_seek(t);
+  EXPECT_LE(first, t);
+  EXPECT_GT(first, t - 2'100'000'000) << "at most about two index intervals are read again";
+  EXPECT_EQ(first_event_after_seek(0), 17) << "before everything: from the start";
+}
+
 TEST(RecordFormat, NotARecordingIsAClearError) {
   write_text(tmp("junk.ionrec"), "hello, world\n");
   try {

@@ -99,6 +99,10 @@ class Reader {
   bool next(Record& r);
   // Back to the first record after the header.
   void rewind();
+  // Positions the reader so that next() returns every record holding events at or after t_ns:
+  // at the last index record whose latest event time is before t_ns (or at the start). Walks the
+  // record headers, reading only index payloads. False at a torn tail before such a point.
+  bool seek_time(int64_t t_ns);
 
   [[nodiscard]] bool torn() const noexcept { return !tail_reason_.empty(); }
   [[nodiscard]] const std::string& tail_reason() const noexcept { return tail_reason_; }
