@@ -2,6 +2,7 @@
 
 #include <iomanip>
 #include <ostream>
+#include <sstream>
 
 #include "ion/core/codec.h"
 #include "ion/core/transport.h"
@@ -43,7 +44,23 @@ int run_status(const StatusOptions& o, std::ostream& out) {
             << ",\"events_out\":" << n.events_out() << ",\"dropped_events\":"
             << n.dropped_events() << ",\"lost_upstream_batches\":" << n.lost_upstream_batches()
             << ",\"rejected\":" << n.rejected_batches() << ",\"registrations\":"
-            << n.registrations() << "}";
+            << n.registrations();
+        if (n.has_health()) {
+          const auto& h = n.health();
+          out << ",\"clock_synced\":" << (h.clock_synced() ? "true" : "false")
+              << ",\"clock_offset_ns\":" << h.clock_offset_ns()
+              << ",\"clock_uncertainty_ns\":" << h.clock_uncertainty_ns()
+              << ",\"received_events\":" << h.received_events() << ",\"lost_events\":" << h.lost_events()
+              << ",\"late_events\":" << h.late_events();
+        }
+        out << "}";
+      }
+      out << "],\"taps\":[";
+      for (int i = 0; i < r.taps_size(); ++i) {
+        const auto& t = r.taps(i);
+        out << (i == 0 ? "" : ",") << "{\"name\":\"" << t.name() << "\",\"connected\":"
+            << (t.connected() ? "true" : "false") << ",\"events_out\":" << t.events_out()
+            << ",\"dropped_events\":" << t.dropped_events() << "}";
       }
       out << "],\"rejects\":{";
       bool first = true;
@@ -58,14 +75,28 @@ int run_status(const StatusOptions& o, std::ostream& out) {
         << ")\n  " << std::left << std::setw(16) << "node" << std::setw(6) << "up" << std::right
         << std::setw(12) << "events in" << std::setw(12) << "events out" << std::setw(10)
         << "dropped" << std::setw(10) << "gaps in" << std::setw(10) << "rejected"
-        << std::setw(16) << "in p99 (ms)" << "\n";
+        << std::setw(16) << "in p99 (ms)" << std::setw(10) << "late" << std::setw(9) << "lost"
+        << std::setw(24) << "clock offset (us)" << "\n";
     for (const auto& n : r.nodes()) {
       out << "  " << std::left << std::setw(16) << n.name() << std::setw(6)
           << (n.connected() ? "yes" : "no") << std::right << std::setw(12) << n.events_in()
           << std::setw(12) << n.events_out() << std::setw(10) << n.dropped_events()
           << std::setw(10) << n.lost_upstream_batches() << std::setw(10) << n.rejected_batches()
           << std::setw(16) << std::fixed << std::setprecision(3)
-          << static_cast<double>(n.ingress_latency_p99_ns()) / 1e6 << "\n";
+          << static_cast<double>(n.ingress_latency_p99_ns()) / 1e6;
+      if (n.has_health() && n.health().clock_synced()) {
+        const auto& h = n.health();
+        std::ostringstream clock;
+        clock << std::fixed << std::setprecision(1) << static_cast<double>(h.clock_offset_ns()) / 1e3
+              << " +/- " << static_cast<double>(h.clock_uncertainty_ns()) / 1e3;
+        out << std::setw(10) << h.late_events() << std::setw(9) << h.lost_events() << std::setw(24)
+            << clock.str();
+      }
+      out << "\n";
+    }
+    for (const auto& t : r.taps()) {
+      out << "  recorder " << t.name() << (t.connected() ? "" : " (gone)") << ": " << t.events_out()
+          << " events sent, " << t.dropped_events() << " dropped (its ring was full)\n";
     }
     for (const auto& c : r.connections()) {
       out << "  connection " << c.index() << " from " << c.from() << ": delay "
