@@ -70,7 +70,7 @@ TEST(Cli, DaemonsFromTheShippedConfigsExchangeSpikesAndStopCleanly) {
   // The shipped configs, with the endpoint overridden to a free port.
   const std::string configs = std::string(ION_SOURCE_DIR) + "/configs/";
   const std::string ep = "tcp://127.0.0.1:" + std::to_string(free_port());
-  Child broker({ION_BROKER_BIN, "--config", configs + "broker.yaml", "--listen", ep},
+  Child broker({ION_BROKER_BIN, "--config", configs + "generator-sink-broker.yaml", "--listen", ep},
                tmp("cli-broker.log"));
   Child snk({ION_NODE_BIN, "--config", configs + "sink.yaml", "--broker", ep}, tmp("cli-sink.log"));
   Child gen({ION_NODE_BIN, "--config", configs + "generator.yaml", "--broker", ep},

@@ -329,9 +329,10 @@ TEST(ChipConfig, ShippedConfigLoadsAndBadValuesAreNamed) {
   const ConfigNode root = ConfigNode::load_file(std::string(ION_SOURCE_DIR) + "/configs/zurich-chip.yaml");
   const ChipDriverOptions o = ChipDriverOptions::from_config(root.child("driver"));
   EXPECT_EQ(o.backend, Backend::emulator);
-  EXPECT_EQ(o.neurons(), 1024U);
-  EXPECT_EQ(o.ports(), 4096U);
-  EXPECT_DOUBLE_EQ(o.chip.neuron.bias_pa, 700);
+  EXPECT_EQ(o.neurons(), 256U);
+  EXPECT_EQ(o.ports(), 1024U);
+  EXPECT_DOUBLE_EQ(o.chip.neuron.bias_pa, 450);
+  EXPECT_DOUBLE_EQ(o.chip.bias_overrides_pa.at(1), 670);
   auto fails = [](const std::string& yaml, const std::string& needle) {
     try {
       const ConfigNode r = ConfigNode::parse(yaml, "t.yaml");
@@ -343,6 +344,9 @@ TEST(ChipConfig, ShippedConfigLoadsAndBadValuesAreNamed) {
   };
   EXPECT_TRUE(fails("driver: {kind: chip, backend: serial}", "one of: emulator, udp, legacy_udp"));
   EXPECT_TRUE(fails("driver: {kind: chip, chip: {mismatch_cv: 2}}", "mismatch_cv"));
+  EXPECT_TRUE(fails("driver: {kind: chip, chip: {cores: 1, bias_overrides: {300: 10}}}",
+                    "bias_overrides names neuron 300, beyond the chip's 256"));
+  EXPECT_TRUE(fails("driver: {kind: chip, chip: {bias_overrides: {first: 10}}}", "neuron numbers as keys"));
   EXPECT_TRUE(fails("driver: {kind: chip, chip: {neuron: {v_t_mv: -80}}}", "v_t_mv must be above"));
   EXPECT_TRUE(fails("driver: {kind: chip, backend: udp, udp: {listen: nowhere}}", "IPv4"));
   EXPECT_TRUE(fails("driver: {kind: chip, legacy: {own_code: 300}}", "sender code"));

@@ -14,6 +14,8 @@
 
 namespace ion {
 
+int run_lab_demo(const DemoOptions& o, std::ostream& out);  // demo_labs.cpp
+
 namespace {
 
 struct Row {
@@ -44,7 +46,7 @@ std::string json_escape(const std::string& s) {
 
 }  // namespace
 
-int run_demo(const DemoOptions& o, std::ostream& out) {
+int run_minimal_demo(const DemoOptions& o, std::ostream& out) {
   Topology topo;
   topo.nodes.push_back({"gen", "generator", o.channels, 0});
   topo.nodes.push_back({"sink", "sink", 0, o.channels});
@@ -185,6 +187,11 @@ int run_demo(const DemoOptions& o, std::ostream& out) {
   }
   out.flush();
   return ok ? 0 : 1;
+}
+
+int run_demo(const DemoOptions& o, std::ostream& out) {
+  if (o.topology == "minimal") return run_minimal_demo(o, out);
+  return run_lab_demo(o, out);
 }
 
 }  // namespace ion

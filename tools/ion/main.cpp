@@ -15,6 +15,7 @@
 #include "ion/bench_timing.h"
 #include "ion/data.h"
 #include "ion/record.h"
+#include "ion/report.h"
 #include "ion/demo.h"
 #include "ion/linkem.h"
 #include "ion/status.h"
@@ -33,19 +34,35 @@ int main(int argc, char** argv) {
 
   ion::DemoOptions demo;
   double delay_ms = 20;
+  bool no_wan = false;
   CLI::App* demo_cmd = app.add_subcommand(
-      "demo", "emulate a network on this machine (broker + generator lab + sink lab) and report "
-              "what flowed");
+      "demo", "emulate the three-lab network (MEA culture, silicon neurons, memristive synapses) "
+              "on this machine over emulated WAN links; record it and write a report");
   demo_cmd->add_option("--duration", demo.duration_s, "seconds to run")
       ->check(CLI::Range(0.1, 86400.0))->capture_default_str();
-  demo_cmd->add_option("--channels", demo.channels, "generator channels")
+  demo_cmd->add_option("--topology", demo.topology,
+                       "three-lab, large (60 electrodes, 256 neurons, 32x32 crossbar), minimal "
+                       "(generator -> sink) or a folder with broker.yaml and lab configs")
+      ->capture_default_str();
+  demo_cmd->add_option("--out", demo.out_dir, "folder for the recording and report.html "
+                                              "(default ./ion-demo-DATE-TIME)");
+  demo_cmd->add_option("--configs", demo.configs_dir, "where the shipped configs are");
+  demo_cmd->add_flag("--no-emulated-wan", no_wan, "connect the labs to the broker directly");
+  demo_cmd->add_option("--channels", demo.channels, "minimal: generator channels")
       ->check(CLI::Range(1, 4096))->capture_default_str();
-  demo_cmd->add_option("--rate", demo.rate_hz, "spike rate per channel, Hz")
+  demo_cmd->add_option("--rate", demo.rate_hz, "minimal: spike rate per channel, Hz")
       ->check(CLI::Range(0.0, 100000.0))->capture_default_str();
-  demo_cmd->add_option("--seed", demo.seed, "generator seed")->capture_default_str();
-  demo_cmd->add_option("--delay-ms", delay_ms, "connection delay, ms")
+  demo_cmd->add_option("--seed", demo.seed, "minimal: generator seed")->capture_default_str();
+  demo_cmd->add_option("--delay-ms", delay_ms, "minimal: connection delay, ms")
       ->check(CLI::Range(0.0, 10000.0))->capture_default_str();
-  demo_cmd->add_flag("--json", demo.json, "end with one JSON line: {ok, nodes: [...]}");
+  demo_cmd->add_flag("--json", demo.json, "end with one JSON line: {ok, nodes: [...], synapses: [...]}");
+
+  std::string report_in;
+  std::string report_out;
+  CLI::App* report_cmd = app.add_subcommand(
+      "report", "write an HTML page (raster, weights, latency, clocks) of a recording");
+  report_cmd->add_option("file", report_in, "recording")->required();
+  report_cmd->add_option("-o,--out", report_out, "HTML file to write")->required();
 
   ion::StatusOptions status;
   int64_t status_timeout_ms = 3000;
@@ -166,6 +183,7 @@ int main(int argc, char** argv) {
   try {
     if (*demo_cmd) {
       demo.delay = std::chrono::milliseconds(static_cast<int64_t>(delay_ms));
+      demo.emulated_wan = !no_wan;
       return ion::run_demo(demo, std::cout);
     }
     if (*timing_cmd) return ion::run_bench_timing(timing, std::cout);
@@ -190,6 +208,15 @@ int main(int argc, char** argv) {
       return ion::run_replay(replay, g_stop, std::cout);
     }
     if (*import_cmd) return ion::run_import(import, std::cout);
+    if (*report_cmd) {
+      ion::ReportOptions ro;
+      ro.title = "IoN recording " + report_in;
+      const auto st = ion::write_report(report_in, report_out, ro);
+      std::cout << "ion report: " << report_out << " (" << st.sites << " sites, " << st.weight_series
+                << " weight traces, " << st.latency_histograms << " latency histograms, "
+                << st.clock_traces << " clock traces)\n";
+      return 0;
+    }
     if (*export_cmd) return ion::run_export(exp, std::cout);
     if (*inspect_cmd) return ion::run_inspect(inspect, std::cout);
     if (*status_cmd) {

@@ -20,7 +20,7 @@ constexpr double kAerTickHz = 1e6;
 
 ChipOptions chip_from(const ConfigNode& c) {
   c.only_keys({"chip_id", "cores", "neurons_per_core", "step_ms", "mismatch_cv", "max_weight", "seed",
-               "neuron", "synapses"});
+               "neuron", "synapses", "bias_overrides"});
   ChipOptions o;
   o.chip_id = static_cast<uint32_t>(c.integer("chip_id", o.chip_id, 0, 255));
   o.cores = static_cast<uint32_t>(c.integer("cores", o.cores, 1, 256));
@@ -45,6 +45,15 @@ ChipOptions chip_from(const ConfigNode& c) {
     p.b_pa = n->number("b_pa", p.b_pa, 0, 1e6);
     p.refractory_ms = n->number("refractory_ms", p.refractory_ms, 0, 1000);
     p.bias_pa = n->number("bias_pa", p.bias_pa, -1e6, 1e6);
+  }
+  if (auto b = c.find_child("bias_overrides")) {
+    for (const auto& kv : b->yaml()) {
+      const auto key = kv.first.as<std::string>();
+      if (key.empty() || key.find_first_not_of("0123456789") != std::string::npos || key.size() > 9) {
+        b->fail(key, "neuron numbers as keys (neuron: bias in pA)");
+      }
+      o.bias_overrides_pa[static_cast<uint32_t>(std::stoul(key))] = b->number(key, 0, -1e6, 1e6);
+    }
   }
   if (auto s = c.find_child("synapses")) {
     s->only_keys({"fast_exc", "slow_exc", "fast_inh", "slow_inh"});

@@ -117,6 +117,10 @@ void ChipOptions::validate() const {
   if (!(p.refractory_ms >= 0 && p.a_ns >= 0 && p.b_pa >= 0))
     fail("refractory_ms, a_ns and b_pa must not be negative");
   if (!std::isfinite(p.bias_pa)) fail("bias_pa must be finite");
+  for (const auto& [id, bias] : bias_overrides_pa) {
+    if (id >= neurons()) fail("bias_overrides names neuron " + std::to_string(id) + ", beyond the chip's " + std::to_string(neurons()));
+    if (!std::isfinite(bias)) fail("bias_overrides must be finite");
+  }
   for (const SynapseParams& s : synapses) {
     if (!(s.tau_ms > 0 && s.gain_pa >= 0)) fail("synapse tau_ms must be positive, gain_pa not negative");
   }
@@ -182,6 +186,7 @@ ChipModel::ChipModel(const ChipOptions& options)
       gain_[t][i] = static_cast<float>(opts_.synapses[t].gain_pa * factor());
     }
   }
+  for (const auto& [neuron, bias] : opts_.bias_overrides_pa) set_bias(neuron, bias);
   pending_.reserve(4096);
 }
 

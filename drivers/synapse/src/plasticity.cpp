@@ -19,6 +19,8 @@ PlasticityEngine::PlasticityEngine(uint32_t neurons, std::vector<PlasticSynapse>
     if (p.rule == RuleKind::stdp) stdp_by_pre_[p.pre].push_back(s);
   }
   lookback_ns_ = std::max(rules_.rate.window_ns, rules_.stdp.window_ns);
+  ltp_.assign(synapses_.size(), 0);
+  ltd_.assign(synapses_.size(), 0);
 }
 
 bool PlasticityEngine::add_spike(uint32_t neuron, int64_t t_ns) noexcept {
@@ -69,9 +71,11 @@ void PlasticityEngine::evaluate(const Trigger& t, std::vector<Pulse>& out) noexc
       if (n > r.ltp_above) {
         out.push_back({s, r.ltp_volts, r.width_s, t.t_ns});
         ++c_.ltp;
+        ++ltp_[s];
       } else if (n < r.ltd_below) {
         out.push_back({s, r.ltd_volts, r.width_s, t.t_ns});
         ++c_.ltd;
+        ++ltd_[s];
       }
     } else if (p.rule == RuleKind::stdp) {
       const StdpRule& r = rules_.stdp;
@@ -80,6 +84,7 @@ void PlasticityEngine::evaluate(const Trigger& t, std::vector<Pulse>& out) noexc
         const double k = std::exp(-static_cast<double>(t.t_ns - pre) / static_cast<double>(r.tau_plus_ns));
         out.push_back({s, r.ltp_v_min + (r.ltp_v_max - r.ltp_v_min) * k, r.width_s, t.t_ns});
         ++c_.ltp;
+        ++ltp_[s];
       }
     }
   }
@@ -92,6 +97,7 @@ void PlasticityEngine::evaluate(const Trigger& t, std::vector<Pulse>& out) noexc
       const double k = std::exp(-static_cast<double>(t.t_ns - post) / static_cast<double>(r.tau_minus_ns));
       out.push_back({s, r.ltd_v_min + (r.ltd_v_max - r.ltd_v_min) * k, r.width_s, t.t_ns});
       ++c_.ltd;
+      ++ltd_[s];
     }
   }
 }

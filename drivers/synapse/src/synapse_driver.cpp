@@ -407,8 +407,10 @@ SynapseDriver::SynapseDriver(SynapseDriverOptions options) : opts_(std::move(opt
   }
   weight_ = std::make_unique<std::atomic<float>[]>(n);
   r_read_ = std::make_unique<std::atomic<double>[]>(n);
+  initial_weight_ = std::make_unique<std::atomic<float>[]>(n);
   for (size_t k = 0; k < n; ++k) {
     weight_[k].store(std::numeric_limits<float>::quiet_NaN());
+    initial_weight_[k].store(std::numeric_limits<float>::quiet_NaN());
     r_read_[k].store(0);
   }
   engine_ = std::make_unique<PlasticityEngine>(opts_.neurons, std::move(plastic), opts_.rules);
@@ -561,6 +563,7 @@ void SynapseDriver::on_result(const InstrumentResult& r) noexcept {
   for (const uint32_t s : by_cell_[cell]) {
     const float w = map_weight(opts_.weight, r.r_ohm);
     r_read_[s].store(r.r_ohm);
+    if (std::isnan(weight_[s].load())) initial_weight_[s].store(w);
     weight_[s].store(w);
     report_.channels.push_back(n + s);  // channel S + k: synapse k's weight over time
     report_.times_ns.push_back(r.done_ns);
@@ -600,6 +603,16 @@ std::vector<double> SynapseDriver::true_resistances_ohm() const {
   const int64_t now = emitter == nullptr ? 0 : emitter->network_now_ns();
   for (const SynapseSpec& s : opts_.synapses) r.push_back(emulated_->true_resistance_ohm(s.cell, now));
   return r;
+}
+
+std::vector<SynapseDriver::SynapseState> SynapseDriver::synapse_states() const {
+  std::vector<SynapseState> out;
+  std::lock_guard lock(mu_);
+  for (uint32_t k = 0; k < opts_.synapses.size(); ++k) {
+    out.push_back({opts_.synapses[k].pre, opts_.synapses[k].post, initial_weight_[k].load(),
+                   weight_[k].load(), engine_->ltp_of(k), engine_->ltd_of(k)});
+  }
+  return out;
 }
 
 PlasticityCounters SynapseDriver::plasticity() const {

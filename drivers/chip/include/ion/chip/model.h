@@ -7,6 +7,7 @@
 // are stamped where the membrane crossed the peak, interpolated within the step.
 // Equations, parameters and sources: docs/devices/chip.md.
 #include <array>
+#include <map>
 #include <cstdint>
 #include <random>
 #include <string_view>
@@ -49,6 +50,8 @@ struct ChipOptions {
   double mismatch_cv = 0.10;       // relative spread of every analog parameter, per neuron
   float max_weight = 1000;         // larger weights are clamped (counted)
   uint64_t seed = 1;
+  // Neurons whose bias is set exactly (after mismatch), as an experimenter tunes single neurons.
+  std::map<uint32_t, double> bias_overrides_pa;
 
   void validate() const;  // throws std::invalid_argument naming the setting
   [[nodiscard]] uint32_t neurons() const noexcept { return cores * neurons_per_core; }

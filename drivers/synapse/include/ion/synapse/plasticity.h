@@ -85,6 +85,9 @@ class PlasticityEngine {
   size_t commit_all(std::vector<Pulse>& out) noexcept;
 
   [[nodiscard]] const PlasticityCounters& counters() const noexcept { return c_; }
+  // Pulses decided per synapse.
+  [[nodiscard]] uint64_t ltp_of(uint32_t synapse) const noexcept { return synapse < ltp_.size() ? ltp_[synapse] : 0; }
+  [[nodiscard]] uint64_t ltd_of(uint32_t synapse) const noexcept { return synapse < ltd_.size() ? ltd_[synapse] : 0; }
   [[nodiscard]] int64_t committed_ns() const noexcept { return committed_ns_; }
   [[nodiscard]] size_t pending() const noexcept { return triggers_.size(); }
   [[nodiscard]] const RuleSet& rules() const noexcept { return rules_; }
@@ -113,6 +116,8 @@ class PlasticityEngine {
   int64_t committed_ns_ = INT64_MIN;
   int64_t lookback_ns_ = 0;
   PlasticityCounters c_;
+  std::vector<uint64_t> ltp_;
+  std::vector<uint64_t> ltd_;
 };
 
 }  // namespace ion::synapse

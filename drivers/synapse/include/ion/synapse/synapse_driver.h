@@ -103,6 +103,15 @@ class SynapseDriver final : public Driver {
   // Emulator only (after stop): the cells' true resistances.
   [[nodiscard]] std::vector<double> true_resistances_ohm() const;
   [[nodiscard]] PlasticityCounters plasticity() const;
+  struct SynapseState {
+    uint32_t pre = 0;
+    uint32_t post = 0;
+    float initial_weight = 0;  // from the first read of its cell (NaN before)
+    float weight = 0;          // latest read
+    uint64_t ltp = 0;          // pulses decided
+    uint64_t ltd = 0;
+  };
+  [[nodiscard]] std::vector<SynapseState> synapse_states() const;
   [[nodiscard]] const SynapseDriverOptions& options() const noexcept { return opts_; }
 
  private:
@@ -117,6 +126,7 @@ class SynapseDriver final : public Driver {
   std::vector<std::vector<uint32_t>> by_cell_;  // synapses on each cell (one, by validation)
   std::unique_ptr<std::atomic<float>[]> weight_;
   std::unique_ptr<std::atomic<double>[]> r_read_;
+  std::unique_ptr<std::atomic<float>[]> initial_weight_;
   std::atomic<Emitter*> emitter_{nullptr};
   EventBatch out_;  // deliver() is called from one thread (the playout thread)
 

@@ -1,0 +1,365 @@
+// `ion demo` with the three labs: broker, MEA, chip and synapse nodes behind emulated WAN links,
+// a recorder, a live summary, a promise check, and an HTML report.
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <ctime>
+#include <filesystem>
+#include <iomanip>
+#include <memory>
+#include <ostream>
+#include <sstream>
+#include <thread>
+
+#include "ion/audit.h"
+#include "ion/broker/broker.h"
+#include "ion/core/config.h"
+#include "ion/demo.h"
+#include "ion/drivers/registry.h"
+#include "ion/interchange/inspect.h"
+#include "ion/linkem/link_emulator.h"
+#include "ion/node/node.h"
+#include "ion/record.h"
+#include "ion/report.h"
+#include "ion/synapse/synapse_driver.h"
+
+namespace ion {
+
+namespace fs = std::filesystem;
+
+std::string find_configs_dir() {
+  if (const char* e = std::getenv("ION_CONFIGS"); e != nullptr && fs::is_directory(e)) return e;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (const fs::path& c : {exe.parent_path() / "../../../configs", exe.parent_path() / "../share/ion/configs"}) {
+      if (fs::exists(c / "broker.yaml")) return fs::canonical(c).string();
+    }
+  }
+  return "configs";
+}
+
+namespace {
+
+constexpr int64_t kLateToleranceNs = 10'000'000;  // the playout's worst case on a shared machine
+constexpr int64_t kEarlyToleranceNs = 1'000'000;  // clock-estimate steps, never a real early release
+
+// The WAN between a lab and the hub (the broker runs at Southampton), by site name.
+std::string site_preset(const std::string& node) {
+  if (node == "padova") return "southampton-padova";
+  if (node == "zurich") return "southampton-zurich";
+  return "loopback";
+}
+
+struct Lab {
+  std::string name;
+  std::string kind;
+  std::string preset = "loopback";
+  AuditDriver* audit = nullptr;
+  synapse::SynapseDriver* synapse = nullptr;
+  std::unique_ptr<linkem::LinkEmulator> link;
+  std::unique_ptr<Node> node;
+  std::thread thread;
+  uint64_t last_emitted = 0;
+};
+
+std::string json_str(const std::string& s) {
+  std::string o = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o + "\"";
+}
+
+std::string now_stamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y%m%d-%H%M%S", &tm);
+  return b;
+}
+
+std::string synapse_name(const synapse::SynapseDriver& d, uint32_t k) {
+  std::map<uint32_t, std::string> names;
+  for (const auto& [n, port] : d.options().neuron_names) names[port] = n;
+  const auto& s = d.options().synapses[k];
+  auto name = [&](uint32_t p) { return names.count(p) != 0 ? names[p] : std::to_string(p); };
+  return name(s.pre) + "->" + name(s.post);
+}
+
+}  // namespace
+
+int run_lab_demo(const DemoOptions& o, std::ostream& out) {
+  const std::string configs = o.configs_dir.empty() ? find_configs_dir() : o.configs_dir;
+  std::string dir = o.topology;
+  if (o.topology == "three-lab") dir = configs;
+  if (o.topology == "large") dir = configs + "/large";
+  if (!fs::exists(dir + "/broker.yaml")) {
+    out << "ion demo: no broker.yaml in " << dir << " (--topology three-lab, large, minimal or a folder; "
+        << "--configs or $ION_CONFIGS say where the configs are)\n";
+    return 2;
+  }
+  const std::string out_dir = o.out_dir.empty() ? "ion-demo-" + now_stamp() : o.out_dir;
+  fs::create_directories(out_dir);
+  const std::string recording = out_dir + "/recording.ionrec";
+  const std::string report = out_dir + "/report.html";
+
+  BrokerOptions bo = BrokerOptions::from_file(dir + "/broker.yaml");
+  bo.listen = "tcp://127.0.0.1:*";
+  bo.stats_interval = std::chrono::milliseconds(0);
+  Broker broker(bo);
+  const std::string endpoint = broker.bind();
+  std::thread broker_thread([&] { broker.run(); });
+
+  std::atomic<bool> stop_recorder{false};
+  std::ostringstream recorder_log;
+  RecordSummary rec_summary;
+  int rec_rc = -1;
+  RecordOptions ro;
+  ro.broker = endpoint;
+  ro.out = recording;
+  ro.name = "recorder";
+  std::thread recorder([&] { rec_rc = run_record(ro, stop_recorder, recorder_log, &rec_summary); });
+
+  std::vector<Lab> labs;
+  uint64_t seed = 1;
+  auto shutdown = [&] {
+    for (auto& l : labs) l.node->stop();
+    for (auto& l : labs) {
+      if (l.thread.joinable()) l.thread.join();
+    }
+    stop_recorder.store(true);
+    if (recorder.joinable()) recorder.join();
+    broker.stop();
+    broker_thread.join();
+  };
+  try {
+    for (const char* file : {"padova-mea.yaml", "zurich-chip.yaml", "southampton-synapse.yaml"}) {
+      const std::string path = dir + "/" + file;
+      if (!fs::exists(path)) continue;
+      const ConfigNode root = ConfigNode::load_file(path);
+      root.only_keys({"node", "driver"});
+      NodeOptions no = NodeOptions::from_config(root);
+      std::unique_ptr<Driver> drv = make_driver(root);
+      Lab lab;
+      lab.name = no.name;
+      lab.kind = drv->describe().kind;
+      lab.synapse = dynamic_cast<synapse::SynapseDriver*>(drv.get());
+      auto audit = std::make_unique<AuditDriver>(std::move(drv), kLateToleranceNs, kEarlyToleranceNs);
+      lab.audit = audit.get();
+      no.broker = endpoint;
+      if (o.emulated_wan) {
+        lab.preset = site_preset(no.name);
+        if (lab.preset != "loopback") {
+          lab.link = std::make_unique<linkem::LinkEmulator>(*linkem::LinkProfile::preset(lab.preset), "127.0.0.1:0",
+                                                            endpoint, seed++);
+          no.broker = lab.link->endpoint();
+        }
+      }
+      no.broker_timeout = std::chrono::milliseconds(5000);
+      lab.node = std::make_unique<Node>(no, std::move(audit));
+      labs.push_back(std::move(lab));
+    }
+  } catch (const std::exception& e) {
+    out << "ion demo: " << e.what() << "\n";
+    shutdown();
+    return 2;
+  }
+  if (labs.empty()) {
+    out << "ion demo: no lab configs (padova-mea.yaml, zurich-chip.yaml, southampton-synapse.yaml) in " << dir << "\n";
+    shutdown();
+    return 2;
+  }
+  // The recorder first, so the recording holds the network from its first spike.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (broker.tap_stats().empty() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& l : labs) {
+    Node* n = l.node.get();
+    l.thread = std::thread([n] { n->run(); });
+  }
+  out << "ion demo: " << (o.topology == "three-lab" ? "the three-lab network of the 2017-2020 experiment" : "topology " + dir)
+      << ", broker at the Southampton hub on " << endpoint << "\n";
+  for (const auto& l : labs) {
+    out << "  " << std::left << std::setw(12) << l.name << std::setw(9) << l.kind
+        << (o.emulated_wan ? "link " + l.preset : std::string("no emulated WAN")) << "\n";
+  }
+  out << "  recording to " << recording << "; " << o.duration_s << " s\n";
+  out.flush();
+  for (auto& l : labs) {
+    if (!l.node->wait_registered(1, std::chrono::seconds(20))) {
+      out << "ion demo: lab '" << l.name << "' did not register with the broker within 20 s\n";
+      shutdown();
+      return 2;
+    }
+  }
+
+  // Live summary, once a second.
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto end = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.duration_s));
+  auto next_line = t0 + std::chrono::seconds(1);
+  while (std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_until(std::min(next_line, end));
+    if (std::chrono::steady_clock::now() < next_line) continue;
+    next_line += std::chrono::seconds(1);
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::ostringstream line;
+    line << std::fixed << std::setprecision(0) << "  t=" << t << "s";
+    for (auto& l : labs) {
+      const NodeStats s = l.node->stats();
+      const AuditCounts a = l.audit->counts();
+      line << " | " << l.name << " " << std::setprecision(0) << static_cast<double>(s.emitted_events - l.last_emitted)
+           << "/s in " << s.received_events << " lat99 " << std::setprecision(1)
+           << static_cast<double>(s.latency_p99_ns) / 1e6 << "ms clk " << std::setprecision(0)
+           << static_cast<double>(s.clock_offset_ns) / 1e3 << "+/-" << static_cast<double>(s.clock_uncertainty_ns) / 1e3
+           << "us late " << s.late_events << " lost " << s.lost_events;
+      if (a.late_uncounted + a.early > 0) line << " BROKEN " << a.late_uncounted + a.early;
+      l.last_emitted = s.emitted_events;
+      if (l.synapse != nullptr) {
+        const auto st = l.synapse->synapse_states();
+        line << " w";
+        for (size_t k = 0; k < st.size() && k < 4; ++k) line << " " << std::setprecision(2) << st[k].weight;
+      }
+    }
+    out << line.str() << "\n";
+    out.flush();
+  }
+
+  // Final figures before the nodes go (synapse weights, audits), then a clean stop.
+  struct Final {
+    NodeStats stats;
+    AuditCounts audit;
+    std::vector<synapse::SynapseDriver::SynapseState> synapses;
+  };
+  std::vector<Final> finals;
+  shutdown();
+  for (auto& l : labs) {
+    finals.push_back({l.node->stats(), l.audit->counts(), l.synapse != nullptr ? l.synapse->synapse_states()
+                                                                               : std::vector<synapse::SynapseDriver::SynapseState>{}});
+  }
+  uint64_t broker_dropped = 0;
+  for (const auto& b : broker.node_stats()) broker_dropped += b.dropped_events;
+  uint64_t late_uncounted = 0;
+  uint64_t early = 0;
+  uint64_t disorder = 0;
+  for (const auto& f : finals) {
+    late_uncounted += f.audit.late_uncounted;
+    early += f.audit.early;
+    disorder += f.audit.out_of_order + f.stats.duplicate_or_reordered;
+  }
+  uint64_t recorded = 0;
+  try {
+    recorded = interchange::inspect(recording).total_events;
+  } catch (const std::exception& e) {
+    out << "ion demo: the recording cannot be read: " << e.what() << "\n";
+  }
+  const bool recorder_ok = rec_rc == 0;
+  const bool ok = late_uncounted == 0 && early == 0 && disorder == 0 && recorder_ok;
+
+  out << "\n  " << std::left << std::setw(13) << "node" << std::setw(9) << "kind" << std::right << std::setw(9)
+      << "emitted" << std::setw(10) << "received" << std::setw(7) << "lost" << std::setw(7) << "late"
+      << std::setw(9) << "dropped" << std::setw(11) << "uncounted" << std::setw(8) << "early"
+      << std::setw(14) << "err p99 (us)" << "\n";
+  for (size_t i = 0; i < labs.size(); ++i) {
+    const NodeStats& s = finals[i].stats;
+    const AuditCounts& a = finals[i].audit;
+    out << "  " << std::left << std::setw(13) << labs[i].name << std::setw(9) << labs[i].kind << std::right
+        << std::setw(9) << s.emitted_events << std::setw(10) << s.received_events << std::setw(7) << s.lost_events
+        << std::setw(7) << s.late_events << std::setw(9)
+        << s.dropped_events + s.late_dropped + s.playout_overflow + s.playout_abandoned << std::setw(11)
+        << a.late_uncounted << std::setw(8) << a.early << std::setw(14) << std::fixed << std::setprecision(1)
+        << static_cast<double>(a.error_p99_ns) / 1e3 << "\n";
+  }
+  for (size_t i = 0; i < labs.size(); ++i) {
+    const auto& syn = finals[i].synapses;
+    size_t up = 0;
+    size_t down = 0;
+    for (size_t k = 0; k < syn.size(); ++k) {
+      up += syn[k].weight > syn[k].initial_weight;
+      down += syn[k].weight < syn[k].initial_weight;
+      if (k >= 8) continue;  // the rest are in the JSON and the report
+      out << "  synapse " << synapse_name(*labs[i].synapse, static_cast<uint32_t>(k)) << ": weight "
+          << std::setprecision(3) << syn[k].initial_weight << " -> " << syn[k].weight << " (" << syn[k].ltp
+          << " LTP, " << syn[k].ltd << " LTD pulses decided)\n";
+    }
+    if (syn.size() > 8) {
+      out << "  ... " << syn.size() << " synapses in all: " << up << " potentiated, " << down << " depressed, "
+          << syn.size() - up - down << " unchanged\n";
+    }
+  }
+  out << "  broker dropped " << broker_dropped << " events (counted); recorded " << recorded << " events; "
+      << rec_summary.tap_gap_batches << " batches dropped for the recorder (counted)\n";
+  const std::string verdict =
+      ok ? "OK: every event was delivered at its deadline or counted late; none early, none out of order"
+         : "BROKEN PROMISE: " + std::to_string(late_uncounted) + " delivered late without being counted, " +
+               std::to_string(early) + " early, " + std::to_string(disorder) + " out of order" +
+               (recorder_ok ? std::string() : ", the recorder failed");
+  out << "  " << verdict << "\n";
+
+  ReportOptions rep;
+  rep.title = "ion demo — " + (o.topology == "three-lab" ? std::string("the three-lab network") : o.topology);
+  rep.verdict = verdict;
+  rep.verdict_ok = ok;
+  rep.facts.emplace_back("emulated WAN", o.emulated_wan ? "yes (site presets)" : "no");
+  for (size_t i = 0; i < labs.size(); ++i) {
+    rep.facts.emplace_back("lab " + labs[i].name, labs[i].kind + ", link " + labs[i].preset + ", delivery error p99 " +
+                                                      std::to_string(finals[i].audit.error_p99_ns / 1000) + " us");
+    for (size_t k = 0; k < finals[i].synapses.size() && k < 8; ++k) {
+      const auto& st = finals[i].synapses[k];
+      std::ostringstream w;
+      w << std::setprecision(3) << st.initial_weight << " -> " << st.weight << " (" << st.ltp << " LTP, " << st.ltd << " LTD)";
+      rep.facts.emplace_back("synapse " + synapse_name(*labs[i].synapse, static_cast<uint32_t>(k)), w.str());
+      rep.labels[labs[i].name + "/" + std::to_string(k)] = synapse_name(*labs[i].synapse, static_cast<uint32_t>(k));
+    }
+  }
+  try {
+    const ReportStats rs = write_report(recording, report, rep);
+    out << "  report: " << report << " (" << rs.sites << " sites, " << rs.weight_series << " weight traces, "
+        << rs.latency_histograms << " latency histograms, " << rs.clock_traces << " clock traces)\n";
+  } catch (const std::exception& e) {
+    out << "ion demo: no report: " << e.what() << "\n";
+  }
+
+  if (o.json) {
+    std::ostringstream j;
+    j << "{\"ok\":" << (ok ? "true" : "false") << ",\"duration_s\":" << o.duration_s
+      << ",\"topology\":" << json_str(o.topology) << ",\"emulated_wan\":" << (o.emulated_wan ? "true" : "false")
+      << ",\"out_dir\":" << json_str(out_dir) << ",\"recording\":" << json_str(recording)
+      << ",\"report\":" << json_str(report) << ",\"recorded_events\":" << recorded
+      << ",\"late_uncounted\":" << late_uncounted << ",\"early\":" << early << ",\"out_of_order\":" << disorder
+      << ",\"broker\":{\"endpoint\":" << json_str(endpoint) << ",\"dropped\":" << broker_dropped << "},\"nodes\":[";
+    for (size_t i = 0; i < labs.size(); ++i) {
+      const NodeStats& s = finals[i].stats;
+      const AuditCounts& a = finals[i].audit;
+      j << (i ? "," : "") << "{\"name\":" << json_str(labs[i].name) << ",\"kind\":" << json_str(labs[i].kind)
+        << ",\"link\":" << json_str(labs[i].preset) << ",\"emitted\":" << s.emitted_events
+        << ",\"received\":" << s.received_events << ",\"lost\":" << s.lost_events << ",\"late\":" << s.late_events
+        << ",\"dropped\":" << s.dropped_events + s.late_dropped + s.playout_overflow + s.playout_abandoned
+        << ",\"late_uncounted\":" << a.late_uncounted << ",\"early\":" << a.early
+        << ",\"delivery_error_p99_ns\":" << a.error_p99_ns << ",\"latency_p99_ns\":" << s.latency_p99_ns
+        << ",\"clock_offset_ns\":" << s.clock_offset_ns << ",\"clock_uncertainty_ns\":" << s.clock_uncertainty_ns << "}";
+    }
+    j << "],\"synapses\":[";
+    bool first = true;
+    for (size_t i = 0; i < labs.size(); ++i) {
+      for (size_t k = 0; k < finals[i].synapses.size(); ++k) {
+        const auto& st = finals[i].synapses[k];
+        j << (first ? "" : ",") << "{\"name\":" << json_str(synapse_name(*labs[i].synapse, static_cast<uint32_t>(k)))
+          << ",\"initial_weight\":" << st.initial_weight << ",\"final_weight\":" << st.weight
+          << ",\"ltp_events\":" << st.ltp << ",\"ltd_events\":" << st.ltd << "}";
+        first = false;
+      }
+    }
+    j << "]}";
+    out << j.str() << "\n";
+  }
+  out.flush();
+  return ok ? 0 : 1;
+}
+
+}  // namespace ion
