@@ -17,7 +17,7 @@ TEST(Cli, IonHelpListsDemo) {
 }
 
 TEST(Cli, DemoJsonAccountsForEveryEvent) {
-  Child c({ION_TOOL_BIN, "demo", "--duration", "1.5", "--json"}, tmp("demo.log"));
+  Child c({ION_TOOL_BIN, "demo", "--topology", "minimal", "--duration", "1.5", "--json"}, tmp("demo.log"));
   ASSERT_EQ(c.wait(), 0) << c.output();
   const std::string all = c.output();
   // The interface promise: the last line printed is the JSON object.

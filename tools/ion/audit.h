@@ -1,8 +1,10 @@
 #pragma once
-// A driver decorator that checks promise 2 from outside the node: every event handed to the
-// device is due (time + delay) no later than it is handed over, unless it is flagged late; none
-// is handed over early; deadlines never go backwards within a stream. It sees only what the
-// node hands over and the node's own clock mapping, so it catches a node that would lose track.
+// A driver decorator that checks promises 1 and 2 from outside the node: every event handed to
+// the device is due (time + delay) no later than it is handed over, unless it is flagged late;
+// none is handed over early; a stream's batches arrive in their emission order (sequence), never
+// going back. (Event times within a stream may go back: the wire allows any order.) It sees only
+// what the node hands over and the node's own clock mapping, so it catches a node that loses
+// track.
 #include <atomic>
 #include <map>
 #include <memory>
@@ -19,7 +21,7 @@ struct AuditCounts {
   uint64_t flagged_late = 0;
   uint64_t late_uncounted = 0;  // handed over after deadline + tolerance, not flagged late
   uint64_t early = 0;           // handed over before deadline - tolerance
-  uint64_t out_of_order = 0;    // a deadline before the previous one of its stream
+  uint64_t out_of_order = 0;    // a batch older (sequence) than one already delivered
   int64_t error_p50_ns = 0;     // release - deadline of on-time events
   int64_t error_p99_ns = 0;
   int64_t error_max_ns = 0;
@@ -41,12 +43,17 @@ class AuditDriver final : public Driver {
     const int64_t now = e != nullptr ? e->network_now_ns() : d.release_network_ns;
     {
       std::lock_guard lock(mu_);
-      int64_t& last = last_deadline_[(uint64_t{h.source_node_id} << 32) | ev.stream];
+      // A batch may be handed over in pieces (its events fall due at different times), so the
+      // same sequence may repeat; an older one may not.
+      auto& [epoch, sequence] = last_batch_[(uint64_t{h.source_node_id} << 32) | ev.stream];
+      if (epoch == h.epoch && h.sequence < sequence) ++c_.out_of_order;
+      if (epoch != h.epoch || h.sequence > sequence) {
+        epoch = h.epoch;
+        sequence = h.sequence;
+      }
       for (size_t i = 0; i < ev.size(); ++i) {
         const int64_t deadline = ev.times_ns[i] + h.delay_ns;
         ++c_.delivered;
-        if (deadline < last) ++c_.out_of_order;
-        last = std::max(last, deadline);
         if (d.late) {
           ++c_.flagged_late;
           continue;
@@ -79,7 +86,7 @@ class AuditDriver final : public Driver {
   std::atomic<Emitter*> emitter_{nullptr};
   mutable std::mutex mu_;
   AuditCounts c_;
-  std::map<uint64_t, int64_t> last_deadline_;
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> last_batch_;  // (epoch, sequence) per stream
   Histogram errors_;
 };
 
