@@ -26,7 +26,7 @@ case "$cmd" in
   test)
     preset="${ION_PRESET:-debug}"
     build "$preset"
-    exec ctest --preset "$preset" --label-exclude 'soak|chaos' -j2 "$@"
+    exec ctest --preset "$preset" --label-exclude 'soak|chaos|docker' -j2 "$@"
     ;;
   build)
     build "${ION_PRESET:-debug}"

@@ -3,17 +3,26 @@
 # already installed it changes nothing and does not touch the network.
 set -euo pipefail
 
-packages=(
+# What building the daemons and the `ion` tool needs (`--build-only`: just these, e.g. in docker/).
+build_packages=(
   cmake make pkg-config g++
   libzmq3-dev cppzmq-dev
   libprotobuf-dev protobuf-compiler
   libasio-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
   libhdf5-dev zlib1g-dev  # sjemea import, NWB export; gzip'd vendor exports
+)
+# What the test suite and the C++ tools need besides.
+test_packages=(
+  libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy
+  iproute2       # the multi-host test puts each lab in its own network namespace
   python3-brian  # test side: the reference simulator the emulated chip is checked against
   python3-h5py python3-numpy  # test side: independent readers of exported NWB and .npy files
 )
+packages=("${build_packages[@]}")
+if [ "${1:-}" != "--build-only" ]; then
+  packages+=("${test_packages[@]}")
+fi
 
 missing=()
 for p in "${packages[@]}"; do
