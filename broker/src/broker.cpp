@@ -390,6 +390,19 @@ class Broker::Impl {
     if (codec_.encode(r, scratch_)) send_direct(rid, scratch_);
   }
 
+  void send_welcome(std::string_view rid, uint32_t node_id) noexcept {
+    v1::Welcome w;
+    w.set_node_id(node_id);
+    w.set_broker_epoch(epoch_);
+    w.set_anchor_network_ns(anchor_network_ns_);
+    w.set_anchor_utc_ns(anchor_utc_ns_);
+    w.set_heartbeat_interval_ms(static_cast<uint32_t>(opts_.heartbeat_interval.count()));
+    w.set_heartbeat_timeout_ms(static_cast<uint32_t>(opts_.heartbeat_timeout.count()));
+    w.set_max_events_per_batch(opts_.limits.max_events_per_batch);
+    w.set_max_message_bytes(static_cast<uint32_t>(opts_.limits.max_message_bytes));
+    if (codec_.encode(w, scratch_)) send_direct(rid, scratch_);
+  }
+
   void echo_heartbeat(std::string_view rid) noexcept {
     v1::Heartbeat hb;
     hb.set_sent_ns(codec_.heartbeat().sent_ns());
@@ -481,16 +494,7 @@ class Broker::Impl {
     slot->sources = std::move(sources);
     slot->last_seen_ns = t_recv;
     slot->connected.store(true, std::memory_order_relaxed);
-    v1::Welcome w;
-    w.set_node_id(UINT32_MAX);
-    w.set_broker_epoch(epoch_);
-    w.set_anchor_network_ns(anchor_network_ns_);
-    w.set_anchor_utc_ns(anchor_utc_ns_);
-    w.set_heartbeat_interval_ms(static_cast<uint32_t>(opts_.heartbeat_interval.count()));
-    w.set_heartbeat_timeout_ms(static_cast<uint32_t>(opts_.heartbeat_timeout.count()));
-    w.set_max_events_per_batch(opts_.limits.max_events_per_batch);
-    w.set_max_message_bytes(static_cast<uint32_t>(opts_.limits.max_message_bytes));
-    if (codec_.encode(w, scratch_)) send_direct(rid, scratch_);
+    send_welcome(rid, UINT32_MAX);  // taps have no node id
     spdlog::info("tap '{}' ({}) registered: {} sources", slot->name, h.software(),
                  slot->sources.empty() ? std::string("all")
                                        : std::to_string(h.tap_sources_size()));
@@ -645,16 +649,7 @@ class Broker::Impl {
     slot.declared_ports = h.input_ports();
     slot.last_seen_ns = t_recv;
 
-    v1::Welcome w;
-    w.set_node_id(static_cast<uint32_t>(id));
-    w.set_broker_epoch(epoch_);
-    w.set_anchor_network_ns(anchor_network_ns_);
-    w.set_anchor_utc_ns(anchor_utc_ns_);
-    w.set_heartbeat_interval_ms(static_cast<uint32_t>(opts_.heartbeat_interval.count()));
-    w.set_heartbeat_timeout_ms(static_cast<uint32_t>(opts_.heartbeat_timeout.count()));
-    w.set_max_events_per_batch(opts_.limits.max_events_per_batch);
-    w.set_max_message_bytes(static_cast<uint32_t>(opts_.limits.max_message_bytes));
-    if (codec_.encode(w, scratch_)) send_direct(rid, scratch_);
+    send_welcome(rid, static_cast<uint32_t>(id));
     spdlog::info("node '{}' ({}) registered: {} channels, {} ports", slot.name, h.software(),
                  h.output_channels(), h.input_ports());
   }

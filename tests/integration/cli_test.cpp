@@ -10,6 +10,21 @@ namespace {
 
 std::string tmp(const std::string& name) { return ::testing::TempDir() + "/" + name; }
 
+// What the broker has sent `node` so far, from one status request (0 when no answer).
+uint64_t events_out_of(RawPeer& peer, const std::string& node) {
+  Codec codec;
+  v1::StatusRequest r;
+  r.set_request_id(1);
+  std::string f;
+  if (!codec.encode(r, f)) return 0;
+  peer.send(f);
+  if (peer.recv_body(codec, Body::status_reply, 1s) != Body::status_reply) return 0;
+  for (const auto& n : codec.status_reply().nodes()) {
+    if (n.name() == node) return n.events_out();
+  }
+  return 0;
+}
+
 TEST(Cli, IonHelpListsDemo) {
   Child c({ION_TOOL_BIN, "--help"}, tmp("help.log"));
   EXPECT_EQ(c.wait(), 0);
@@ -79,22 +94,8 @@ TEST(Cli, DaemonsFromTheShippedConfigsExchangeSpikesAndStopCleanly) {
 
   // Ask the broker for its counters until the sink has been sent spikes.
   RawPeer status(ep);
-  Codec codec;
   uint64_t delivered = 0;
-  ASSERT_TRUE(eventually(
-      [&] {
-        v1::StatusRequest r;
-        r.set_request_id(1);
-        std::string f;
-        if (!codec.encode(r, f)) return false;
-        status.send(f);
-        if (status.recv_body(codec, Body::status_reply, 1s) != Body::status_reply) return false;
-        for (const auto& n : codec.status_reply().nodes()) {
-          if (n.name() == "sink") delivered = n.events_out();
-        }
-        return delivered > 500;
-      },
-      30s))
+  ASSERT_TRUE(eventually([&] { return (delivered = events_out_of(status, "sink")) > 500; }, 30s))
       << broker.output() << snk.output() << gen.output();
 
   // `ion status` shows the same counters to a person and as JSON.
@@ -142,22 +143,8 @@ TEST(Cli, SynapseDaemonFromTheShippedConfigTransmitsAndLearns) {
             tmp("syn-gen.log"));
   ASSERT_TRUE(broker.started() && snk.started() && hub.started() && gen.started());
   RawPeer status(ep);
-  Codec codec;
   uint64_t delivered = 0;
-  ASSERT_TRUE(eventually(
-      [&] {
-        v1::StatusRequest r;
-        r.set_request_id(1);
-        std::string f;
-        if (!codec.encode(r, f)) return false;
-        status.send(f);
-        if (status.recv_body(codec, Body::status_reply, 1s) != Body::status_reply) return false;
-        for (const auto& n : codec.status_reply().nodes()) {
-          if (n.name() == "sink") delivered = n.events_out();
-        }
-        return delivered > 200;
-      },
-      30s))
+  ASSERT_TRUE(eventually([&] { return (delivered = events_out_of(status, "sink")) > 200; }, 30s))
       << broker.output() << hub.output();
   // 200 transmitted bio spikes at 50 Hz: 4 s, in which every si0 spike (50 Hz) was evaluated
   // and many updates went through the 15 ms instrument. Stop and read the hub's counters.

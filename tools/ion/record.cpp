@@ -10,6 +10,7 @@
 
 #include "ion/broker/topology.h"
 #include "ion/core/clock.h"
+#include "ion/core/counter.h"
 #include "ion/core/clock_sync.h"
 #include "ion/core/codec.h"
 #include "ion/core/config.h"
@@ -22,21 +23,11 @@ namespace {
 
 constexpr int64_t kMs = 1'000'000;
 
-uint64_t random64() {
-  std::random_device rd;
-  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
-}
-
-int64_t utc_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 class Recorder {
  public:
   Recorder(const RecordOptions& o, std::ostream& out)
-      : o_(o), out_(out), epoch_(random64()), session_(random64()) {
+      : o_(o), out_(out), epoch_(random_epoch()), session_(random_epoch()) {
     SocketOptions so;
     so.recv_hwm = 100000;  // the broker's tap ring is the real bound; this only smooths bursts
     so.max_message_bytes = 64 << 20;

@@ -11,6 +11,9 @@
 #include <random>
 #include <stdexcept>
 
+#include "ion/core/clock.h"
+#include "ion/core/counter.h"
+
 namespace ion::interchange {
 namespace {
 
@@ -97,16 +100,6 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
-uint64_t session_id() {
-  std::random_device rd;
-  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
-}
-
-int64_t utc_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Builds one source from named-channel events; channel ids in natural name order.
 SourceData make_source(const std::string& name, const std::string& kind,
@@ -147,7 +140,7 @@ SourceData make_source(const std::string& name, const std::string& kind,
 
 Dataset single_source(SourceData s, const std::string& origin, int64_t anchor_utc_ns = 0) {
   Dataset d;
-  d.header.set_session_id(session_id());
+  d.header.set_session_id(random_epoch());
   d.header.set_software("ion 0.1.0");
   d.header.set_origin(origin);
   d.header.set_anchor_network_ns(0);
