@@ -42,7 +42,7 @@ NodeOptions NodeOptions::from_config(const ConfigNode& root) {
   n.only_keys({"name", "broker", "heartbeat_interval", "broker_timeout", "reconnect_min",
                "reconnect_max", "send_queue_frames", "send_queue_bytes", "probe_burst",
                "resync_interval", "max_events_per_batch", "max_message_bytes", "playout_capacity",
-               "playout_spin"});
+               "playout_spin", "playout_precision"});
   using std::chrono::milliseconds;
   using std::chrono::seconds;
   const auto ms = [](std::chrono::nanoseconds d) {
@@ -74,6 +74,8 @@ NodeOptions NodeOptions::from_config(const ConfigNode& root) {
       static_cast<size_t>(n.integer("playout_capacity", 1 << 20, 1, int64_t{1} << 30));
   o.playout_spin = std::chrono::duration_cast<std::chrono::microseconds>(
       n.duration("playout_spin", o.playout_spin, std::chrono::microseconds(0), milliseconds(10)));
+  o.playout_precision = std::chrono::duration_cast<std::chrono::microseconds>(
+      n.duration("playout_precision", o.playout_precision, std::chrono::microseconds(10), std::chrono::seconds(10)));
   return o;
 }
 
@@ -229,6 +231,7 @@ class Node::Impl final : public Emitter {
     s.on_time_events = p.on_time_events;
     s.playout_overflow = p.overflow_dropped;
     s.playout_abandoned = p.abandoned;
+    s.playout_overrun = p.overrun_events;
     s.delivery_error_p50_ns = p.delivery_error_p50_ns;
     s.delivery_error_p99_ns = p.delivery_error_p99_ns;
     s.delivery_error_max_ns = p.delivery_error_max_ns;
@@ -290,7 +293,9 @@ class Node::Impl final : public Emitter {
       lock.unlock();
       while (clock_.now_ns() < local_deadline) {
       }
-      playout_.release_due(clock_sync_.to_network(clock_.now_ns()));
+      playout_.release_due(clock_sync_.to_network(clock_.now_ns()),
+                           [this] { return clock_sync_.to_network(clock_.now_ns()); },
+                           ns(opts_.playout_precision));
       lock.lock();
     }
   }

@@ -97,6 +97,11 @@ void Playout::accept(const BatchHeader& h, const EventBatch& e, int64_t arrival_
 }
 
 size_t Playout::release_due(int64_t now_ns) noexcept {
+  return release_due(now_ns, [now_ns] { return now_ns; }, INT64_MAX);
+}
+
+size_t Playout::release_due(int64_t now_ns, const std::function<int64_t()>& clock,
+                            int64_t precision_ns) noexcept {
   due_.clear();
   {
     std::lock_guard lock(mu_);
@@ -118,17 +123,33 @@ size_t Playout::release_due(int64_t now_ns) noexcept {
       out_.stream = sources_[src].stream;
       out_.kind = sources_[src].kind;
     }
-    for (; i < due_.size() && due_[i].source == src && due_[i].late == late; ++i) {
-      const Item& it = due_[i];
-      if (it.has_payload) {
-        out_.push(it.port, it.time_ns, it.payload);
-      } else {
-        out_.push(it.port, it.time_ns);
-      }
-      if (!late) delivery_error_.record(now_ns - it.deadline_ns);
+    size_t end = i;
+    while (end < due_.size() && due_[end].source == src && due_[end].late == late) ++end;
+    const int64_t t = late ? now_ns : clock();
+    // Deadline order: the overdue ones, if any, come first.
+    size_t overdue = i;
+    if (!late) {
+      while (overdue < end && t - due_[overdue].deadline_ns > precision_ns) ++overdue;
     }
-    if (!late) on_time_.add(out_.size());
-    release_(header, out_, Delivery{now_ns, late});
+    auto hand_over = [&](size_t from, size_t to, bool flagged) {
+      if (from == to) return;
+      out_.clear();
+      for (size_t k = from; k < to; ++k) {
+        const Item& it = due_[k];
+        if (it.has_payload) {
+          out_.push(it.port, it.time_ns, it.payload);
+        } else {
+          out_.push(it.port, it.time_ns);
+        }
+        if (!flagged) delivery_error_.record(t - it.deadline_ns);
+      }
+      if (!flagged) on_time_.add(out_.size());
+      release_(header, out_, Delivery{t, flagged});
+    };
+    if (overdue > i) overrun_.add(overdue - i);
+    hand_over(i, overdue, true);
+    hand_over(overdue, end, late);
+    i = end;
   }
   return due_.size();
 }
@@ -149,6 +170,7 @@ int64_t Playout::next_deadline() const noexcept {
 PlayoutStats Playout::stats() const {
   PlayoutStats s;
   s.on_time_events = on_time_.get();
+  s.overrun_events = overrun_.get();
   s.late_events = late_.get();
   s.late_delivered = late_delivered_.get();
   s.late_dropped = late_dropped_.get();

@@ -43,6 +43,33 @@ EventBatch batch(std::initializer_list<std::pair<uint32_t, int64_t>> ev) {
   return b;
 }
 
+TEST(Playout, AHeldUpReleaseIsFlaggedLateAndCountedNotPassedOffAsOnTime) {
+  // "... delivered at its deadline (within the scheduler's stated precision)": an event that
+  // arrived in time but reaches the device later than the precision (the release thread was
+  // held up) is flagged late and counted as an overrun.
+  Released r;
+  Playout p = make(r);
+  p.accept(header(20'000'000), batch({{1, 1'000'000'000}, {2, 1'001'000'000}, {3, 1'004'000'000}}),
+           1'002'000'000);
+  // Released at 1.0245 s with a 2 ms precision: the first two are 4.5 and 3.5 ms overdue.
+  int64_t clock_reads = 0;
+  const auto clock = [&] {
+    ++clock_reads;
+    return int64_t{1'024'500'000};
+  };
+  EXPECT_EQ(p.release_due(1'024'500'000, clock, 2'000'000), 3U);
+  EXPECT_GE(clock_reads, 1);
+  ASSERT_EQ(r.events.size(), 3U);
+  EXPECT_TRUE(r.late_flags[0]);
+  EXPECT_TRUE(r.late_flags[1]);
+  EXPECT_FALSE(r.late_flags[2]) << "0.5 ms after its deadline: within the precision";
+  const PlayoutStats s = p.stats();
+  EXPECT_EQ(s.overrun_events, 2U);
+  EXPECT_EQ(s.on_time_events, 1U);
+  EXPECT_EQ(s.late_events, 0U) << "they arrived in time: overruns, not late arrivals";
+  EXPECT_LE(s.delivery_error_max_ns, 2'000'000);
+}
+
 TEST(Playout, ReleasesEachEventAtItsDeadlineAndNotBefore) {
   Released r;
   Playout p = make(r);

@@ -270,7 +270,7 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
     const AuditCounts& a = finals[i].audit;
     out << "  " << std::left << std::setw(13) << labs[i].name << std::setw(9) << labs[i].kind << std::right
         << std::setw(9) << s.emitted_events << std::setw(10) << s.received_events << std::setw(7) << s.lost_events
-        << std::setw(7) << s.late_events << std::setw(9)
+        << std::setw(7) << s.late_events + s.playout_overrun << std::setw(9)
         << s.dropped_events + s.late_dropped + s.playout_overflow + s.playout_abandoned << std::setw(11)
         << a.late_uncounted << std::setw(8) << a.early << std::setw(14) << std::fixed << std::setprecision(1)
         << static_cast<double>(a.error_p99_ns) / 1e3 << "\n";
@@ -340,7 +340,7 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
         << ",\"link\":" << json_str(labs[i].preset) << ",\"emitted\":" << s.emitted_events
         << ",\"received\":" << s.received_events << ",\"lost\":" << s.lost_events << ",\"late\":" << s.late_events
         << ",\"dropped\":" << s.dropped_events + s.late_dropped + s.playout_overflow + s.playout_abandoned
-        << ",\"late_uncounted\":" << a.late_uncounted << ",\"early\":" << a.early
+        << ",\"overrun\":" << s.playout_overrun << ",\"late_uncounted\":" << a.late_uncounted << ",\"early\":" << a.early
         << ",\"delivery_error_p99_ns\":" << a.error_p99_ns << ",\"latency_p99_ns\":" << s.latency_p99_ns
         << ",\"clock_offset_ns\":" << s.clock_offset_ns << ",\"clock_uncertainty_ns\":" << s.clock_uncertainty_ns << "}";
     }

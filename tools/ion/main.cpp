@@ -8,6 +8,7 @@
 #include <atomic>
 #include <csignal>
 
+#include "ion/bench_broker.h"
 #include "ion/bench_chip.h"
 #include "ion/bench_synapse.h"
 #include "ion/bench_mea.h"
@@ -99,6 +100,12 @@ int main(int argc, char** argv) {
   synapse_cmd->add_flag("--quick", synapse_bench.quick, "short runs (noisier figures)");
   synapse_cmd->add_flag("--json", synapse_bench.json, "end with one JSON line");
 
+  ion::BrokerBenchOptions broker_bench;
+  CLI::App* broker_bench_cmd = bench_cmd->add_subcommand(
+      "broker", "broker throughput (batches of 1, 16, 256) and one-way latency against a raw "
+                "ZeroMQ forwarder in the same run");
+  broker_bench_cmd->add_flag("--quick", broker_bench.quick, "short runs (noisier figures)");
+  broker_bench_cmd->add_flag("--json", broker_bench.json, "end with one JSON line");
   ion::RecordBenchOptions record_bench;
   CLI::App* record_bench_cmd = bench_cmd->add_subcommand(
       "record", "recording write/read/export throughput and replay timing over an hour of data");
@@ -191,6 +198,7 @@ int main(int argc, char** argv) {
     if (*chip_cmd) return ion::run_bench_chip(chip_bench, std::cout);
     if (*synapse_cmd) return ion::run_bench_synapse(synapse_bench, std::cout);
     if (*record_bench_cmd) return ion::run_bench_record(record_bench, std::cout);
+    if (*broker_bench_cmd) return ion::run_bench_broker(broker_bench, std::cout);
     if (*linkem_cmd) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);

@@ -32,6 +32,9 @@ struct NodeOptions {
   // The playout thread sleeps until this long before a deadline, then spins: less is cheaper on
   // the CPU, more is more precise (sleep wake-ups on Linux are late by ~50-100 us).
   std::chrono::microseconds playout_spin{200};
+  // The playout's stated precision: an event handed over later than this after its deadline
+  // (the release thread was held up) goes flagged late and is counted (playout_overrun).
+  std::chrono::microseconds playout_precision{2000};
 
   // Reads the `node:` mapping of a config file.
   static NodeOptions from_config(const ConfigNode& root);
@@ -62,6 +65,7 @@ struct NodeStats {
   uint64_t on_time_events = 0;       // released at their deadline
   uint64_t playout_overflow = 0;     // dropped: playout queue full
   uint64_t playout_abandoned = 0;    // still waiting for their deadline when the node stopped
+  uint64_t playout_overrun = 0;      // arrived in time, handed over beyond the precision: flagged late
   int64_t delivery_error_p50_ns = 0;  // release - deadline of on-time events
   int64_t delivery_error_p99_ns = 0;
   int64_t delivery_error_max_ns = 0;

@@ -24,6 +24,9 @@ struct PlayoutStats {
   uint64_t late_dropped = 0;       // ... and dropped by policy
   uint64_t overflow_dropped = 0;   // queue full (bounded by configuration)
   uint64_t abandoned = 0;          // still queued when the node stopped
+  // Arrived in time but handed over more than the stated precision after their deadline (the
+  // release thread was held up, e.g. on a loaded machine): flagged late to the device, counted.
+  uint64_t overrun_events = 0;
   int64_t delivery_error_p50_ns = 0;  // release - deadline, on-time events
   int64_t delivery_error_p99_ns = 0;
   int64_t delivery_error_max_ns = 0;
@@ -45,6 +48,10 @@ class Playout {
   // Releases every queued event with deadline <= now_ns, in deadline order (ties in arrival
   // order). Returns how many were released.
   size_t release_due(int64_t now_ns) noexcept;
+  // The same, reading `clock` (network time) again before handing over each batch: events that
+  // would reach the device more than `precision_ns` after their deadline go flagged late and are
+  // counted as overruns, so a held-up release is never passed off as on time.
+  size_t release_due(int64_t now_ns, const std::function<int64_t()>& clock, int64_t precision_ns) noexcept;
   // Empties the queue without delivering (the node is stopping); returns and counts the events.
   size_t abandon() noexcept;
   // Earliest queued deadline, or INT64_MAX when nothing waits.
@@ -93,7 +100,7 @@ class Playout {
   EventBatch out_;             // release scratch
   EventBatch late_out_;        // accept scratch (accept thread only)
 
-  Counter on_time_, late_, late_delivered_, late_dropped_, overflow_, abandoned_;
+  Counter on_time_, late_, late_delivered_, late_dropped_, overflow_, abandoned_, overrun_;
   Histogram delivery_error_;
   Histogram lateness_;
 };

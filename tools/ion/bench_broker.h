@@ -1,0 +1,16 @@
+#pragma once
+// `ion bench broker`: IoN's broker against a raw ZeroMQ forwarder in the same run on the same
+// machine — throughput for batches of 1, 16 and 256 events, one-way latency at fixed offered
+// loads, and the ratio IoN/baseline for each.
+#include <iosfwd>
+
+namespace ion {
+
+struct BrokerBenchOptions {
+  bool quick = false;
+  bool json = false;
+};
+
+int run_bench_broker(const BrokerBenchOptions& options, std::ostream& out);
+
+}  // namespace ion
