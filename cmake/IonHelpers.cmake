@@ -34,8 +34,9 @@ endfunction()
 # ion_add_gtest(NAME SOURCES ... DEPS ... LABELS ... TIMEOUT seconds)
 # Tests run shuffled; GoogleTest prints the seed so a failing order can be replayed.
 include(GoogleTest)
+# SERIAL: nothing else runs beside these tests (they load both cores on purpose).
 function(ion_add_gtest name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SERIAL" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 60)
   endif()
@@ -43,9 +44,13 @@ function(ion_add_gtest name)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   ion_warnings(${name})
   # One ctest entry per test case: failures are named in CI output and -j2 spreads them.
+  set(serial FALSE)
+  if(ARG_SERIAL)
+    set(serial TRUE)
+  endif()
   gtest_discover_tests(${name}
     EXTRA_ARGS --gtest_shuffle --gtest_color=no
-    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} RUN_SERIAL ${serial}
     DISCOVERY_TIMEOUT 60)
 endfunction()
 

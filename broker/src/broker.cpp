@@ -1,5 +1,6 @@
 #include "ion/broker/broker.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <mutex>
@@ -172,6 +173,7 @@ class Broker::Impl {
       taps_.push_back(std::make_unique<TapSlot>(opts_.tap_ring_frames, opts_.tap_ring_bytes));
     }
     topology_yaml_ = to_yaml(opts_.topology);
+    for (uint32_t i = 0; i < table_.node_count(); ++i) whole_.push_back(whole_routes(table_, i));
   }
 
   std::string bind() {
@@ -193,6 +195,7 @@ class Broker::Impl {
 
   void run() {
     if (!socket_) bind();
+    pthread_setname_np(pthread_self(), "ion-broker");  // visible in top -H and perf
     next_stats_ns_ = clock_.now_ns() + ms_to_ns(opts_.stats_interval);
     while (!stop_.load(std::memory_order_acquire)) {
       const int ready = poll_readable(*socket_, wakeup_.fd(), any_pending_ ? 1 : 20);
@@ -361,7 +364,7 @@ class Broker::Impl {
     }
     slot->last_seen_ns = t_recv;
     switch (d.body) {
-      case Body::spike_batch: on_batch(*slot, t_recv); break;
+      case Body::spike_batch: on_batch(*slot, bytes_of(frame), t_recv); break;
       case Body::heartbeat:
         on_latency_reports(*slot, t_recv);
         on_health(*slot);
@@ -720,7 +723,7 @@ class Broker::Impl {
     if (status_codec_.encode(r, scratch_)) send_direct(rid, scratch_);
   }
 
-  void on_batch(NodeSlot& slot, int64_t now) noexcept {
+  void on_batch(NodeSlot& slot, std::span<const uint8_t> frame, int64_t now) noexcept {
     BatchChecks checks;
     checks.channel_limit = slot.declared_channels;
     checks.check_time_window = true;
@@ -756,7 +759,11 @@ class Broker::Impl {
     slot.batches_in.add();
     slot.events_in.add(in_events_.size());
     for (const int64_t t : in_events_.times_ns) slot.ingress_latency.record(now - t);
-    route(slot.id);
+    if (whole_[slot.id].empty()) {
+      route(slot.id);
+    } else {
+      route_whole(slot.id, frame, now);
+    }
     copy_to_taps(slot, now);
   }
 
@@ -775,6 +782,66 @@ class Broker::Impl {
     g.late_policy = r.late_policy;
     g.events.clear();
     return g;
+  }
+
+  // A source routed whole, channel c to port c, to each of its targets: the frame goes on with
+  // the source's bytes unchanged and a routing header per target; no per-event work.
+  struct WholeRoute {
+    uint32_t target;
+    uint32_t connection;
+    LatePolicy late_policy;
+  };
+  static std::vector<WholeRoute> whole_routes(const RoutingTable& table, uint32_t src) {
+    const uint32_t channels = table.node(src).channels;
+    std::vector<WholeRoute> first;
+    for (uint32_t c = 0; c < channels; ++c) {
+      const auto routes = table.routes(src, c);
+      std::vector<WholeRoute> here;
+      for (const Route& r : routes) {
+        if (r.port != c) return {};
+        for (const auto& w : here) {
+          if (w.target == r.target_node) return {};  // twice to one target: not whole
+        }
+        here.push_back({r.target_node, r.connection, r.late_policy});
+      }
+      if (c == 0) {
+        first = here;
+      } else if (here.size() != first.size() ||
+                 !std::equal(here.begin(), here.end(), first.begin(), [](const WholeRoute& a, const WholeRoute& b) {
+                   return a.target == b.target && a.connection == b.connection && a.late_policy == b.late_policy;
+                 })) {
+        return {};
+      }
+    }
+    return first;
+  }
+
+  void route_whole(uint32_t src, std::span<const uint8_t> frame, int64_t now) noexcept {
+    const auto n = static_cast<uint32_t>(in_events_.size());
+    for (const WholeRoute& w : whole_[src]) {
+      NodeSlot& t = *slots_[w.target];
+      if (!t.registered) {
+        t.drop(1, n);
+        continue;
+      }
+      BatchHeader h;
+      h.source_node_id = src;
+      h.source_node = slots_[src]->name;
+      h.broker_epoch = epoch_;
+      h.link_sequence = t.next_link_sequence++;
+      h.delay_ns = conn_delay_ns_[w.connection].load(std::memory_order_relaxed);
+      h.late_policy = w.late_policy;
+      h.broker_time_ns = now;
+      h.complete = true;
+      if (!codec_.reroute_batch(frame, h, scratch_)) {
+        t.drop(1, n);
+        rejects_.add(Reject::encode_failed);
+        continue;
+      }
+      const auto pr = t.ring.push(scratch_, n);
+      t.drop(pr.dropped_frames, pr.dropped_events);
+      any_pending_ = true;
+    }
   }
 
   void route(uint32_t src) noexcept {
@@ -923,6 +990,7 @@ class Broker::Impl {
   std::atomic<bool> stop_{false};
   std::vector<std::unique_ptr<NodeSlot>> slots_;
   std::vector<std::unique_ptr<TapSlot>> taps_;  // max_taps, made at start (never reallocated)
+  std::vector<std::vector<WholeRoute>> whole_;  // per source node: its whole routes, if it has only those
   mutable std::mutex taps_mu_;                  // tap names, for readers on other threads
   std::string topology_yaml_;
   std::string tap_scratch_;

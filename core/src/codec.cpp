@@ -174,6 +174,7 @@ struct Codec::Messages {
   v1::StatusRequest status_request;
   v1::StatusReply status_reply;
   v1::SpikeBatch encode_batch;  // scratch for encoding, kept apart from the decoded one
+  v1::SpikeBatch routing;       // scratch: just the routing header, for reroute_batch()
 
   google::protobuf::MessageLite* by_body(Body b) noexcept {
     switch (b) {
@@ -245,6 +246,39 @@ bool Codec::encode_batch(const BatchHeader& header, const EventBatch& events,
   b.set_late_policy(static_cast<v1::LatePolicy>(header.late_policy));
   b.set_broker_time_ns(header.broker_time_ns);
   return encode_body(Body::spike_batch, b, limits_.max_message_bytes, out);
+}
+
+bool Codec::reroute_batch(std::span<const uint8_t> frame, const BatchHeader& header,
+                          std::string& out) noexcept {
+  const EnvelopeScan scan = scan_envelope(frame);
+  if (!scan.well_formed || scan.body != Body::spike_batch) return false;
+  v1::SpikeBatch& r = m_->routing;
+  r.Clear();
+  r.set_source_node_id(header.source_node_id);
+  r.set_source_node(header.source_node);
+  r.set_broker_epoch(header.broker_epoch);
+  r.set_link_sequence(header.link_sequence);
+  r.set_delay_ns(header.delay_ns);
+  r.set_complete(header.complete);
+  r.set_late_policy(static_cast<v1::LatePolicy>(header.late_policy));
+  r.set_broker_time_ns(header.broker_time_ns);
+  // The source's body as it came, then the routing fields: protobuf merges concatenated fields,
+  // and for these scalars the last value wins, so whatever a sender put there is overridden.
+  const size_t extra = r.ByteSizeLong();
+  const size_t body_len = scan.body_len + extra;
+  uint8_t head[1 + 10 + 1 + 10];
+  size_t h = 0;
+  head[h++] = (1 << 3) | kWireVarint;
+  h += put_varint(head + h, kProtocolVersion);
+  head[h++] = static_cast<uint8_t>((static_cast<uint8_t>(Body::spike_batch) << 3) | kWireLen);
+  h += put_varint(head + h, body_len);
+  if (h + body_len > limits_.max_message_bytes) return false;
+  out.resize(h + body_len);
+  auto* dst = reinterpret_cast<uint8_t*>(out.data());
+  std::memcpy(dst, head, h);
+  std::memcpy(dst + h, scan.body_ptr, scan.body_len);
+  r.SerializeWithCachedSizesToArray(dst + h + scan.body_len);
+  return true;
 }
 
 #define ION_ENCODE(Type, body_kind)                                       \

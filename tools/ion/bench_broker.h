@@ -9,6 +9,7 @@ namespace ion {
 struct BrokerBenchOptions {
   bool quick = false;
   bool json = false;
+  bool throughput_only = false;  // skip the latency runs (for profiling the routing path)
 };
 
 int run_bench_broker(const BrokerBenchOptions& options, std::ostream& out);

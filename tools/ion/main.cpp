@@ -106,6 +106,8 @@ int main(int argc, char** argv) {
                 "ZeroMQ forwarder in the same run");
   broker_bench_cmd->add_flag("--quick", broker_bench.quick, "short runs (noisier figures)");
   broker_bench_cmd->add_flag("--json", broker_bench.json, "end with one JSON line");
+  broker_bench_cmd->add_flag("--throughput-only", broker_bench.throughput_only,
+                             "skip the latency runs (to profile the routing path)");
   ion::RecordBenchOptions record_bench;
   CLI::App* record_bench_cmd = bench_cmd->add_subcommand(
       "record", "recording write/read/export throughput and replay timing over an hour of data");

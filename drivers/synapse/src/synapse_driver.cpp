@@ -446,6 +446,9 @@ void SynapseDriver::deliver(const BatchHeader& header, const EventBatch& events,
                             const Delivery& delivery) noexcept {
   Emitter* emitter = emitter_.load();
   if (emitter == nullptr) return;
+  // Late events are handed over from the node's receive thread, on-time ones from its playout
+  // thread: the outgoing batch is shared.
+  std::lock_guard transmit(transmit_mu_);
   out_.clear();
   const size_t n = events.size();
   received_.fetch_add(n, std::memory_order_relaxed);

@@ -80,6 +80,12 @@ class Codec {
   // times further apart than int64 can hold).
   [[nodiscard]] bool encode_batch(const BatchHeader& header, const EventBatch& events,
                                   std::string& out) noexcept;
+  // A batch frame as it came from its source, re-addressed: the source's body bytes unchanged
+  // (no re-encoding) followed by the routing header of `header` (which overrides any routing
+  // field the sender set). For a batch routed whole, with ports equal to channels. False if the
+  // frame is not a batch envelope or the result would exceed max_message_bytes.
+  [[nodiscard]] bool reroute_batch(std::span<const uint8_t> frame, const BatchHeader& header,
+                                   std::string& out) noexcept;
   [[nodiscard]] bool encode(const v1::Hello& m, std::string& out) noexcept;
   [[nodiscard]] bool encode(const v1::Welcome& m, std::string& out) noexcept;
   [[nodiscard]] bool encode(const v1::Heartbeat& m, std::string& out) noexcept;

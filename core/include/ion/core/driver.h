@@ -48,6 +48,8 @@ class Driver {
   // Called from the node's playout thread with events routed to this node (ports in `channels`),
   // each at its deadline (events.times_ns[i] + header.delay_ns, network time), or at once with
   // `late` set if it arrived after that deadline and the connection's policy delivers late events.
+  // Late events are handed over from the node's receive thread, so two calls may overlap: an
+  // implementation guards what it shares.
   virtual void deliver(const BatchHeader& header, const EventBatch& events,
                        const Delivery& delivery) noexcept = 0;
   // Stops producing; idempotent.

@@ -34,7 +34,7 @@ struct NodeOptions {
   std::chrono::microseconds playout_spin{200};
   // The playout's stated precision: an event handed over later than this after its deadline
   // (the release thread was held up) goes flagged late and is counted (playout_overrun).
-  std::chrono::microseconds playout_precision{2000};
+  std::chrono::microseconds playout_precision{5000};
 
   // Reads the `node:` mapping of a config file.
   static NodeOptions from_config(const ConfigNode& root);

@@ -128,7 +128,8 @@ class SynapseDriver final : public Driver {
   std::unique_ptr<std::atomic<double>[]> r_read_;
   std::unique_ptr<std::atomic<float>[]> initial_weight_;
   std::atomic<Emitter*> emitter_{nullptr};
-  EventBatch out_;  // deliver() is called from one thread (the playout thread)
+  std::mutex transmit_mu_;  // deliver() runs on the playout thread and, for late events, the receive thread
+  EventBatch out_;
 
   std::thread thread_;
   mutable std::mutex mu_;  // guards the engine and stop_
