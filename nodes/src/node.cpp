@@ -42,7 +42,7 @@ NodeOptions NodeOptions::from_config(const ConfigNode& root) {
   n.only_keys({"name", "broker", "heartbeat_interval", "broker_timeout", "reconnect_min",
                "reconnect_max", "send_queue_frames", "send_queue_bytes", "probe_burst",
                "resync_interval", "max_events_per_batch", "max_message_bytes", "playout_capacity",
-               "playout_spin", "playout_precision"});
+               "playout_spin", "playout_precision", "batch_budget", "batch_max_events"});
   using std::chrono::milliseconds;
   using std::chrono::seconds;
   const auto ms = [](std::chrono::nanoseconds d) {
@@ -76,6 +76,9 @@ NodeOptions NodeOptions::from_config(const ConfigNode& root) {
       n.duration("playout_spin", o.playout_spin, std::chrono::microseconds(0), milliseconds(10)));
   o.playout_precision = std::chrono::duration_cast<std::chrono::microseconds>(
       n.duration("playout_precision", o.playout_precision, std::chrono::microseconds(10), std::chrono::seconds(10)));
+  o.batch_budget = std::chrono::duration_cast<std::chrono::microseconds>(
+      n.duration("batch_budget", o.batch_budget, std::chrono::microseconds(0), milliseconds(100)));
+  o.batch_max_events = static_cast<uint32_t>(n.integer("batch_max_events", o.batch_max_events, 1, 1 << 22));
   return o;
 }
 
@@ -101,6 +104,16 @@ class Node::Impl final : public Emitter {
     broker_timeout_ns_ = ns(opts_.broker_timeout);
   }
 
+  // One per stream the driver emits on (emit_mu_ guards them).
+  struct OutStream {
+    uint32_t stream = 0;
+    uint64_t next_sequence = 0;
+    uint64_t next_index = 0;
+    EventBatch pending;              // coalesced emissions not yet encoded
+    int64_t pending_since_ns = 0;
+    int64_t last_send_ns = INT64_MIN / 2;
+  };
+
   // --- Emitter (driver threads) ---
   EmitStatus emit(const EventBatch& batch) noexcept override {
     const size_t n = batch.size();
@@ -119,32 +132,94 @@ class Node::Impl final : public Emitter {
       }
       return EmitStatus::rejected;
     }
-    FrameRing::PushResult pr;
+    uint64_t dropped_frames = 0;
     {
       std::lock_guard lock(emit_mu_);
       OutStream* s = nullptr;
       for (auto& o : out_streams_) {
         if (o.stream == batch.stream) s = &o;
       }
-      if (s == nullptr) s = &out_streams_.emplace_back(OutStream{batch.stream, 0, 0});
-      BatchHeader h;
-      h.epoch = epoch_;
-      h.sequence = s->next_sequence++;
-      h.first_index = s->next_index;
-      s->next_index += n;
-      if (!emit_codec_.encode_batch(h, batch, emit_scratch_)) {
-        dropped_events_.add(n);
-        dropped_batches_.add();
-        return EmitStatus::rejected;
+      if (s == nullptr) s = &out_streams_.emplace_back();
+      s->stream = batch.stream;
+      const int64_t now = clock_.now_ns();
+      const int64_t budget = ns(opts_.batch_budget);
+      const uint32_t max_events = std::min(opts_.batch_max_events, opts_.limits.max_events_per_batch);
+      EventBatch& p = s->pending;
+      if (!p.empty() && (p.kind != batch.kind || p.has_payload() != batch.has_payload())) {
+        dropped_frames += send_pending_locked(*s);
       }
-      pr = queue_.push(emit_scratch_, static_cast<uint32_t>(n));
+      if (budget == 0 || (p.empty() && now - s->last_send_ns >= budget) || n >= max_events) {
+        if (!p.empty()) dropped_frames += send_pending_locked(*s);
+        // The stream was idle (or the batch is big): it goes at once, adding no latency.
+        if (!encode_and_queue_locked(*s, batch, dropped_frames)) return EmitStatus::rejected;
+        s->last_send_ns = now;
+      } else {
+        if (p.size() + n > max_events) dropped_frames += send_pending_locked(*s);
+        if (p.empty()) {
+          p.stream = batch.stream;
+          p.kind = batch.kind;
+          s->pending_since_ns = now;
+        }
+        p.channels.insert(p.channels.end(), batch.channels.begin(), batch.channels.end());
+        p.times_ns.insert(p.times_ns.end(), batch.times_ns.begin(), batch.times_ns.end());
+        p.payload.insert(p.payload.end(), batch.payload.begin(), batch.payload.end());
+        if (p.size() >= max_events) {
+          dropped_frames += send_pending_locked(*s);
+        } else {
+          next_batch_flush_ns_.store(std::min(next_batch_flush_ns_.load(), s->pending_since_ns + budget));
+        }
+      }
     }
     emitted_events_.add(n);
+    wakeup_.notify();
+    return dropped_frames == 0 ? EmitStatus::queued : EmitStatus::queued_dropping_oldest;
+  }
+
+  // Encodes one batch of a stream into the send queue (the caller holds emit_mu_).
+  bool encode_and_queue_locked(OutStream& s, const EventBatch& batch, uint64_t& dropped_frames) noexcept {
+    const size_t n = batch.size();
+    BatchHeader h;
+    h.epoch = epoch_;
+    h.sequence = s.next_sequence++;
+    h.first_index = s.next_index;
+    s.next_index += n;
+    if (!emit_codec_.encode_batch(h, batch, emit_scratch_)) {
+      dropped_events_.add(n);
+      dropped_batches_.add();
+      return false;
+    }
+    const FrameRing::PushResult pr = queue_.push(emit_scratch_, static_cast<uint32_t>(n));
     emitted_batches_.add();
     dropped_batches_.add(pr.dropped_frames);
     dropped_events_.add(pr.dropped_events);
-    wakeup_.notify();
-    return pr.dropped_frames == 0 ? EmitStatus::queued : EmitStatus::queued_dropping_oldest;
+    dropped_frames += pr.dropped_frames;
+    return true;
+  }
+
+  uint64_t send_pending_locked(OutStream& s) noexcept {
+    uint64_t dropped = 0;
+    if (s.pending.empty()) return 0;
+    (void)encode_and_queue_locked(s, s.pending, dropped);
+    s.pending.clear();
+    s.last_send_ns = clock_.now_ns();
+    return dropped;
+  }
+
+  // Sends coalesced batches whose budget is up (all of them when `all`), from the node thread.
+  void flush_batches(int64_t now, bool all) noexcept {
+    if (!all && now < next_batch_flush_ns_.load()) return;
+    std::lock_guard lock(emit_mu_);
+    const int64_t budget = ns(opts_.batch_budget);
+    int64_t next = INT64_MAX;
+    for (auto& s : out_streams_) {
+      if (s.pending.empty()) continue;
+      if (all || now >= s.pending_since_ns + budget) {
+        (void)send_pending_locked(s);
+      } else {
+        next = std::min(next, s.pending_since_ns + budget);
+      }
+    }
+    next_batch_flush_ns_.store(next);
   }
 
   [[nodiscard]] int64_t local_now_ns() const noexcept override { return clock_.now_ns(); }
@@ -189,12 +264,15 @@ class Node::Impl final : public Emitter {
           driver_->start(*this);  // may throw: a start-up failure surfaces from run()
         }
         if (socket_) on_timers(clock_.now_ns());
+        flush_batches(clock_.now_ns(), false);
         if (socket_ && state_ == State::registered) send_queued();
       } else {
         wait_fd_ms(static_cast<int>(std::clamp<int64_t>((reconnect_at_ns_ - now) / 1'000'000, 1, 50)));
       }
     }
+    flush_batches(clock_.now_ns(), true);  // nothing the driver emitted stays behind
     if (socket_ && state_ == State::registered) {
+      send_queued();
       v1::Goodbye g;
       g.set_reason("node stopping");
       if (codec_.encode(g, scratch_)) (void)socket_->send(scratch_);
@@ -267,11 +345,7 @@ class Node::Impl final : public Emitter {
   uint64_t epoch_ = 0;
 
  private:
-  struct OutStream {
-    uint32_t stream;
-    uint64_t next_sequence;
-    uint64_t next_index;
-  };
+  std::atomic<int64_t> next_batch_flush_ns_{INT64_MAX};
 
   // Releases queued events at their deadlines: sleep until `playout_spin` before the next one,
   // then spin on the clock so the release lands just after the deadline, never before.
@@ -313,6 +387,7 @@ class Node::Impl final : public Emitter {
       if (probes_left_ > 0 && !probe_in_flight_) next = now;
       if (send_blocked_) next = std::min(next, now + 1'000'000);
     }
+    next = std::min(next, next_batch_flush_ns_.load());
     return static_cast<int>(std::clamp<int64_t>((next - now + 999'999) / 1'000'000, 0, 50));
   }
 

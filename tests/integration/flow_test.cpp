@@ -164,3 +164,68 @@ INSTANTIATE_TEST_SUITE_P(Policies, LatePolicyEndToEnd,
 
 }  // namespace
 }  // namespace ion::test
+
+namespace ion::test {
+namespace {
+
+// Emits one spike per `interval` from its own thread, `count` in all.
+class TickDriver final : public Driver {
+ public:
+  TickDriver(std::chrono::microseconds interval, uint64_t count) : interval_(interval), count_(count) {}
+  ~TickDriver() override { stop(); }
+  DriverInfo describe() const override { return {"generator", 1, 4, 0}; }
+  void start(Emitter& e) override {
+    thread_ = std::thread([this, &e] {
+      EventBatch b;
+      for (uint64_t i = 0; i < count_ && !stop_.load(); ++i) {
+        b.clear();
+        b.push(static_cast<uint32_t>(i % 4), e.network_now_ns());
+        (void)e.emit(b);
+        std::this_thread::sleep_for(interval_);  // the workload's pacing, not a wait in the test
+      }
+      done_.store(true);
+    });
+  }
+  void deliver(const BatchHeader&, const EventBatch&, const Delivery&) noexcept override {}
+  void stop() noexcept override {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  bool done() const { return done_.load(); }
+
+ private:
+  std::chrono::microseconds interval_;
+  uint64_t count_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false}, done_{false};
+};
+
+TEST(Flow, AdaptiveBatchingSendsLoneSpikesAtOnceAndCoalescesBursts) {
+  // "flush on size or on a time budget (default <= 1 ms); at low rates a spike is sent at once"
+  Topology t;
+  t.nodes = {{"gen", "generator", 4, 0}, {"sink", "sink", 0, 4}};
+  t.connections = {connect_all("gen", "sink")};
+  for (const bool fast : {false, true}) {
+    BrokerRunner broker(broker_options(t));
+    NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(4));
+    ASSERT_TRUE(snk.node().wait_registered(1, 10s));
+    const uint64_t n = fast ? 4000 : 40;
+    NodeRunner<TickDriver> gen(node_options("gen", broker.endpoint()),
+                               std::make_unique<TickDriver>(fast ? 20us : 20ms, n));
+    ASSERT_TRUE(eventually([&] { return gen.driver().done(); }, 30s));
+    ASSERT_TRUE(eventually([&] { return snk.stats().received_events == n; }, 10s)) << snk.stats().received_events;
+    const NodeStats g = gen.stats();
+    EXPECT_EQ(g.emitted_events, n);
+    EXPECT_EQ(snk.stats().lost_events, 0U);
+    EXPECT_EQ(snk.stats().duplicate_or_reordered, 0U);  // (stamps may step back with the clock estimate)
+    if (fast) {
+      // 4000 spikes 20 us apart (about 0.1 s, stretched by sleep granularity): coalesced.
+      EXPECT_LT(g.emitted_batches * 4, n) << g.emitted_batches << " frames for " << n << " spikes";
+    } else {
+      EXPECT_EQ(g.emitted_batches, n) << "a spike 20 ms after the last goes alone, at once";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ion::test

@@ -13,10 +13,15 @@ hub="${tag}hub"
 if ! ip netns add "$hub" 2>/dev/null; then echo "SKIP: ip netns not permitted here"; exit 77; fi
 work="$(mktemp -d /tmp/ion-netns.XXXXXX)"
 pids=()
+namespaces=("$hub" "${tag}pd" "${tag}zh" "${tag}sh")
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Whatever still runs inside the namespaces goes too: deleting a namespace does not stop it.
+  for ns in "${namespaces[@]}"; do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+  done
   wait 2>/dev/null || true
-  for ns in "$hub" "${tag}pd" "${tag}zh" "${tag}sh"; do ip netns del "$ns" 2>/dev/null || true; done
+  for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -36,25 +41,24 @@ for lab in pd zh sh; do
   ip netns exec "$ns" ip link set "${tag}l${lab}" up
 done
 
-in_ns() { local ns="$1"; shift; ip netns exec "$ns" "$@"; }
-in_ns "$hub" "$bin/ion-broker" --config "$configs/broker.yaml" --listen tcp://0.0.0.0:5555 >"$work/broker.log" 2>&1 &
+ip netns exec "$hub" "$bin/ion-broker" --config "$configs/broker.yaml" --listen tcp://0.0.0.0:5555 >"$work/broker.log" 2>&1 &
 pids+=($!)
-in_ns "$hub" "$bin/ion" record --broker tcp://127.0.0.1:5555 -o "$work/session.ionrec" >"$work/record.log" 2>&1 &
+ip netns exec "$hub" "$bin/ion" record --broker tcp://127.0.0.1:5555 -o "$work/session.ionrec" >"$work/record.log" 2>&1 &
 pids+=($!)
 # Southampton reaches the hub directly; Padova and Zurich through their WAN presets.
-in_ns "${tag}sh" "$bin/ion-node" --config "$configs/southampton-synapse.yaml" --broker tcp://10.231.3.1:5555 >"$work/sh.log" 2>&1 &
+ip netns exec "${tag}sh" "$bin/ion-node" --config "$configs/southampton-synapse.yaml" --broker tcp://10.231.3.1:5555 >"$work/sh.log" 2>&1 &
 pids+=($!)
-in_ns "${tag}zh" "$bin/ion" linkem --preset southampton-zurich --listen 127.0.0.1:6002 --connect 10.231.2.1:5555 >"$work/zh-link.log" 2>&1 &
+ip netns exec "${tag}zh" "$bin/ion" linkem --preset southampton-zurich --listen 127.0.0.1:6002 --connect 10.231.2.1:5555 >"$work/zh-link.log" 2>&1 &
 pids+=($!)
-in_ns "${tag}zh" "$bin/ion-node" --config "$configs/zurich-chip.yaml" --broker tcp://127.0.0.1:6002 >"$work/zh.log" 2>&1 &
+ip netns exec "${tag}zh" "$bin/ion-node" --config "$configs/zurich-chip.yaml" --broker tcp://127.0.0.1:6002 >"$work/zh.log" 2>&1 &
 pids+=($!)
-in_ns "${tag}pd" "$bin/ion" linkem --preset southampton-padova --listen 127.0.0.1:6001 --connect 10.231.1.1:5555 >"$work/pd-link.log" 2>&1 &
+ip netns exec "${tag}pd" "$bin/ion" linkem --preset southampton-padova --listen 127.0.0.1:6001 --connect 10.231.1.1:5555 >"$work/pd-link.log" 2>&1 &
 pids+=($!)
-in_ns "${tag}pd" "$bin/ion-node" --config "$configs/padova-mea.yaml" --broker tcp://127.0.0.1:6001 >"$work/pd.log" 2>&1 &
+ip netns exec "${tag}pd" "$bin/ion-node" --config "$configs/padova-mea.yaml" --broker tcp://127.0.0.1:6001 >"$work/pd.log" 2>&1 &
 pids+=($!)
 
 sleep "$seconds"
-status="$(in_ns "$hub" "$bin/ion" status --broker tcp://127.0.0.1:5555 --json)"
+status="$(ip netns exec "$hub" "$bin/ion" status --broker tcp://127.0.0.1:5555 --json)"
 # Stop the labs and the recorder cleanly (SIGTERM), then check what they say.
 for p in "${pids[@]:1}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${pids[@]:1}"; do wait "$p" 2>/dev/null || true; done

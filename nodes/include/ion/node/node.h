@@ -35,6 +35,12 @@ struct NodeOptions {
   // The playout's stated precision: an event handed over later than this after its deadline
   // (the release thread was held up) goes flagged late and is counted (playout_overrun).
   std::chrono::microseconds playout_precision{5000};
+  // Adaptive batching of what the driver emits, per stream: an emission finding the stream idle
+  // (nothing sent for a budget) goes at once; later ones within the budget are coalesced and go
+  // when the budget since the first of them is up or batch_max_events are pending. So batching
+  // adds at most the budget (plus the node loop's 1 ms timer resolution) to latency. 0: off.
+  std::chrono::microseconds batch_budget{1000};
+  uint32_t batch_max_events = 4096;
 
   // Reads the `node:` mapping of a config file.
   static NodeOptions from_config(const ConfigNode& root);
