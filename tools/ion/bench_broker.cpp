@@ -221,9 +221,73 @@ Throughput throughput(Path& path, const std::vector<std::string>& frames, uint32
   return t;
 }
 
+int64_t rss_kib() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char buf[256];
+  int64_t kib = 0;
+  while (std::fgets(buf, sizeof buf, f) != nullptr) {
+    if (std::strncmp(buf, "VmRSS:", 6) == 0) kib = std::strtoll(buf + 6, nullptr, 10);
+  }
+  std::fclose(f);
+  return kib;
+}
+
+// 1 M events/s in batches of 64 through the broker for `seconds`; RSS after a 10 % warm-up
+// against RSS at the end (the whole process: broker, producer, consumer).
+int soak(double seconds, bool json, std::ostream& out) {
+  IonPath ion;
+  Codec codec;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> got{0};
+  std::thread consumer([&] {
+    zmq::message_t m;
+    zmq::pollitem_t item{ion.consumer().handle(), 0, ZMQ_POLLIN, 0};
+    while (!stop.load()) {
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) <= 0) continue;
+      while (ion.consumer().recv(m, zmq::recv_flags::dontwait)) got.fetch_add(1);
+    }
+  });
+  constexpr uint32_t kBatch = 64;
+  constexpr double kRate = 1e6 / kBatch;  // frames per second
+  const int64_t start = now_ns();
+  const auto total = static_cast<uint64_t>(seconds * kRate);
+  int64_t rss_warm = 0;
+  int64_t rss_peak = 0;
+  for (uint64_t i = 0; i < total; ++i) {
+    paced_wait(start + static_cast<int64_t>(static_cast<double>(i) * 1e9 / kRate));
+    const std::string f = node_frame(codec, i, kBatch, now_ns());
+    (void)ion.producer().send(zmq::buffer(f), zmq::send_flags::none);
+    if (i == total / 10) rss_warm = rss_kib();
+    if (i % 10000 == 0) rss_peak = std::max(rss_peak, rss_kib());
+  }
+  const int64_t rss_end = rss_kib();
+  stop.store(true);
+  consumer.join();
+  const double growth = rss_warm > 0 ? 100.0 * static_cast<double>(rss_end - rss_warm) / static_cast<double>(rss_warm) : 0;
+  uint64_t dropped = 0;
+  for (const auto& n : ion.broker().node_stats()) dropped += n.dropped_events;
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "ion bench broker --soak: %.0f s at 1 M events/s (batches of %u): %llu frames sent, %llu received, "
+                "broker dropped %llu events; RSS %lld KiB after warm-up, %lld KiB at the end (%+.2f %%), peak %lld KiB\n",
+                seconds, kBatch, static_cast<unsigned long long>(total), static_cast<unsigned long long>(got.load()),
+                static_cast<unsigned long long>(dropped), static_cast<long long>(rss_warm), static_cast<long long>(rss_end),
+                growth, static_cast<long long>(rss_peak));
+  out << line;
+  if (json) {
+    std::snprintf(line, sizeof line, "{\"soak_s\":%.0f,\"rss_warm_kib\":%lld,\"rss_end_kib\":%lld,\"rss_growth_percent\":%.3f,\"dropped_events\":%llu}\n",
+                  seconds, static_cast<long long>(rss_warm), static_cast<long long>(rss_end), growth,
+                  static_cast<unsigned long long>(dropped));
+    out << line;
+  }
+  return growth < 5.0 ? 0 : 1;
+}
+
 }  // namespace
 
 int run_bench_broker(const BrokerBenchOptions& o, std::ostream& out) {
+  if (o.soak_s > 0) return soak(o.soak_s, o.json, out);
   char line[512];
   Codec codec;
   struct Row {

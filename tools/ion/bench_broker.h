@@ -10,6 +10,7 @@ struct BrokerBenchOptions {
   bool quick = false;
   bool json = false;
   bool throughput_only = false;  // skip the latency runs (for profiling the routing path)
+  double soak_s = 0;  // > 0: instead, route 1 M events/s for this long and report RSS growth
 };
 
 int run_bench_broker(const BrokerBenchOptions& options, std::ostream& out);

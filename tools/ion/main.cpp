@@ -108,6 +108,9 @@ int main(int argc, char** argv) {
   broker_bench_cmd->add_flag("--json", broker_bench.json, "end with one JSON line");
   broker_bench_cmd->add_flag("--throughput-only", broker_bench.throughput_only,
                              "skip the latency runs (to profile the routing path)");
+  broker_bench_cmd->add_option("--soak", broker_bench.soak_s,
+                               "instead: route 1 M events/s for this many seconds; RSS growth must stay < 5 %")
+      ->check(CLI::Range(1.0, 86400.0));
   ion::RecordBenchOptions record_bench;
   CLI::App* record_bench_cmd = bench_cmd->add_subcommand(
       "record", "recording write/read/export throughput and replay timing over an hour of data");
