@@ -110,10 +110,9 @@ bool Writer::put(RecordType type, std::span<const uint8_t> a, std::span<const ui
   crc = crc32c(crc, b.data(), b.size());
   uint8_t tail[4];
   put_u32(tail, crc);
-  const bool ok = std::fwrite(head, 1, 5, f_) == 5 &&
-                  std::fwrite(a.data(), 1, a.size(), f_) == a.size() &&
-                  std::fwrite(b.data(), 1, b.size(), f_) == b.size() &&
-                  std::fwrite(tail, 1, 4, f_) == 4;
+  // (An empty span may have no data pointer, which fwrite must not be given.)
+  const auto write = [&](std::span<const uint8_t> x) { return x.empty() || std::fwrite(x.data(), 1, x.size(), f_) == x.size(); };
+  const bool ok = std::fwrite(head, 1, 5, f_) == 5 && write(a) && write(b) && std::fwrite(tail, 1, 4, f_) == 4;
   if (!ok) {
     ++write_errors_;
     return false;

@@ -12,6 +12,7 @@
 
 #include "ion/core/codec.h"
 #include "ion/v1/ion.pb.h"
+#include "replay_main.h"
 
 namespace {
 
@@ -80,42 +81,5 @@ std::vector<std::string> seeds() {
 
 }  // namespace
 
-int main() {
-  const auto corpus = seeds();
-  std::mt19937_64 rng(20261122);
-  size_t runs = 0;
-  for (const auto& s : corpus) {
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-    ++runs;
-  }
-  for (int i = 0; i < 200000; ++i) {
-    std::string m = corpus[rng() % corpus.size()];
-    switch (rng() % 5) {
-      case 0:  // flip bits
-        for (int k = 0; k < 1 + static_cast<int>(rng() % 4) && !m.empty(); ++k) {
-          m[rng() % m.size()] ^= static_cast<char>(1 << (rng() % 8));
-        }
-        break;
-      case 1:  // truncate
-        m.resize(m.empty() ? 0 : rng() % m.size());
-        break;
-      case 2: {  // splice two seeds
-        const std::string& o = corpus[rng() % corpus.size()];
-        m = m.substr(0, m.empty() ? 0 : rng() % m.size()) + o.substr(o.empty() ? 0 : rng() % o.size());
-        break;
-      }
-      case 3:  // overwrite a byte with a varint-continuation or extreme value
-        if (!m.empty()) m[rng() % m.size()] = static_cast<char>((rng() & 1) != 0 ? 0xff : 0x80);
-        break;
-      default:  // random bytes
-        m.resize(rng() % 64);
-        for (auto& ch : m) ch = static_cast<char>(rng());
-        break;
-    }
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(m.data()), m.size());
-    ++runs;
-  }
-  std::printf("fuzz_envelope: %zu inputs decoded without a crash\n", runs);
-  return 0;
-}
+int main() { return ion::fuzz::replay("fuzz_envelope", seeds(), 200000, 20261122); }
 #endif
