@@ -511,30 +511,28 @@ class Broker::Impl {
     t.dropped_events.add(dropped.dropped_events);
   }
 
-  // A copy of the accepted batch for every tap that follows its source: the whole batch, stamped
-  // with the broker's receive time, never waiting for the tap (its ring drops the oldest).
-  void copy_to_taps(const NodeSlot& src, int64_t t_recv) noexcept {
+  // A copy of the accepted batch for every tap that follows its source: the whole batch as it
+  // came (its bytes and a routing header, like a whole route), stamped with the broker's receive
+  // time, never waiting for the tap (its ring drops the oldest).
+  void copy_to_taps(const NodeSlot& src, std::span<const uint8_t> frame, int64_t t_recv) noexcept {
     bool encoded = false;
     for (auto& tp : taps_) {
       TapSlot& t = *tp;
       if (!t.registered || (!t.sources.empty() && t.sources[src.id] == 0)) continue;
       BatchHeader h;
-      h.epoch = in_header_.epoch;
-      h.sequence = in_header_.sequence;
-      h.first_index = in_header_.first_index;
       h.source_node_id = src.id;
       h.source_node = src.name;
       h.broker_epoch = epoch_;
       h.link_sequence = t.next_link_sequence++;
       h.broker_time_ns = t_recv;
       h.complete = true;
-      if (!codec_.encode_batch(h, in_events_, tap_scratch_)) {
+      if (!codec_.reroute_batch(frame, h, scratch_)) {
         t.dropped_batches.add();
         t.dropped_events.add(in_events_.size());
         continue;
       }
       encoded = true;
-      const auto pr = t.ring.push(tap_scratch_, static_cast<uint32_t>(in_events_.size()));
+      const auto pr = t.ring.push(scratch_, static_cast<uint32_t>(in_events_.size()));
       t.dropped_batches.add(pr.dropped_frames);
       t.dropped_events.add(pr.dropped_events);
     }
@@ -764,7 +762,7 @@ class Broker::Impl {
     } else {
       route_whole(slot.id, frame, now);
     }
-    copy_to_taps(slot, now);
+    copy_to_taps(slot, frame, now);
   }
 
   // One outbound batch per (target, delay, late policy) for the batch being routed.
@@ -993,7 +991,6 @@ class Broker::Impl {
   std::vector<std::vector<WholeRoute>> whole_;  // per source node: its whole routes, if it has only those
   mutable std::mutex taps_mu_;                  // tap names, for readers on other threads
   std::string topology_yaml_;
-  std::string tap_scratch_;
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> by_routing_id_;
   static constexpr int kDrainMax = 1024;
   struct Pending {

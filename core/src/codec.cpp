@@ -112,21 +112,41 @@ EnvelopeScan scan_envelope(std::span<const uint8_t> frame) noexcept {
   return r;
 }
 
+// The envelope's fields ahead of a body of `body_len` bytes (version, body tag and length).
+struct EnvelopeHead {
+  uint8_t bytes[1 + 10 + 1 + 10];
+  size_t size = 0;
+  EnvelopeHead(Body body, size_t body_len) noexcept {
+    bytes[size++] = (1 << 3) | kWireVarint;
+    size += put_varint(bytes + size, kProtocolVersion);
+    bytes[size++] = static_cast<uint8_t>((static_cast<uint8_t>(body) << 3) | kWireLen);
+    size += put_varint(bytes + size, body_len);
+  }
+};
+
 bool encode_body(Body body, const google::protobuf::MessageLite& m, size_t max_bytes,
                  std::string& out) noexcept {
   const size_t body_len = m.ByteSizeLong();
-  uint8_t head[1 + 10 + 1 + 10];
-  size_t h = 0;
-  head[h++] = (1 << 3) | kWireVarint;
-  h += put_varint(head + h, kProtocolVersion);
-  head[h++] = static_cast<uint8_t>((static_cast<uint8_t>(body) << 3) | kWireLen);
-  h += put_varint(head + h, body_len);
+  const EnvelopeHead head(body, body_len);
+  const size_t h = head.size;
   if (h + body_len > max_bytes) return false;
   out.resize(h + body_len);
   auto* dst = reinterpret_cast<uint8_t*>(out.data());
-  std::memcpy(dst, head, h);
+  std::memcpy(dst, head.bytes, h);
   m.SerializeWithCachedSizesToArray(dst + h);
   return true;
+}
+
+// The routing header the broker puts on the copy it delivers (fields 16 and up).
+void set_routing(v1::SpikeBatch& b, const BatchHeader& header) {
+  b.set_source_node_id(header.source_node_id);
+  b.set_source_node(header.source_node);
+  b.set_broker_epoch(header.broker_epoch);
+  b.set_link_sequence(header.link_sequence);
+  b.set_delay_ns(header.delay_ns);
+  b.set_complete(header.complete);
+  b.set_late_policy(static_cast<v1::LatePolicy>(header.late_policy));
+  b.set_broker_time_ns(header.broker_time_ns);
 }
 
 bool valid_kind(int k) noexcept { return k >= 0 && k < kEventKindCount; }
@@ -174,7 +194,6 @@ struct Codec::Messages {
   v1::StatusRequest status_request;
   v1::StatusReply status_reply;
   v1::SpikeBatch encode_batch;  // scratch for encoding, kept apart from the decoded one
-  v1::SpikeBatch routing;       // scratch: just the routing header, for reroute_batch()
 
   google::protobuf::MessageLite* by_body(Body b) noexcept {
     switch (b) {
@@ -237,14 +256,7 @@ bool Codec::encode_batch(const BatchHeader& header, const EventBatch& events,
     std::memcpy(pl->mutable_data(), events.payload.data(), events.payload.size() * sizeof(float));
   }
 
-  b.set_source_node_id(header.source_node_id);
-  b.set_source_node(header.source_node);
-  b.set_broker_epoch(header.broker_epoch);
-  b.set_link_sequence(header.link_sequence);
-  b.set_delay_ns(header.delay_ns);
-  b.set_complete(header.complete);
-  b.set_late_policy(static_cast<v1::LatePolicy>(header.late_policy));
-  b.set_broker_time_ns(header.broker_time_ns);
+  set_routing(b, header);
   return encode_body(Body::spike_batch, b, limits_.max_message_bytes, out);
 }
 
@@ -252,32 +264,43 @@ bool Codec::reroute_batch(std::span<const uint8_t> frame, const BatchHeader& hea
                           std::string& out) noexcept {
   const EnvelopeScan scan = scan_envelope(frame);
   if (!scan.well_formed || scan.body != Body::spike_batch) return false;
-  v1::SpikeBatch& r = m_->routing;
-  r.Clear();
-  r.set_source_node_id(header.source_node_id);
-  r.set_source_node(header.source_node);
-  r.set_broker_epoch(header.broker_epoch);
-  r.set_link_sequence(header.link_sequence);
-  r.set_delay_ns(header.delay_ns);
-  r.set_complete(header.complete);
-  r.set_late_policy(static_cast<v1::LatePolicy>(header.late_policy));
-  r.set_broker_time_ns(header.broker_time_ns);
-  // The source's body as it came, then the routing fields: protobuf merges concatenated fields,
-  // and for these scalars the last value wins, so whatever a sender put there is overridden.
-  const size_t extra = r.ByteSizeLong();
-  const size_t body_len = scan.body_len + extra;
-  uint8_t head[1 + 10 + 1 + 10];
-  size_t h = 0;
-  head[h++] = (1 << 3) | kWireVarint;
-  h += put_varint(head + h, kProtocolVersion);
-  head[h++] = static_cast<uint8_t>((static_cast<uint8_t>(Body::spike_batch) << 3) | kWireLen);
-  h += put_varint(head + h, body_len);
+  // The source's body as it came, then every routing field written out, defaults included:
+  // protobuf merges concatenated fields and the last value of a scalar wins, so whatever a sender
+  // put in these fields is overridden (an omitted default would let it through).
+  uint8_t routing[8 * 11 + 11];
+  size_t r = 0;
+  auto varint_field = [&](uint32_t field, uint64_t v) {
+    r += put_varint(routing + r, (uint64_t{field} << 3) | kWireVarint);
+    r += put_varint(routing + r, v);
+  };
+  varint_field(16, header.source_node_id);
+  // Field 17 (the name): its tag and length here, its bytes copied in between below.
+  r += put_varint(routing + r, (uint64_t{17} << 3) | kWireLen);
+  r += put_varint(routing + r, header.source_node.size());
+  const size_t name_end = r;
+  r += put_varint(routing + r, (uint64_t{18} << 3) | kWireFixed64);
+  for (int k = 0; k < 8; ++k) routing[r++] = static_cast<uint8_t>(header.broker_epoch >> (8 * k));
+  varint_field(19, header.link_sequence);
+  varint_field(20, static_cast<uint64_t>(header.delay_ns));
+  varint_field(21, header.complete ? 1 : 0);
+  varint_field(22, static_cast<uint64_t>(header.late_policy));
+  varint_field(23, static_cast<uint64_t>(header.broker_time_ns));
+  const size_t name_len = header.source_node.size();
+  const size_t body_len = scan.body_len + r + name_len;
+  const EnvelopeHead head(Body::spike_batch, body_len);
+  const size_t h = head.size;
   if (h + body_len > limits_.max_message_bytes) return false;
   out.resize(h + body_len);
   auto* dst = reinterpret_cast<uint8_t*>(out.data());
-  std::memcpy(dst, head, h);
-  std::memcpy(dst + h, scan.body_ptr, scan.body_len);
-  r.SerializeWithCachedSizesToArray(dst + h + scan.body_len);
+  std::memcpy(dst, head.bytes, h);
+  dst += h;
+  std::memcpy(dst, scan.body_ptr, scan.body_len);
+  dst += scan.body_len;
+  std::memcpy(dst, routing, name_end);
+  dst += name_end;
+  if (name_len > 0) std::memcpy(dst, header.source_node.data(), name_len);
+  dst += name_len;
+  std::memcpy(dst, routing + name_end, r - name_end);
   return true;
 }
 

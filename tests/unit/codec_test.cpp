@@ -177,6 +177,54 @@ TEST(Codec, ControlMessagesRoundTrip) {
   EXPECT_EQ(codec.error().code(), v1::Error::MALFORMED);
 }
 
+TEST(Codec, RerouteKeepsTheSourceBytesAndOverridesEveryRoutingField) {
+  // A batch routed whole goes on with the source's bytes; the routing header is the broker's,
+  // whatever the sender wrote there (a forged source id or delay, even where the broker's value
+  // is the protobuf default that a serializer would omit).
+  Codec c;
+  const EventBatch b = sample_batch(100, true);
+  BatchHeader src;
+  src.epoch = 77;
+  src.sequence = 5;
+  src.first_index = 500;
+  src.source_node_id = 9;    // forged by the sender
+  src.source_node = "padova";
+  src.delay_ns = 99'000'000;
+  src.complete = true;
+  src.late_policy = LatePolicy::drop;
+  src.broker_time_ns = 123;
+  std::string in;
+  ASSERT_TRUE(c.encode_batch(src, b, in));
+  BatchHeader routing;  // all defaults but the name and sequence
+  routing.source_node = "zurich";
+  routing.link_sequence = 42;
+  routing.broker_epoch = 0xfeedULL;
+  std::string out;
+  ASSERT_TRUE(c.reroute_batch(bytes(in), routing, out));
+  ASSERT_TRUE(c.decode(bytes(out)).ok());
+  BatchHeader h;
+  EventBatch e;
+  ASSERT_EQ(c.take_batch({}, h, e), Reject::none);
+  EXPECT_EQ(e.channels, b.channels);
+  EXPECT_EQ(e.times_ns, b.times_ns);
+  EXPECT_EQ(e.payload, b.payload);
+  EXPECT_EQ(h.epoch, 77U);
+  EXPECT_EQ(h.sequence, 5U);
+  EXPECT_EQ(h.first_index, 500U);
+  EXPECT_EQ(h.source_node_id, 0U);
+  EXPECT_EQ(h.source_node, "zurich");
+  EXPECT_EQ(h.broker_epoch, 0xfeedULL);
+  EXPECT_EQ(h.link_sequence, 42U);
+  EXPECT_EQ(h.delay_ns, 0);
+  EXPECT_FALSE(h.complete);
+  EXPECT_EQ(h.late_policy, LatePolicy::deliver_flagged);
+  EXPECT_EQ(h.broker_time_ns, 0);
+  // Not a batch: refused.
+  v1::Goodbye g;
+  ASSERT_TRUE(c.encode(g, in));
+  EXPECT_FALSE(c.reroute_batch(bytes(in), routing, out));
+}
+
 TEST(Codec, PeekBodyFindsTheKindWithoutParsing) {
   Codec codec;
   std::string frame;
