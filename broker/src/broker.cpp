@@ -24,6 +24,23 @@ struct StringHash {
   size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
+// A sustained rate with a burst allowance.
+struct TokenBucket {
+  double tokens = -1;  // < 0: not started (full)
+  int64_t last_ns = 0;
+  bool take(int64_t now_ns, double rate_hz, double burst) noexcept {
+    if (tokens < 0) {
+      tokens = burst;
+    } else {
+      tokens = std::min(burst, tokens + static_cast<double>(now_ns - last_ns) * 1e-9 * rate_hz);
+    }
+    last_ns = now_ns;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  }
+};
+
 struct StreamState {
   uint32_t stream = 0;
   SequenceTracker seq;
@@ -57,6 +74,7 @@ struct NodeSlot {
   std::vector<RouteGroup> groups;  // per-delay builders for the batch being routed
   size_t groups_used = 0;
   bool split = false;              // current batch was cut into several frames
+  TokenBucket control;             // control messages of the registered node
 
   // Counters, readable from any thread.
   std::atomic<bool> connected{false};
@@ -87,6 +105,7 @@ struct TapSlot {
   int64_t last_seen_ns = 0;
   uint64_t next_link_sequence = 0;
   FrameRing ring;
+  TokenBucket control;
   std::atomic<bool> connected{false};
   Counter batches_out, events_out, dropped_batches, dropped_events;
 };
@@ -99,7 +118,9 @@ BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
   b.only_keys({"listen", "topology", "heartbeat_interval", "heartbeat_timeout", "max_nodes",
                "max_streams_per_node", "ring_frames", "ring_bytes", "send_hwm", "socket_send_buffer",
                "max_message_bytes", "max_events_per_batch", "max_past", "max_future",
-               "stats_interval", "max_taps", "tap_ring_frames", "tap_ring_bytes"});
+               "stats_interval", "max_taps", "tap_ring_frames", "tap_ring_bytes", "secret_key",
+               "allowlist", "max_channels_per_node", "max_routes", "control_rate",
+               "control_burst"});
   BrokerOptions o;
   using std::chrono::milliseconds;
   using std::chrono::seconds;
@@ -131,6 +152,25 @@ BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
   o.tap_ring_frames = static_cast<size_t>(b.integer("tap_ring_frames", 16384, 1, 1 << 24));
   o.tap_ring_bytes =
       static_cast<size_t>(b.integer("tap_ring_bytes", 64 << 20, 1024, int64_t{1} << 34));
+  o.max_channels_per_node = static_cast<uint32_t>(
+      b.integer("max_channels_per_node", o.max_channels_per_node, 1, 1 << 24));
+  o.max_routes = static_cast<size_t>(
+      b.integer("max_routes", static_cast<int64_t>(o.max_routes), 1, int64_t{1} << 30));
+  o.control_rate_hz = b.number("control_rate", o.control_rate_hz, 1, 1e6);
+  o.control_burst = b.number("control_burst", o.control_burst, 1, 1e6);
+  if (b.has("secret_key") != b.has("allowlist")) {
+    b.fail(b.has("secret_key") ? "allowlist" : "secret_key",
+           "both secret_key and allowlist (CURVE needs the broker's key and the nodes' keys)");
+  }
+  if (b.has("secret_key")) {
+    try {
+      o.security.key = load_secret_key(b.resolve_path(b.string("secret_key")));
+      o.security.allowlist_file = b.resolve_path(b.string("allowlist"));
+      o.security.allowlist = Allowlist::load_file(o.security.allowlist_file);
+    } catch (const SecurityError& e) {
+      throw ConfigError(b.where("secret_key") + ": " + e.what());
+    }
+  }
   o.topology = load_topology_file(b.resolve_path(b.string("topology")));
   return o;
 }
@@ -150,6 +190,18 @@ class Broker::Impl {
     if (table_.node_count() > opts_.max_nodes) {
       throw ConfigError("topology has " + std::to_string(table_.node_count()) +
                         " nodes, more than max_nodes = " + std::to_string(opts_.max_nodes));
+    }
+    for (const NodeSpec& n : opts_.topology.nodes) {
+      if (std::max(n.channels, n.ports) > opts_.max_channels_per_node) {
+        throw ConfigError("topology node '" + n.name + "' has " +
+                          std::to_string(std::max(n.channels, n.ports)) +
+                          " channels or ports, more than max_channels_per_node = " +
+                          std::to_string(opts_.max_channels_per_node));
+      }
+    }
+    if (table_.route_count() > opts_.max_routes) {
+      throw ConfigError("topology compiles to " + std::to_string(table_.route_count()) +
+                        " routes, more than max_routes = " + std::to_string(opts_.max_routes));
     }
     const auto& conns = opts_.topology.connections;
     conn_delay_ns_ = std::vector<std::atomic<int64_t>>(conns.size());
@@ -184,12 +236,41 @@ class Broker::Impl {
     so.max_message_bytes = static_cast<int64_t>(opts_.limits.max_message_bytes);
     so.heartbeat_interval_ms = static_cast<int>(opts_.heartbeat_interval.count());
     so.heartbeat_timeout_ms = static_cast<int>(opts_.heartbeat_timeout.count());
+    const BrokerSecurity& sec = opts_.security;
+    if (sec.key) {
+      require_curve("ion-broker");
+      if (sec.allowlist.size() == 0) {
+        throw SecurityError("the allowlist" +
+                            (sec.allowlist_file.empty() ? "" : " '" + sec.allowlist_file + "'") +
+                            " lists no node keys: no node could connect. Add the lines of the "
+                            "nodes' NAME.pub files (`ion keygen NAME` makes them)");
+      }
+      so.curve_server_secret_z85 = sec.key->secret_z85;
+    } else if (!local_only_endpoint(opts_.listen) && !sec.insecure) {
+      throw SecurityError(
+          "refusing to listen on '" + opts_.listen +
+          "' without encryption: other machines can reach it, and an unauthenticated message "
+          "must never reach a lab. Give the broker a key (broker.secret_key and "
+          "broker.allowlist; `ion keygen` makes keys, see docs/security.md), listen on a "
+          "loopback address, or pass --insecure to accept anyone");
+    }
     socket_ = std::make_unique<Socket>(ctx_, Socket::Type::router, so);
+    if (sec.key) {  // installed before the socket binds: no handshake without it
+      auth_ = std::make_unique<ZapAuthenticator>(ctx_, socket_->raw(), sec.allowlist,
+                                                 sec.allowlist_file);
+    }
     endpoint_ = socket_->bind(opts_.listen);
+    if (insecure()) {
+      spdlog::warn("INSECURE: listening on {} WITHOUT encryption or authentication (--insecure): "
+                   "anyone who can reach this port can register as any node and send events",
+                   endpoint_);
+    }
     anchor_network_ns_ = clock_.now_ns();
     anchor_utc_ns_ = utc_now_ns();
-    spdlog::info("broker listening on {} (epoch {:016x}, {} nodes, {} routes)", endpoint_, epoch_,
-                 table_.node_count(), table_.route_count());
+    spdlog::info("broker listening on {} (epoch {:016x}, {} nodes, {} routes, {})", endpoint_,
+                 epoch_, table_.node_count(), table_.route_count(),
+                 sec.key ? "CURVE, " + std::to_string(sec.allowlist.size()) + " node keys"
+                         : std::string("plaintext"));
     return endpoint_;
   }
 
@@ -211,6 +292,10 @@ class Broker::Impl {
           rejects_.add(Reject::malformed);
           continue;
         }
+        m.user = {};
+        if (auth_) {  // the name ZAP gave this connection's key
+          if (const char* u = zmq_msg_gets(m.body.handle(), "User-Id")) m.user = u;
+        }
         if (m.body.more()) {  // our protocol is one frame per message
           while (m.body.more() && socket_->recv(m.body) == IoStatus::ok) {
           }
@@ -218,14 +303,12 @@ class Broker::Impl {
           continue;
         }
         if (peek_body(bytes_of(m.body)) == Body::time_request) {
-          handle(m.id.to_string_view(), m.body, m.t_recv);
+          handle(m);
           continue;
         }
         ++deferred;
       }
-      for (size_t i = 0; i < deferred; ++i) {
-        handle(pending_[i].id.to_string_view(), pending_[i].body, pending_[i].t_recv);
-      }
+      for (size_t i = 0; i < deferred; ++i) handle(pending_[i]);
       flush();
       timers(clock_.now_ns());
     }
@@ -314,6 +397,14 @@ class Broker::Impl {
     return out;
   }
 
+  [[nodiscard]] bool insecure() const noexcept {
+    return !auth_ && !local_only_endpoint(endpoint_);
+  }
+  [[nodiscard]] AuthStats auth_stats() const noexcept { return auth_ ? auth_->stats() : AuthStats{}; }
+  void reload_allowlist() noexcept {
+    if (auth_) auth_->request_reload();
+  }
+
   const BrokerOptions opts_;
   const Clock& clock_;
   const RoutingTable table_;
@@ -333,9 +424,24 @@ class Broker::Impl {
     return it == by_routing_id_.end() ? nullptr : slots_[it->second].get();
   }
 
-  void handle(std::string_view rid, const Frame& frame, int64_t t_recv) noexcept {
+  struct Pending {
+    Frame id;
+    Frame body;
+    int64_t t_recv = 0;
+    std::string_view user;  // authenticated name (CURVE), valid while `body` lives
+  };
+
+  void handle(const Pending& m) noexcept {
+    const std::string_view rid = m.id.to_string_view();
+    const Frame& frame = m.body;
+    const int64_t t_recv = m.t_recv;
     const Decoded d = codec_.decode(bytes_of(frame));
     NodeSlot* slot = find_slot(rid);
+    if (slot != nullptr && auth_ && m.user != slot->name) {
+      // Another connection reusing a routing id this node had: never its messages.
+      reject(Reject::impersonation, nullptr);
+      return;
+    }
     if (!d.ok()) {
       reject(d.reject, slot);
       if (d.reject == Reject::version_mismatch) {
@@ -345,8 +451,12 @@ class Broker::Impl {
       }
       return;
     }
+    if (d.body != Body::spike_batch && !control_allowed(slot, rid, m.user, t_recv)) {
+      reject(Reject::rate_limited, slot);
+      return;
+    }
     if (d.body == Body::hello) {
-      on_hello(rid, t_recv);
+      on_hello(rid, m.user, t_recv);
       return;
     }
     if (d.body == Body::status_request) {
@@ -355,6 +465,10 @@ class Broker::Impl {
     }
     if (slot == nullptr) {
       if (TapSlot* tap = find_tap(rid)) {
+        if (auth_ && m.user != tap->name) {
+          reject(Reject::impersonation, nullptr);
+          return;
+        }
         on_tap_message(*tap, rid, d.body, t_recv);
         return;
       }
@@ -381,6 +495,23 @@ class Broker::Impl {
         break;
       default: reject(Reject::unexpected_type, slot); break;
     }
+  }
+
+  // Control messages cost a token: a registered node's own bucket, else its key name's (CURVE:
+  // bounded by the allowlist), else one shared by all unregistered plaintext peers.
+  bool control_allowed(NodeSlot* slot, std::string_view rid, std::string_view user,
+                       int64_t now) noexcept {
+    const double rate = opts_.control_rate_hz;
+    const double burst = opts_.control_burst;
+    if (slot != nullptr) return slot->control.take(now, rate, burst);
+    if (TapSlot* tap = find_tap(rid)) return tap->control.take(now, rate, burst);
+    if (!auth_) return unregistered_control_.take(now, rate * 4, burst * 4);
+    auto it = control_by_user_.find(user);
+    if (it == control_by_user_.end()) {
+      if (control_by_user_.size() >= 4096) return unregistered_control_.take(now, rate, burst);
+      it = control_by_user_.emplace(std::string(user), TokenBucket{}).first;
+    }
+    return it->second.take(now, rate, burst);
   }
 
   void answer_probe(std::string_view rid, int64_t t_recv) noexcept {
@@ -593,7 +724,7 @@ class Broker::Impl {
     if (socket_->send_to(rid, frame) != IoStatus::ok) ++control_send_failures_;
   }
 
-  void on_hello(std::string_view rid, int64_t t_recv) {
+  void on_hello(std::string_view rid, std::string_view user, int64_t t_recv) {
     const v1::Hello& h = codec_.hello();
     if (h.protocol_version() != kProtocolVersion) {
       reject(Reject::version_mismatch, nullptr);
@@ -601,6 +732,22 @@ class Broker::Impl {
                   "this broker speaks IoN protocol " + std::to_string(kProtocolVersion) +
                       "; node '" + h.node_name() + "' speaks " +
                       std::to_string(h.protocol_version()));
+      return;
+    }
+    if (auth_ && !auth_->name_allowed(std::string(user))) {
+      reject(Reject::revoked, nullptr);
+      reply_error(rid, v1::Error::NOT_AUTHORIZED,
+                  "the key of '" + std::string(user) + "' is no longer on the allowlist");
+      return;
+    }
+    if (auth_ && h.node_name() != user) {
+      // The identity is the key's name on the allowlist, never the name a payload claims.
+      reject(Reject::impersonation, nullptr);
+      spdlog::warn("refused a Hello as '{}' from a connection authenticated as '{}'",
+                   h.node_name(), user);
+      reply_error(rid, v1::Error::NOT_AUTHORIZED,
+                  "this connection's key is listed as '" + std::string(user) +
+                      "'; it cannot register as '" + h.node_name() + "'");
       return;
     }
     if (h.tap()) {
@@ -663,6 +810,22 @@ class Broker::Impl {
     r.set_anchor_network_ns(anchor_network_ns_);
     r.set_anchor_utc_ns(anchor_utc_ns_);
     if (codec_.status_request().include_topology()) r.set_topology_yaml(topology_yaml_);
+    v1::SecurityStatus* sec = r.mutable_security();
+    sec->set_curve(auth_ != nullptr);
+    sec->set_insecure(insecure());
+    if (auth_) {
+      const AuthStats a = auth_->stats();
+      sec->set_allowed_keys(a.allowed_keys);
+      sec->set_accepted(a.accepted);
+      auto& refused = *sec->mutable_refused();
+      refused["unknown_key"] = a.unknown_key;
+      refused["plaintext"] = a.plaintext_refused;
+      refused["crypto_failed"] = a.crypto_failed;
+      refused["other"] = a.other_failed;
+      sec->set_disconnects(a.disconnects);
+      sec->set_reloads(a.reloads);
+      sec->set_reload_failures(a.reload_failures);
+    }
     for (const auto& t : tap_stats()) {
       v1::TapStatus* x = r.add_taps();
       x->set_name(t.name);
@@ -941,7 +1104,28 @@ class Broker::Impl {
     slot.drop(dropped.dropped_frames, dropped.dropped_events);
   }
 
+  // After an allowlist reload: nodes and taps whose name is no longer listed are cut off, and
+  // their Hello is refused from then on.
+  void enforce_allowlist() noexcept {
+    if (!auth_ || auth_->generation() == auth_generation_) return;
+    auth_generation_ = auth_->generation();
+    for (auto& sp : slots_) {
+      if (!sp->registered || auth_->name_allowed(sp->name)) continue;
+      spdlog::warn("node '{}' is no longer on the allowlist: cut off", sp->name);
+      rejects_.add(Reject::revoked);
+      reply_error(sp->routing_id, v1::Error::NOT_AUTHORIZED, "your key left the allowlist");
+      unregister(*sp);
+    }
+    for (auto& tp : taps_) {
+      if (!tp->registered || auth_->name_allowed(tp->name)) continue;
+      spdlog::warn("tap '{}' is no longer on the allowlist: cut off", tp->name);
+      rejects_.add(Reject::revoked);
+      unregister_tap(*tp);
+    }
+  }
+
   void timers(int64_t now) noexcept {
+    enforce_allowlist();
     const int64_t timeout = ms_to_ns(opts_.heartbeat_timeout);
     for (auto& sp : slots_) {
       NodeSlot& s = *sp;
@@ -984,6 +1168,10 @@ class Broker::Impl {
 
   zmq::context_t ctx_{1};
   std::unique_ptr<Socket> socket_;
+  std::unique_ptr<ZapAuthenticator> auth_;  // CURVE only; destroyed before the socket and context
+  uint64_t auth_generation_ = 0;
+  TokenBucket unregistered_control_;
+  std::unordered_map<std::string, TokenBucket, StringHash, std::equal_to<>> control_by_user_;
   Wakeup wakeup_;
   std::atomic<bool> stop_{false};
   std::vector<std::unique_ptr<NodeSlot>> slots_;
@@ -993,11 +1181,6 @@ class Broker::Impl {
   std::string topology_yaml_;
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> by_routing_id_;
   static constexpr int kDrainMax = 1024;
-  struct Pending {
-    Frame id;
-    Frame body;
-    int64_t t_recv = 0;
-  };
   std::vector<Pending> pending_ = std::vector<Pending>(kDrainMax);
   std::vector<uint32_t> touched_;
   // Per topology connection: current delay (readable from any thread), auto controllers.
@@ -1034,6 +1217,8 @@ std::vector<ConnectionStats> Broker::connection_stats() const {
 }
 std::vector<TapStats> Broker::tap_stats() const { return impl_->tap_stats(); }
 const RejectCounters& Broker::rejects() const noexcept { return impl_->rejects_; }
+AuthStats Broker::auth_stats() const noexcept { return impl_->auth_stats(); }
+void Broker::reload_allowlist() noexcept { impl_->reload_allowlist(); }
 const RoutingTable& Broker::routing() const noexcept { return impl_->table_; }
 
 }  // namespace ion

@@ -11,8 +11,13 @@
 
 namespace {
 ion::Broker* g_broker = nullptr;
-void on_signal(int /*sig*/) {
-  if (g_broker != nullptr) g_broker->stop();
+void on_signal(int sig) {
+  if (g_broker == nullptr) return;
+  if (sig == SIGHUP) {
+    g_broker->reload_allowlist();
+  } else {
+    g_broker->stop();
+  }
 }
 }  // namespace
 
@@ -21,9 +26,13 @@ int main(int argc, char** argv) {
   std::string config;
   std::string listen;
   std::string log_level = "info";
+  bool insecure = false;
   app.add_option("--config", config, "broker config file (YAML)")->required();
   app.add_option("--listen", listen, "override broker.listen, e.g. tcp://0.0.0.0:5555");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
+  app.add_flag("--insecure", insecure,
+               "accept plaintext, unauthenticated nodes on an address other machines can reach "
+               "(never across the internet; see docs/security.md)");
   CLI11_PARSE(app, argc, argv);
   if (!ion::set_log_level(log_level.c_str())) {
     std::fprintf(stderr, "ion-broker: --log-level: unknown level '%s'\n", log_level.c_str());
@@ -32,11 +41,16 @@ int main(int argc, char** argv) {
   try {
     ion::BrokerOptions options = ion::BrokerOptions::from_file(config);
     if (!listen.empty()) options.listen = listen;
+    options.security.insecure = insecure;
+    if (insecure && options.security.key) {
+      spdlog::warn("--insecure ignored: the config gives the broker a CURVE key");
+    }
     ion::Broker broker(std::move(options));
     broker.bind();
     g_broker = &broker;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    std::signal(SIGHUP, on_signal);  // reload the allowlist
     broker.run();
     g_broker = nullptr;
     spdlog::info("broker stopped");

@@ -26,6 +26,9 @@ std::string_view to_string(Reject reason) noexcept {
     case Reject::too_many_streams: return "too_many_streams";
     case Reject::duplicate_or_reordered: return "duplicate_or_reordered";
     case Reject::encode_failed: return "encode_failed";
+    case Reject::impersonation: return "impersonation";
+    case Reject::revoked: return "revoked";
+    case Reject::rate_limited: return "rate_limited";
     case Reject::count_: break;
   }
   return "unknown";

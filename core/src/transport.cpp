@@ -46,6 +46,15 @@ Socket::Socket(zmq::context_t& ctx, Type type, const SocketOptions& o)
     sock_.set(zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms);
     sock_.set(zmq::sockopt::heartbeat_ttl, o.heartbeat_timeout_ms);
   }
+  if (!o.curve_server_secret_z85.empty()) {
+    sock_.set(zmq::sockopt::curve_server, 1);
+    sock_.set(zmq::sockopt::curve_secretkey, o.curve_server_secret_z85);
+    sock_.set(zmq::sockopt::zap_domain, "ion");
+  } else if (o.curve_client) {
+    sock_.set(zmq::sockopt::curve_publickey, o.curve_client->public_z85);
+    sock_.set(zmq::sockopt::curve_secretkey, o.curve_client->secret_z85);
+    sock_.set(zmq::sockopt::curve_serverkey, o.curve_client->server_public_z85);
+  }
   if (type == Type::router) {
     sock_.set(zmq::sockopt::router_mandatory, 1);  // unknown peer -> EHOSTUNREACH, not silence
   } else {

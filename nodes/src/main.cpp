@@ -22,8 +22,11 @@ int main(int argc, char** argv) {
   std::string config;
   std::string broker;
   std::string log_level = "info";
+  bool insecure = false;
   app.add_option("--config", config, "node config file (YAML)")->required();
   app.add_option("--broker", broker, "override node.broker, e.g. tcp://broker.example:5555");
+  app.add_flag("--insecure", insecure,
+               "connect without CURVE to a broker on another machine (never across the internet)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
   CLI11_PARSE(app, argc, argv);
   if (!ion::set_log_level(log_level.c_str())) {
@@ -35,6 +38,7 @@ int main(int argc, char** argv) {
     root.only_keys({"node", "driver"});
     ion::NodeOptions options = ion::NodeOptions::from_config(root);
     if (!broker.empty()) options.broker = broker;
+    options.insecure = options.insecure || insecure;
     ion::Node node(std::move(options), ion::make_driver(root));
     g_node = &node;
     std::signal(SIGINT, on_signal);

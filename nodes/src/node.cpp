@@ -42,7 +42,8 @@ NodeOptions NodeOptions::from_config(const ConfigNode& root) {
   n.only_keys({"name", "broker", "heartbeat_interval", "broker_timeout", "reconnect_min",
                "reconnect_max", "send_queue_frames", "send_queue_bytes", "probe_burst",
                "resync_interval", "max_events_per_batch", "max_message_bytes", "playout_capacity",
-               "playout_spin", "playout_precision", "batch_budget", "batch_max_events"});
+               "playout_spin", "playout_precision", "batch_budget", "batch_max_events",
+               "secret_key", "broker_key", "insecure"});
   using std::chrono::milliseconds;
   using std::chrono::seconds;
   const auto ms = [](std::chrono::nanoseconds d) {
@@ -52,6 +53,27 @@ NodeOptions NodeOptions::from_config(const ConfigNode& root) {
   o.name = n.string("name");
   if (o.name.empty() || o.name.size() > 64) n.fail("name", "a node name of 1 to 64 characters");
   o.broker = n.string("broker", o.broker);
+  if (n.has("secret_key") != n.has("broker_key")) {
+    n.fail(n.has("secret_key") ? "broker_key" : "secret_key",
+           "both secret_key and broker_key (CURVE needs this node's key and the broker's)");
+  }
+  if (n.has("secret_key")) {
+    try {
+      const CurveKeyPair mine = load_secret_key(n.resolve_path(n.string("secret_key")));
+      if (mine.name != o.name) {
+        spdlog::warn("node '{}': its key file is named '{}'; the broker will know it by the name "
+                     "its allowlist gives the key",
+                     o.name, mine.name);
+      }
+      const std::string bk = n.string("broker_key");
+      o.curve = CurveClientKeys{mine.public_z85, mine.secret_z85,
+                                load_public_key(valid_z85_key(bk) ? bk : n.resolve_path(bk)),
+                                mine.name};
+    } catch (const SecurityError& e) {
+      throw ConfigError(n.where("secret_key") + ": " + e.what());
+    }
+  }
+  o.insecure = n.boolean("insecure", false);
   o.heartbeat_interval =
       ms(n.duration("heartbeat_interval", o.heartbeat_interval, milliseconds(10), seconds(60)));
   o.broker_timeout =
@@ -100,6 +122,17 @@ class Node::Impl final : public Emitter {
                    driver_->deliver(h, e, d);
                  }) {
     epoch_ = random_epoch();
+    if (opts_.curve) {
+      require_curve("ion-node");
+    } else if (!local_only_endpoint(opts_.broker) && !opts_.insecure) {
+      throw SecurityError("node '" + opts_.name + "': refusing to connect to '" + opts_.broker +
+                          "' without encryption: give the node its key and the broker's "
+                          "(node.secret_key, node.broker_key; see docs/security.md), or set "
+                          "node.insecure (never across the internet)");
+    } else if (!local_only_endpoint(opts_.broker)) {
+      spdlog::warn("node '{}': INSECURE: plaintext, unauthenticated link to {}", opts_.name,
+                   opts_.broker);
+    }
     heartbeat_interval_ns_ = ns(opts_.heartbeat_interval);
     broker_timeout_ns_ = ns(opts_.broker_timeout);
   }
@@ -398,6 +431,7 @@ class Node::Impl final : public Emitter {
     so.heartbeat_timeout_ms = static_cast<int>(opts_.broker_timeout.count());
     so.reconnect_interval_ms = static_cast<int>(opts_.reconnect_min.count());
     so.reconnect_interval_max_ms = static_cast<int>(opts_.reconnect_max.count());
+    so.curve_client = opts_.curve;
     try {
       socket_ = std::make_unique<Socket>(ctx_, Socket::Type::dealer, so);
       socket_->connect(opts_.broker);
@@ -451,7 +485,9 @@ class Node::Impl final : public Emitter {
   void on_timers(int64_t now) noexcept {
     if (state_ == State::hello_pending) {
       if (now - connect_started_ns_ > broker_timeout_ns_) {
-        lose_broker(now, "no Welcome from the broker");
+        lose_broker(now, opts_.curve ? "no Welcome from the broker (with CURVE: is node.broker_key "
+                                       "the broker's public key, and this node's on its allowlist?)"
+                                     : "no Welcome from the broker");
         return;
       }
       if (now >= next_hello_ns_) send_hello(now);

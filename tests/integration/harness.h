@@ -139,9 +139,15 @@ inline std::unique_ptr<SinkDriver> sink(uint32_t ports) {
 class RawPeer {
  public:
   // `rcvhwm` and `rcvbuf_bytes` (0 = system default) shape how much a non-reading peer absorbs.
-  explicit RawPeer(const std::string& endpoint, int rcvhwm = 1000, int rcvbuf_bytes = 0)
+  explicit RawPeer(const std::string& endpoint, int rcvhwm = 1000, int rcvbuf_bytes = 0,
+                   const std::optional<CurveClientKeys>& curve = std::nullopt)
       : sock_(ctx_, zmq::socket_type::dealer) {
     sock_.set(zmq::sockopt::linger, 0);
+    if (curve) {
+      sock_.set(zmq::sockopt::curve_publickey, curve->public_z85);
+      sock_.set(zmq::sockopt::curve_secretkey, curve->secret_z85);
+      sock_.set(zmq::sockopt::curve_serverkey, curve->server_public_z85);
+    }
     sock_.set(zmq::sockopt::rcvhwm, rcvhwm);
     if (rcvbuf_bytes > 0) sock_.set(zmq::sockopt::rcvbuf, rcvbuf_bytes);
     sock_.connect(endpoint);
@@ -217,6 +223,14 @@ class Child {
     }
   }
   [[nodiscard]] bool started() const { return pid_ > 0; }
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  // The exit code (or 128 + signal) if the child has ended, without waiting.
+  std::optional<int> try_wait() {
+    int status = 0;
+    if (pid_ <= 0 || ::waitpid(pid_, &status, WNOHANG) != pid_) return std::nullopt;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
   void signal(int sig) const { ::kill(pid_, sig); }
   // Waits for exit; returns the exit code, or 128 + signal.
   int wait() {

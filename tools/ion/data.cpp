@@ -152,6 +152,7 @@ int run_replay(const ReplayCommand& c, const std::atomic<bool>& stop, std::ostre
     NodeOptions no;
     no.name = c.as.empty() ? s->desc.name() : c.as;
     no.broker = c.broker;
+    no.curve = c.curve;
     Player p{drv.get(), nullptr, {}, no.name};
     p.node = std::make_unique<Node>(no, std::move(drv));
     players.push_back(std::move(p));

@@ -18,6 +18,7 @@
 #include "ion/record.h"
 #include "ion/report.h"
 #include "ion/demo.h"
+#include "ion/keys.h"
 #include "ion/linkem.h"
 #include "ion/status.h"
 
@@ -187,12 +188,31 @@ int main(int argc, char** argv) {
   inspect_cmd->add_flag("--json", inspect.json, "print one JSON object");
   inspect_cmd->add_flag("--repair", inspect.repair, "cut a torn tail (a crash mid-write) first");
 
+  ion::KeygenOptions keygen;
+  CLI::App* keygen_cmd = app.add_subcommand(
+      "keygen", "make a CURVE key pair: NAME.key (secret, 0600) and NAME.pub (the allowlist line)");
+  keygen_cmd->add_option("name", keygen.name, "the node's (or broker's) name")->required();
+  keygen_cmd->add_option("--dir", keygen.dir, "folder to write to")->capture_default_str();
+  keygen_cmd->add_flag("--force", keygen.force, "replace existing key files");
+
+  // Tools that talk to a CURVE broker: this peer's secret key and the broker's public key.
+  std::string key_file;
+  std::string broker_key;
+  for (CLI::App* cmd : {status_cmd, record_cmd, replay_cmd}) {
+    cmd->add_option("--key", key_file, "this peer's secret key file (a CURVE broker)");
+    cmd->add_option("--broker-key", broker_key, "the broker's public key: its .pub file or the key");
+  }
+
   CLI11_PARSE(app, argc, argv);
   if (!ion::set_log_level(log_level.c_str())) {
     std::fprintf(stderr, "ion: --log-level: unknown level '%s'\n", log_level.c_str());
     return 2;
   }
   try {
+    if (*keygen_cmd) return ion::run_keygen(keygen, std::cout);
+    status.curve = record.curve = replay.curve = ion::client_keys(key_file, broker_key);
+    // A recorder is known by its key's name unless told otherwise.
+    if (record.curve && record_cmd->count("--name") == 0) record.name = record.curve->name;
     if (*demo_cmd) {
       demo.delay = std::chrono::milliseconds(static_cast<int64_t>(delay_ms));
       demo.emulated_wan = !no_wan;

@@ -8,8 +8,11 @@
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "ion/core/security.h"
 
 namespace ion {
 
@@ -22,6 +25,7 @@ struct RecordOptions {
   std::chrono::milliseconds status_interval{1000};  // broker status snapshots (clock, counters)
   std::chrono::milliseconds flush_interval{100};
   std::chrono::milliseconds connect_timeout{10000};
+  std::optional<CurveClientKeys> curve;  // a CURVE broker: the recorder's keys (its name is the key's)
 };
 
 struct RecordSummary {

@@ -15,6 +15,7 @@ int run_status(const StatusOptions& o, std::ostream& out) {
   SocketOptions so;
   so.immediate = false;  // queue the request until the connection is up
   so.max_message_bytes = 64 << 20;
+  so.curve_client = o.curve;
   Socket sock(ctx, Socket::Type::dealer, so);
   sock.connect(o.broker);
   Codec codec({.max_message_bytes = 64u << 20, .max_events_per_batch = 1});
@@ -68,10 +69,25 @@ int run_status(const StatusOptions& o, std::ostream& out) {
         out << (first ? "" : ",") << "\"" << why << "\":" << count;
         first = false;
       }
-      out << "}}\n";
+      const auto& sec = r.security();
+      out << "},\"security\":{\"curve\":" << (sec.curve() ? "true" : "false")
+          << ",\"insecure\":" << (sec.insecure() ? "true" : "false")
+          << ",\"allowed_keys\":" << sec.allowed_keys() << ",\"accepted\":" << sec.accepted()
+          << ",\"disconnects\":" << sec.disconnects() << ",\"refused\":{";
+      first = true;
+      for (const auto& [why, count] : sec.refused()) {
+        out << (first ? "" : ",") << "\"" << why << "\":" << count;
+        first = false;
+      }
+      out << "}}}\n";
       return 0;
     }
+    const auto& sec = r.security();
     out << "broker " << o.broker << " (epoch " << std::hex << r.broker_epoch() << std::dec
+        << ", "
+        << (sec.curve() ? "CURVE, " + std::to_string(sec.allowed_keys()) + " node keys"
+                        : sec.insecure() ? std::string("INSECURE: plaintext, unauthenticated")
+                                         : std::string("plaintext, this machine only"))
         << ")\n  " << std::left << std::setw(16) << "node" << std::setw(6) << "up" << std::right
         << std::setw(12) << "events in" << std::setw(12) << "events out" << std::setw(10)
         << "dropped" << std::setw(10) << "gaps in" << std::setw(10) << "rejected"
@@ -107,6 +123,9 @@ int run_status(const StatusOptions& o, std::ostream& out) {
           << "\n";
     }
     for (const auto& [why, count] : r.rejects()) out << "  rejected " << why << ": " << count << "\n";
+    for (const auto& [why, count] : sec.refused()) {
+      if (count > 0) out << "  connections refused, " << why << ": " << count << "\n";
+    }
     return 0;
   }
   out << "ion status: no answer from " << o.broker << " within " << o.timeout.count() << " ms\n";

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,16 +14,33 @@
 #include "ion/core/clock.h"
 #include "ion/core/codec.h"
 #include "ion/core/reject.h"
+#include "ion/core/security.h"
 
 namespace ion {
 
+// How nodes are admitted (docs/security.md).
+struct BrokerSecurity {
+  std::optional<CurveKeyPair> key;  // the broker's own pair; none: plaintext links
+  Allowlist allowlist;              // the node keys admitted, by name
+  std::string allowlist_file;       // read again on reload_allowlist() (SIGHUP); empty: fixed
+  // Plaintext on an endpoint that other machines can reach. Refused unless set explicitly.
+  bool insecure = false;
+};
+
 struct BrokerOptions {
   std::string listen = "tcp://127.0.0.1:5555";
+  BrokerSecurity security;
   Topology topology;
   std::chrono::milliseconds heartbeat_interval{500};  // application heartbeats and ZMTP PINGs
   std::chrono::milliseconds heartbeat_timeout{3000};  // silent this long -> node is gone
   uint32_t max_nodes = 256;
   uint32_t max_streams_per_node = 16;
+  uint32_t max_channels_per_node = 1u << 16;  // channels or ports a topology node may declare
+  size_t max_routes = 1u << 22;               // compiled routes (memory of the routing table)
+  // Control messages (Hello, heartbeats, clock probes, status) per authenticated name, or from
+  // all plaintext peers together: a sustained rate and a burst. Beyond: dropped, counted.
+  double control_rate_hz = 200;
+  double control_burst = 400;
   size_t ring_frames = 4096;         // per target node
   size_t ring_bytes = 16u << 20;     // per target node
   int send_hwm = 1000;               // zmq frames queued per peer before the ring holds them
@@ -116,6 +134,10 @@ class Broker {
   [[nodiscard]] std::vector<ConnectionStats> connection_stats() const;
   [[nodiscard]] std::vector<TapStats> tap_stats() const;
   [[nodiscard]] const RejectCounters& rejects() const noexcept;
+  // Handshake counters; all zero for a plaintext broker.
+  [[nodiscard]] AuthStats auth_stats() const noexcept;
+  // Async-signal-safe: the allowlist file is read again; nodes whose name left it are cut off.
+  void reload_allowlist() noexcept;
   [[nodiscard]] const RoutingTable& routing() const noexcept;
 
  private:

@@ -30,6 +30,9 @@ enum class Reject : uint8_t {
   too_many_streams,      // more distinct streams from one node than allowed
   duplicate_or_reordered,  // batch sequence at or below one already forwarded
   encode_failed,         // an outbound frame would exceed the size limit
+  impersonation,         // a name other than the one the connection authenticated as
+  revoked,               // the connection's name left the allowlist
+  rate_limited,          // control messages faster than a peer's allowance
   count_                 // keep last
 };
 inline constexpr size_t kRejectCount = static_cast<size_t>(Reject::count_);

@@ -4,7 +4,10 @@
 // use) throw TransportError with the endpoint and zmq's reason.
 #include <zmq.hpp>
 
+#include "ion/core/security.h"
+
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -37,6 +40,10 @@ struct SocketOptions {
   int reconnect_interval_max_ms = 5000;
   bool immediate = true;  // queue only to completed connections: no silent buffering while down
   int send_buffer_bytes = 0;  // kernel SO_SNDBUF per connection; 0 = system default (autotuned)
+  // CURVE: a server's secret key (Z85; its ZAP handler must be installed before it binds), or a
+  // client's keys. Neither: plaintext.
+  std::string curve_server_secret_z85;
+  std::optional<CurveClientKeys> curve_client;
 };
 
 using Frame = zmq::message_t;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "ion/core/clock.h"
@@ -12,12 +13,17 @@
 #include "ion/core/codec.h"
 #include "ion/core/config.h"
 #include "ion/core/driver.h"
+#include "ion/core/security.h"
 
 namespace ion {
 
 struct NodeOptions {
   std::string name;
   std::string broker = "tcp://127.0.0.1:5555";
+  // CURVE: this node's key pair and the broker's public key (docs/security.md). Without them a
+  // node connects only to a loopback broker, unless `insecure`.
+  std::optional<CurveClientKeys> curve;
+  bool insecure = false;
   std::chrono::milliseconds heartbeat_interval{500};  // until the broker's Welcome says otherwise
   std::chrono::milliseconds broker_timeout{3000};     // broker silent this long -> reconnect
   std::chrono::milliseconds reconnect_min{100};       // backoff: min * 2^attempt, capped, with
