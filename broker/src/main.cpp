@@ -27,9 +27,14 @@ int main(int argc, char** argv) {
   std::string listen;
   std::string log_level = "info";
   bool insecure = false;
+  std::string key_file;
+  std::string allowlist_file;
   app.add_option("--config", config, "broker config file (YAML)")->required();
   app.add_option("--listen", listen, "override broker.listen, e.g. tcp://0.0.0.0:5555");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
+  app.add_option("--key", key_file, "override broker.secret_key: the broker's secret key file");
+  app.add_option("--allowlist", allowlist_file,
+                 "override broker.allowlist: the node keys admitted ('NAME KEY' lines)");
   app.add_flag("--insecure", insecure,
                "accept plaintext, unauthenticated nodes on an address other machines can reach "
                "(never across the internet; see docs/security.md)");
@@ -41,6 +46,15 @@ int main(int argc, char** argv) {
   try {
     ion::BrokerOptions options = ion::BrokerOptions::from_file(config);
     if (!listen.empty()) options.listen = listen;
+    if (key_file.empty() != allowlist_file.empty()) {
+      std::fprintf(stderr, "ion-broker: --key and --allowlist go together\n");
+      return 2;
+    }
+    if (!key_file.empty()) {
+      options.security.key = ion::load_secret_key(key_file);
+      options.security.allowlist_file = allowlist_file;
+      options.security.allowlist = ion::Allowlist::load_file(allowlist_file);
+    }
     options.security.insecure = insecure;
     if (insecure && options.security.key) {
       spdlog::warn("--insecure ignored: the config gives the broker a CURVE key");

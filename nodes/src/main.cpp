@@ -23,8 +23,13 @@ int main(int argc, char** argv) {
   std::string broker;
   std::string log_level = "info";
   bool insecure = false;
+  std::string key_file;
+  std::string broker_key;
   app.add_option("--config", config, "node config file (YAML)")->required();
   app.add_option("--broker", broker, "override node.broker, e.g. tcp://broker.example:5555");
+  app.add_option("--key", key_file, "override node.secret_key: this node's secret key file");
+  app.add_option("--broker-key", broker_key,
+                 "override node.broker_key: the broker's public key (its .pub file or the key)");
   app.add_flag("--insecure", insecure,
                "connect without CURVE to a broker on another machine (never across the internet)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
@@ -39,6 +44,15 @@ int main(int argc, char** argv) {
     ion::NodeOptions options = ion::NodeOptions::from_config(root);
     if (!broker.empty()) options.broker = broker;
     options.insecure = options.insecure || insecure;
+    if (key_file.empty() != broker_key.empty()) {
+      std::fprintf(stderr, "ion-node: --key and --broker-key go together\n");
+      return 2;
+    }
+    if (!key_file.empty()) {
+      const ion::CurveKeyPair mine = ion::load_secret_key(key_file);
+      options.curve = ion::CurveClientKeys{mine.public_z85, mine.secret_z85,
+                                           ion::load_public_key(broker_key), mine.name};
+    }
     ion::Node node(std::move(options), ion::make_driver(root));
     g_node = &node;
     std::signal(SIGINT, on_signal);

@@ -24,7 +24,8 @@ trap cleanup EXIT
 # weighted events out, spikes in).
 ok=""
 for _ in $(seq 1 90); do
-  status="$("${dc[@]}" exec -T broker ion status --broker tcp://127.0.0.1:5555 --json 2>/dev/null || true)"
+  status="$("${dc[@]}" exec -T broker ion status --broker tcp://127.0.0.1:5555 --json \
+            --key /keys/operator.key --broker-key /keys/broker.pub 2>/dev/null || true)"
   if python3 - "$status" <<'PY'
 import json, sys
 try:
@@ -32,6 +33,9 @@ try:
 except Exception:
     sys.exit(1)
 n = {x["name"]: x for x in s["nodes"]}
+if not s["security"]["curve"]:
+    print("FAIL: the broker runs without CURVE", file=sys.stderr)
+    sys.exit(1)
 sys.exit(0 if all(n.get(l, {}).get("events_in", 0) > 0 and n.get(l, {}).get("events_out", 0) > 0
                   for l in ("padova", "zurich", "southampton")) else 1)
 PY

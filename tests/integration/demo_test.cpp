@@ -112,6 +112,10 @@ TEST(Demo, ThreeLabNetworkLearnsOnTimeWithAndWithoutTheEmulatedWan) {
   }
   EXPECT_NE(node_of(j, "padova").find("\"link\":\"southampton-padova\""), std::string::npos);
   EXPECT_NE(node_of(k, "padova").find("\"link\":\"loopback\""), std::string::npos);
+  // Encrypted by default (docs/security.md): the broker admitted the three labs and the recorder
+  // by their keys.
+  EXPECT_NE(j.find("\"curve\":true"), std::string::npos) << j;
+  EXPECT_GE(number_after(j, "authenticated"), 4);
 
   // The weights move as the firing-rate rule predicts for the driven rates: the busy culture
   // potentiates the brain-to-silicon synapse, the 2 Hz silicon neuron depresses the other.

@@ -41,24 +41,35 @@ for lab in pd zh sh; do
   ip netns exec "$ns" ip link set "${tag}l${lab}" up
 done
 
-ip netns exec "$hub" "$bin/ion-broker" --config "$configs/broker.yaml" --listen tcp://0.0.0.0:5555 >"$work/broker.log" 2>&1 &
+# Every link is encrypted and authenticated (CURVE): a key pair per participant, and the
+# broker admits the labs', the recorder's and the operator's public keys.
+keys="$work/keys"
+mkdir -m 700 "$keys"
+for who in broker padova zurich southampton recorder operator; do
+  "$bin/ion" keygen "$who" --dir "$keys" >/dev/null
+done
+cat "$keys"/{padova,zurich,southampton,recorder,operator}.pub >"$keys/allowlist"
+client() { echo --key "$keys/$1.key" --broker-key "$keys/broker.pub"; }
+
+ip netns exec "$hub" "$bin/ion-broker" --config "$configs/broker.yaml" --listen tcp://0.0.0.0:5555 \
+  --key "$keys/broker.key" --allowlist "$keys/allowlist" >"$work/broker.log" 2>&1 &
 pids+=($!)
-ip netns exec "$hub" "$bin/ion" record --broker tcp://127.0.0.1:5555 -o "$work/session.ionrec" >"$work/record.log" 2>&1 &
+ip netns exec "$hub" "$bin/ion" record --broker tcp://127.0.0.1:5555 -o "$work/session.ionrec" $(client recorder) >"$work/record.log" 2>&1 &
 pids+=($!)
 # Southampton reaches the hub directly; Padova and Zurich through their WAN presets.
-ip netns exec "${tag}sh" "$bin/ion-node" --config "$configs/southampton-synapse.yaml" --broker tcp://10.231.3.1:5555 >"$work/sh.log" 2>&1 &
+ip netns exec "${tag}sh" "$bin/ion-node" --config "$configs/southampton-synapse.yaml" --broker tcp://10.231.3.1:5555 $(client southampton) >"$work/sh.log" 2>&1 &
 pids+=($!)
 ip netns exec "${tag}zh" "$bin/ion" linkem --preset southampton-zurich --listen 127.0.0.1:6002 --connect 10.231.2.1:5555 >"$work/zh-link.log" 2>&1 &
 pids+=($!)
-ip netns exec "${tag}zh" "$bin/ion-node" --config "$configs/zurich-chip.yaml" --broker tcp://127.0.0.1:6002 >"$work/zh.log" 2>&1 &
+ip netns exec "${tag}zh" "$bin/ion-node" --config "$configs/zurich-chip.yaml" --broker tcp://127.0.0.1:6002 $(client zurich) >"$work/zh.log" 2>&1 &
 pids+=($!)
 ip netns exec "${tag}pd" "$bin/ion" linkem --preset southampton-padova --listen 127.0.0.1:6001 --connect 10.231.1.1:5555 >"$work/pd-link.log" 2>&1 &
 pids+=($!)
-ip netns exec "${tag}pd" "$bin/ion-node" --config "$configs/padova-mea.yaml" --broker tcp://127.0.0.1:6001 >"$work/pd.log" 2>&1 &
+ip netns exec "${tag}pd" "$bin/ion-node" --config "$configs/padova-mea.yaml" --broker tcp://127.0.0.1:6001 $(client padova) >"$work/pd.log" 2>&1 &
 pids+=($!)
 
 sleep "$seconds"
-status="$(ip netns exec "$hub" "$bin/ion" status --broker tcp://127.0.0.1:5555 --json)"
+status="$(ip netns exec "$hub" "$bin/ion" status --broker tcp://127.0.0.1:5555 --json $(client operator))"
 # Stop the labs and the recorder cleanly (SIGTERM), then check what they say.
 for p in "${pids[@]:1}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${pids[@]:1}"; do wait "$p" 2>/dev/null || true; done
@@ -69,6 +80,8 @@ import json, subprocess, sys
 status, work, bin_dir = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 nodes = {n["name"]: n for n in status["nodes"]}
 problems = []
+if not status["security"]["curve"]:
+    problems.append("the broker ran without CURVE")
 for lab in ("padova", "zurich", "southampton"):
     n = nodes.get(lab, {})
     if not n.get("connected"):

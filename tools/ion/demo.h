@@ -17,6 +17,7 @@ struct DemoOptions {
   std::string out_dir;                 // default: ./ion-demo-YYYYMMDD-HHMMSS
   std::string configs_dir;             // default: the project's configs/ next to the binary
   bool emulated_wan = true;
+  bool plaintext = false;              // three-lab: without CURVE (keys are made for each run)
   bool json = false;                   // last line printed is one JSON object
   // --topology minimal only.
   uint32_t channels = 16;

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <filesystem>
 #include <iomanip>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <sstream>
@@ -110,6 +111,24 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
 
   BrokerOptions bo = BrokerOptions::from_file(dir + "/broker.yaml");
   bo.listen = "tcp://127.0.0.1:*";
+  // Encrypted and authenticated as across real sites: a key pair per lab and for the recorder,
+  // made for this run and kept in memory only.
+  std::map<std::string, CurveClientKeys> client_keys;
+  if (!o.plaintext) {
+    bo.security.key = generate_keypair("broker");
+    bo.security.allowlist = Allowlist{};
+    std::vector<std::string> names{"recorder"};
+    for (const NodeSpec& n : bo.topology.nodes) names.push_back(n.name);
+    for (const std::string& name : names) {
+      const CurveKeyPair p = generate_keypair(name);
+      bo.security.allowlist.add(name, p.public_z85);
+      client_keys[name] = {p.public_z85, p.secret_z85, bo.security.key->public_z85, name};
+    }
+  }
+  const auto keys_for = [&](const std::string& name) -> std::optional<CurveClientKeys> {
+    const auto it = client_keys.find(name);
+    return it == client_keys.end() ? std::nullopt : std::optional<CurveClientKeys>(it->second);
+  };
   bo.stats_interval = std::chrono::milliseconds(0);
   Broker broker(bo);
   const std::string endpoint = broker.bind();
@@ -123,6 +142,7 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
   ro.broker = endpoint;
   ro.out = recording;
   ro.name = "recorder";
+  ro.curve = keys_for("recorder");
   std::thread recorder([&] { rec_rc = run_record(ro, stop_recorder, recorder_log, &rec_summary); });
 
   std::vector<Lab> labs;
@@ -152,6 +172,7 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
       auto audit = std::make_unique<AuditDriver>(std::move(drv), kLateToleranceNs, kEarlyToleranceNs);
       lab.audit = audit.get();
       no.broker = endpoint;
+      if (!o.plaintext) no.curve = keys_for(no.name);
       if (o.emulated_wan) {
         lab.preset = site_preset(no.name);
         if (lab.preset != "loopback") {
@@ -189,7 +210,8 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
     out << "  " << std::left << std::setw(12) << l.name << std::setw(9) << l.kind
         << (o.emulated_wan ? "link " + l.preset : std::string("no emulated WAN")) << "\n";
   }
-  out << "  recording to " << recording << "; " << o.duration_s << " s\n";
+  out << "  links " << (o.plaintext ? "in plaintext (--plaintext)" : "encrypted and authenticated (CURVE, keys made for this run)")
+      << "\n  recording to " << recording << "; " << o.duration_s << " s\n";
   out.flush();
   for (auto& l : labs) {
     if (!l.node->wait_registered(1, std::chrono::seconds(20))) {
@@ -332,7 +354,9 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
       << ",\"out_dir\":" << json_str(out_dir) << ",\"recording\":" << json_str(recording)
       << ",\"report\":" << json_str(report) << ",\"recorded_events\":" << recorded
       << ",\"late_uncounted\":" << late_uncounted << ",\"early\":" << early << ",\"out_of_order\":" << disorder
-      << ",\"broker\":{\"endpoint\":" << json_str(endpoint) << ",\"dropped\":" << broker_dropped << "},\"nodes\":[";
+      << ",\"broker\":{\"endpoint\":" << json_str(endpoint) << ",\"dropped\":" << broker_dropped
+      << ",\"curve\":" << (o.plaintext ? "false" : "true") << ",\"authenticated\":"
+      << broker.auth_stats().accepted << "},\"nodes\":[";
     for (size_t i = 0; i < labs.size(); ++i) {
       const NodeStats& s = finals[i].stats;
       const AuditCounts& a = finals[i].audit;

@@ -50,6 +50,9 @@ int main(int argc, char** argv) {
                                               "(default ./ion-demo-DATE-TIME)");
   demo_cmd->add_option("--configs", demo.configs_dir, "where the shipped configs are");
   demo_cmd->add_flag("--no-emulated-wan", no_wan, "connect the labs to the broker directly");
+  demo_cmd->add_flag("--plaintext", demo.plaintext,
+                     "links without CURVE encryption (by default every lab and the recorder get "
+                     "a key pair made for the run)");
   demo_cmd->add_option("--channels", demo.channels, "minimal: generator channels")
       ->check(CLI::Range(1, 4096))->capture_default_str();
   demo_cmd->add_option("--rate", demo.rate_hz, "minimal: spike rate per channel, Hz")
