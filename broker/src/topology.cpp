@@ -79,6 +79,8 @@ Topology load_topology(const ConfigNode& root) {
     ConnectionSpec spec;
     spec.where = c.where();
     spec.from = parse_endpoint(c.string("from"), c.where("from"));
+    // A missing key reads as an invalid node, which throws on any question but IsDefined().
+    if (!c.has("to")) c.fail("to", "a target like node:3 or a list of them");
     const YAML::Node to = conns[i]["to"];
     if (to.IsScalar()) {
       spec.to.push_back(parse_endpoint(to.Scalar(), c.where("to")));

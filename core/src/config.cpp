@@ -71,7 +71,10 @@ std::string ConfigNode::key_path(std::string_view key) const {
 YAML::Node ConfigNode::get(std::string_view key) const {
   // operator[] on a const node never inserts.
   const YAML::Node& n = node_;
-  return n[std::string(key)];
+  if (!n.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  YAML::Node child = n[std::string(key)];
+  // A missing key is an invalid node that throws on any question but IsDefined().
+  return child.IsDefined() ? child : YAML::Node(YAML::NodeType::Undefined);
 }
 
 std::string ConfigNode::where(std::string_view key) const {

@@ -159,6 +159,10 @@ TEST(Topology, DelayIsRequiredHasAUnitAndIsNotAutoYet) {
             std::string::npos);
   EXPECT_NE(err(R"({from: "mea:0", to: "chip:0", delay: 1ms, dealy: 2ms})").find("unknown key"),
             std::string::npos);
+  // Found by fuzz_config: a connection without `to` threw yaml-cpp's InvalidNode, not a
+  // ConfigError naming the key.
+  EXPECT_NE(err(R"({from: "mea:0", delay: 1ms})").find("key 'connections[0].to'"), std::string::npos)
+      << err(R"({from: "mea:0", delay: 1ms})");
 }
 
 TEST(Topology, AutoDelayStartsFromItsInitialValueWithinBounds) {
