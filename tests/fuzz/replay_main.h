@@ -5,6 +5,7 @@
 // preset it is a memory-safety check of every decode path.
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,6 +15,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 namespace ion::fuzz {
 
 inline int replay(const char* name, const std::vector<std::string>& corpus, int mutations, uint64_t seed) {
+  // tools/fuzz.sh seeds libFuzzer with these inputs: ION_FUZZ_WRITE_CORPUS=DIR writes them there.
+  if (const char* dir = std::getenv("ION_FUZZ_WRITE_CORPUS")) {
+    for (size_t i = 0; i < corpus.size(); ++i) {
+      const std::string path = std::string(dir) + "/" + name + "-seed-" + std::to_string(i);
+      std::FILE* f = std::fopen(path.c_str(), "wb");
+      if (f == nullptr) return 1;
+      if (!corpus[i].empty()) std::fwrite(corpus[i].data(), 1, corpus[i].size(), f);
+      std::fclose(f);
+    }
+    return 0;
+  }
   std::mt19937_64 rng(seed);
   size_t runs = 0;
   auto run = [&](const std::string& s) {

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every fuzz target under libFuzzer (clang, with ASan+UBSan) for a number of executions and
+# prints, per target, the executions run, the coverage reached and the crashes found. Not part of
+# CI (it takes a while); docs/security.md keeps the figures of the last full run.
+#   bash tools/fuzz.sh [RUNS_PER_TARGET=1000000] [TARGET...]
+# Seeds come from each target's built-in corpus; crashes are kept in build/fuzz/artifacts/.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+runs="${1:-1000000}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_envelope fuzz_record fuzz_text fuzz_config)
+
+if ! command -v clang++-14 >/dev/null || [ ! -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a ]; then
+  echo "installing clang-14 and its libFuzzer runtime"
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-14 libclang-rt-14-dev >/dev/null
+fi
+bash tools/setup-deps.sh >/dev/null
+cmake --preset debug >/dev/null && cmake --build --preset debug --target "${targets[@]}" >/dev/null
+cmake --preset fuzz >/dev/null && cmake --build --preset fuzz >/dev/null
+
+work="build/fuzz/runs"
+mkdir -p "$work" build/fuzz/artifacts
+printf "%-14s %12s %8s %8s %8s %9s\n" target executions cov features crashes seconds
+for t in "${targets[@]}"; do
+  corpus="$work/$t-corpus"
+  mkdir -p "$corpus"
+  ION_FUZZ_WRITE_CORPUS="$corpus" "build/debug/tests/$t" >/dev/null
+  log="$work/$t.log"
+  start=$(date +%s)
+  set +e
+  "build/fuzz/tests/$t" -runs="$runs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="build/fuzz/artifacts/$t-" -print_final_stats=1 "$corpus" >"$log" 2>&1
+  rc=$?
+  set -e
+  secs=$(( $(date +%s) - start ))
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  crashes=$(ls build/fuzz/artifacts/ 2>/dev/null | grep -c "^$t-" || true)
+  printf "%-14s %12s %8s %8s %8s %9s\n" "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$crashes" "$secs"
+  if [ "$rc" -ne 0 ]; then echo "  $t stopped with status $rc: see $log"; fi
+done
