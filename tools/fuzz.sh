@@ -17,9 +17,11 @@ if ! command -v clang++-14 >/dev/null || [ ! -e /usr/lib/llvm-14/lib/clang/14.0.
   sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-14 libclang-rt-14-dev >/dev/null
 fi
-bash tools/setup-deps.sh >/dev/null
-cmake --preset debug >/dev/null && cmake --build --preset debug --target "${targets[@]}" >/dev/null
-cmake --preset fuzz >/dev/null && cmake --build --preset fuzz >/dev/null
+if [ -z "${ION_FUZZ_NO_BUILD:-}" ]; then  # set it to run what is already built
+  bash tools/setup-deps.sh >/dev/null
+  cmake --preset debug >/dev/null && cmake --build --preset debug --target "${targets[@]}" >/dev/null
+  cmake --preset fuzz >/dev/null && cmake --build --preset fuzz >/dev/null
+fi
 
 work="build/fuzz/runs"
 mkdir -p "$work" build/fuzz/artifacts

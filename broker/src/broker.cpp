@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -55,7 +56,14 @@ struct RouteGroup {
 // One per topology node, created at start and never moved (counters are read by other threads).
 struct NodeSlot {
   NodeSlot(uint32_t node_id, const NodeSpec& spec, size_t ring_frames, size_t ring_bytes)
-      : id(node_id), name(spec.name), kind(spec.kind), ring(ring_frames, ring_bytes) {}
+      : id(node_id),
+        name(spec.name),
+        kind(spec.kind),
+        ring(ring_frames, ring_bytes),
+        // A synapse board reports each synapse's weight on channel S + k (S synapses).
+        weights(spec.kind == "synapse" ? spec.channels / 2 : 0) {
+    for (auto& w : weights) w.store(std::numeric_limits<float>::quiet_NaN());
+  }
 
   const uint32_t id;
   const std::string name;
@@ -87,6 +95,7 @@ struct NodeSlot {
   std::atomic<int64_t> clock_offset_ns{0}, clock_uncertainty_ns{0}, clock_drift_ppb{0};
   std::atomic<uint64_t> h_received{0}, h_lost{0}, h_late{0}, h_late_dropped{0}, h_emitted{0},
       h_dropped{0};
+  std::vector<std::atomic<float>> weights;  // latest reported, readable from any thread
 
   void drop(uint64_t frames, uint64_t events) noexcept {
     dropped_batches.add(frames);
@@ -115,7 +124,7 @@ struct TapSlot {
 BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
   root.only_keys({"broker"});
   const ConfigNode b = root.child("broker");
-  b.only_keys({"listen", "topology", "heartbeat_interval", "heartbeat_timeout", "max_nodes",
+  b.only_keys({"listen", "http", "topology", "heartbeat_interval", "heartbeat_timeout", "max_nodes",
                "max_streams_per_node", "ring_frames", "ring_bytes", "send_hwm", "socket_send_buffer",
                "max_message_bytes", "max_events_per_batch", "max_past", "max_future",
                "stats_interval", "max_taps", "tap_ring_frames", "tap_ring_bytes", "secret_key",
@@ -125,6 +134,7 @@ BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
   using std::chrono::milliseconds;
   using std::chrono::seconds;
   o.listen = b.string("listen", o.listen);
+  o.http = b.string("http", "");
   o.heartbeat_interval = std::chrono::duration_cast<milliseconds>(
       b.duration("heartbeat_interval", o.heartbeat_interval, milliseconds(10), seconds(60)));
   o.heartbeat_timeout = std::chrono::duration_cast<milliseconds>(
@@ -186,7 +196,8 @@ class Broker::Impl {
         clock_(clock),
         table_(RoutingTable::compile(opts_.topology)),
         codec_(opts_.limits),
-        epoch_(random_epoch()) {
+        epoch_(random_epoch()),
+        live_(table_.node_count(), 2048) {
     if (table_.node_count() > opts_.max_nodes) {
       throw ConfigError("topology has " + std::to_string(table_.node_count()) +
                         " nodes, more than max_nodes = " + std::to_string(opts_.max_nodes));
@@ -343,6 +354,12 @@ class Broker::Impl {
       n.ingress_latency_p50_ns = s->ingress_latency.quantile_ns(0.5);
       n.ingress_latency_p99_ns = s->ingress_latency.quantile_ns(0.99);
       n.ingress_latency_max_ns = s->ingress_latency.max_ns();
+      n.ingress_latency_count = s->ingress_latency.count();
+      n.ingress_latency_sum_ns = s->ingress_latency.sum_ns();
+      for (const int64_t b : kLatencyBoundsNs) {
+        n.ingress_latency_le.push_back(s->ingress_latency.count_at_most(b));
+      }
+      for (const auto& w : s->weights) n.weights.push_back(w.load(std::memory_order_relaxed));
       NodeHealthStats& h = n.health;
       h.reported = s->health_reported.load(std::memory_order_relaxed);
       h.clock_synced = s->clock_synced.load(std::memory_order_relaxed);
@@ -413,6 +430,7 @@ class Broker::Impl {
   const uint64_t epoch_;
   std::string endpoint_;
   RejectCounters rejects_;
+  LiveFeed live_;
 
  private:
   static int64_t ms_to_ns(std::chrono::milliseconds d) noexcept {
@@ -804,12 +822,18 @@ class Broker::Impl {
 
   void on_status(std::string_view rid) {
     v1::StatusReply r;
+    fill_status(r, codec_.status_request().include_topology());
     r.set_request_id(codec_.status_request().request_id());
+    if (status_codec_.encode(r, scratch_)) send_direct(rid, scratch_);
+  }
+
+ public:
+  void fill_status(v1::StatusReply& r, bool include_topology) const {
     r.set_broker_epoch(epoch_);
     r.set_network_ns(clock_.now_ns());
     r.set_anchor_network_ns(anchor_network_ns_);
     r.set_anchor_utc_ns(anchor_utc_ns_);
-    if (codec_.status_request().include_topology()) r.set_topology_yaml(topology_yaml_);
+    if (include_topology) r.set_topology_yaml(topology_yaml_);
     v1::SecurityStatus* sec = r.mutable_security();
     sec->set_curve(auth_ != nullptr);
     sec->set_insecure(insecure());
@@ -867,6 +891,11 @@ class Broker::Impl {
       s->set_ingress_latency_p50_ns(n.ingress_latency_p50_ns);
       s->set_ingress_latency_p99_ns(n.ingress_latency_p99_ns);
       s->set_ingress_latency_max_ns(n.ingress_latency_max_ns);
+      for (const uint64_t c : n.ingress_latency_le) s->add_ingress_latency_le(c);
+      s->set_ingress_latency_count(n.ingress_latency_count);
+      s->set_ingress_latency_sum_ns(static_cast<int64_t>(n.ingress_latency_sum_ns));
+      for (const float w : n.weights) s->add_weights(w);
+      s->set_timeouts(n.timeouts);
     }
     for (const auto& c : connection_stats()) {
       v1::ConnectionStatus* cs = r.add_connections();
@@ -881,8 +910,9 @@ class Broker::Impl {
       const auto why = static_cast<Reject>(i);
       if (rejects_.get(why) > 0) (*r.mutable_rejects())[std::string(to_string(why))] = rejects_.get(why);
     }
-    if (status_codec_.encode(r, scratch_)) send_direct(rid, scratch_);
   }
+
+ private:
 
   void on_batch(NodeSlot& slot, std::span<const uint8_t> frame, int64_t now) noexcept {
     BatchChecks checks;
@@ -920,6 +950,15 @@ class Broker::Impl {
     slot.batches_in.add();
     slot.events_in.add(in_events_.size());
     for (const int64_t t : in_events_.times_ns) slot.ingress_latency.record(now - t);
+    if (in_events_.stream == 0) {
+      if (live_.watched()) live_.offer(slot.id, in_events_);
+    } else if (!slot.weights.empty() && in_events_.has_payload()) {
+      const auto s = static_cast<uint32_t>(slot.weights.size());
+      for (size_t i = 0; i < in_events_.size(); ++i) {
+        const uint32_t c = in_events_.channels[i];
+        if (c >= s && c - s < s) slot.weights[c - s].store(in_events_.payload[i], std::memory_order_relaxed);
+      }
+    }
     if (whole_[slot.id].empty()) {
       route(slot.id);
     } else {
@@ -1219,6 +1258,41 @@ std::vector<TapStats> Broker::tap_stats() const { return impl_->tap_stats(); }
 const RejectCounters& Broker::rejects() const noexcept { return impl_->rejects_; }
 AuthStats Broker::auth_stats() const noexcept { return impl_->auth_stats(); }
 void Broker::reload_allowlist() noexcept { impl_->reload_allowlist(); }
+void Broker::status(v1::StatusReply& out, bool include_topology) const {
+  impl_->fill_status(out, include_topology);
+}
+LiveFeed& Broker::live() noexcept { return impl_->live_; }
+int64_t Broker::network_now_ns() const noexcept { return impl_->clock_.now_ns(); }
+
+LiveFeed::LiveFeed(size_t nodes, size_t cap_per_node) : buf_(nodes), cap_(cap_per_node) {
+  for (auto& b : buf_) b.reserve(cap_);
+}
+
+void LiveFeed::watch(bool on) noexcept { watchers_.fetch_add(on ? 1 : -1, std::memory_order_relaxed); }
+
+void LiveFeed::offer(uint32_t node, const EventBatch& ev) noexcept {
+  const size_t n = ev.size();
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock() || node >= buf_.size()) {  // a reader is swapping: skip, never wait
+    thinned_.fetch_add(n, std::memory_order_relaxed);
+    return;
+  }
+  auto& b = buf_[node];
+  const size_t room = cap_ - std::min(cap_, b.size());
+  // Evenly spaced over the batch when it does not fit, so the raster stays representative.
+  const size_t stride = room == 0 ? 0 : (n + room - 1) / room;
+  size_t kept = 0;
+  for (size_t i = 0; stride != 0 && i < n; i += stride, ++kept) b.push_back({ev.times_ns[i], ev.channels[i]});
+  thinned_.fetch_add(n - kept, std::memory_order_relaxed);
+}
+
+void LiveFeed::take(std::vector<std::vector<LiveEvent>>& out) {
+  out.resize(buf_.size());
+  for (auto& o : out) o.clear();
+  std::lock_guard lock(mu_);
+  buf_.swap(out);
+  for (auto& b : buf_) b.reserve(cap_);
+}
 const RoutingTable& Broker::routing() const noexcept { return impl_->table_; }
 
 }  // namespace ion

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "ion/broker/broker.h"
+#include "ion/broker/http.h"
 #include "ion/core/log.h"
 #include "ion/core/transport.h"
 
@@ -27,11 +28,17 @@ int main(int argc, char** argv) {
   std::string listen;
   std::string log_level = "info";
   bool insecure = false;
+  std::string http;
+  std::string web_root;
   std::string key_file;
   std::string allowlist_file;
   app.add_option("--config", config, "broker config file (YAML)")->required();
   app.add_option("--listen", listen, "override broker.listen, e.g. tcp://0.0.0.0:5555");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
+  app.add_option("--http", http,
+                 "serve the dashboard, /metrics and /api/status on HOST:PORT (override broker.http), "
+                 "e.g. 127.0.0.1:8080");
+  app.add_option("--web-root", web_root, "serve the dashboard's files from this folder (development)");
   app.add_option("--key", key_file, "override broker.secret_key: the broker's secret key file");
   app.add_option("--allowlist", allowlist_file,
                  "override broker.allowlist: the node keys admitted ('NAME KEY' lines)");
@@ -46,6 +53,8 @@ int main(int argc, char** argv) {
   try {
     ion::BrokerOptions options = ion::BrokerOptions::from_file(config);
     if (!listen.empty()) options.listen = listen;
+    if (!http.empty()) options.http = http;
+    const std::string http_listen = options.http;
     if (key_file.empty() != allowlist_file.empty()) {
       std::fprintf(stderr, "ion-broker: --key and --allowlist go together\n");
       return 2;
@@ -61,6 +70,13 @@ int main(int argc, char** argv) {
     }
     ion::Broker broker(std::move(options));
     broker.bind();
+    std::unique_ptr<ion::HttpServer> http_server;
+    if (!http_listen.empty()) {
+      ion::HttpOptions ho;
+      ho.listen = http_listen;
+      ho.web_root = web_root;
+      http_server = std::make_unique<ion::HttpServer>(broker, ho);
+    }
     g_broker = &broker;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);

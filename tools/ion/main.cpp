@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
   status_cmd->add_option("--timeout-ms", status_timeout_ms, "how long to wait for the answer")
       ->check(CLI::Range(1, 600000))->capture_default_str();
   status_cmd->add_flag("--json", status.json, "print one JSON object");
+  status_cmd->add_flag("--watch", status.watch, "redraw every second until Ctrl-C (--json: a line each)");
+  double status_interval_s = 1.0;
+  status_cmd->add_option("--interval", status_interval_s, "seconds between redraws with --watch")
+      ->capture_default_str();
 
   CLI::App* bench_cmd = app.add_subcommand("bench", "print performance figures");
   bench_cmd->require_subcommand(1);
@@ -257,7 +261,10 @@ int main(int argc, char** argv) {
     if (*inspect_cmd) return ion::run_inspect(inspect, std::cout);
     if (*status_cmd) {
       status.timeout = std::chrono::milliseconds(status_timeout_ms);
-      return ion::run_status(status, std::cout);
+      status.interval = std::chrono::milliseconds(static_cast<int64_t>(status_interval_s * 1000));
+      std::signal(SIGINT, on_signal);
+      std::signal(SIGTERM, on_signal);
+      return ion::run_status(status, std::cout, &g_stop);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ion: %s\n", e.what());

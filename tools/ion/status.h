@@ -1,5 +1,7 @@
 #pragma once
-// `ion status`: asks a running broker for its per-node counters and prints them.
+// `ion status`: asks a running broker for its counters and prints them as a table or JSON (the
+// same JSON as the broker's /api/status), once or every interval (--watch).
+#include <atomic>
 #include <chrono>
 #include <iosfwd>
 #include <optional>
@@ -13,10 +15,14 @@ struct StatusOptions {
   std::string broker = "tcp://127.0.0.1:5555";
   std::chrono::milliseconds timeout{3000};
   bool json = false;
+  bool watch = false;                       // ask again every interval until stopped
+  std::chrono::milliseconds interval{1000};
   std::optional<CurveClientKeys> curve;  // a CURVE broker: this peer's keys and the broker's
 };
 
-// Returns 0 on a reply, 2 when the broker did not answer within the timeout.
-int run_status(const StatusOptions& options, std::ostream& out);
+// Returns 0 on a reply (with --watch: when `stop` is set), 2 when the broker did not answer
+// within the timeout.
+int run_status(const StatusOptions& options, std::ostream& out,
+               const std::atomic<bool>* stop = nullptr);
 
 }  // namespace ion

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@
 
 namespace ion {
 
+namespace v1 {
+class StatusReply;
+}
+
 // How nodes are admitted (docs/security.md).
 struct BrokerSecurity {
   std::optional<CurveKeyPair> key;  // the broker's own pair; none: plaintext links
@@ -29,6 +34,7 @@ struct BrokerSecurity {
 
 struct BrokerOptions {
   std::string listen = "tcp://127.0.0.1:5555";
+  std::string http;  // HOST:PORT of the dashboard, /metrics and /api/status; empty: none
   BrokerSecurity security;
   Topology topology;
   std::chrono::milliseconds heartbeat_interval{500};  // application heartbeats and ZMTP PINGs
@@ -93,7 +99,41 @@ struct BrokerNodeStats {
   int64_t ingress_latency_p50_ns = 0;  // broker receive - source time of this node's events
   int64_t ingress_latency_p99_ns = 0;
   int64_t ingress_latency_max_ns = 0;
+  std::vector<uint64_t> ingress_latency_le;  // cumulative, at kLatencyBoundsNs
+  uint64_t ingress_latency_count = 0;
+  uint64_t ingress_latency_sum_ns = 0;
+  std::vector<float> weights;  // synapse nodes: latest weight per synapse (NaN: none reported)
   NodeHealthStats health;
+};
+
+// A thinned copy of the spike events the broker accepts, for live views (the dashboard). Costs
+// the routing loop one relaxed load while nobody watches; while someone does, at most `cap`
+// events per node are kept between two take()s (the rest are counted), and the routing loop never
+// waits for a reader (it skips, counted, when the reader holds the buffer).
+struct LiveEvent {
+  int64_t time_ns;
+  uint32_t channel;
+};
+
+class LiveFeed {
+ public:
+  LiveFeed(size_t nodes, size_t cap_per_node);
+  void watch(bool on) noexcept;
+  [[nodiscard]] bool watched() const noexcept {
+    return watchers_.load(std::memory_order_relaxed) > 0;
+  }
+  // The routing thread: spike events (stream 0) of an accepted batch.
+  void offer(uint32_t node, const EventBatch& events) noexcept;
+  // Swaps what was kept since the last take into `out` (one vector per node, cleared first).
+  void take(std::vector<std::vector<LiveEvent>>& out);
+  [[nodiscard]] uint64_t thinned() const noexcept { return thinned_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int> watchers_{0};
+  std::mutex mu_;
+  std::vector<std::vector<LiveEvent>> buf_;
+  size_t cap_;
+  std::atomic<uint64_t> thinned_{0};
 };
 
 struct TapStats {
@@ -138,6 +178,10 @@ class Broker {
   [[nodiscard]] AuthStats auth_stats() const noexcept;
   // Async-signal-safe: the allowlist file is read again; nodes whose name left it are cut off.
   void reload_allowlist() noexcept;
+  // Everything `ion status` and the dashboard show (safe from any thread).
+  void status(v1::StatusReply& out, bool include_topology = false) const;
+  [[nodiscard]] LiveFeed& live() noexcept;
+  [[nodiscard]] int64_t network_now_ns() const noexcept;
   [[nodiscard]] const RoutingTable& routing() const noexcept;
 
  private:

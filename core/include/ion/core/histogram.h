@@ -8,6 +8,12 @@
 
 namespace ion {
 
+// The bounds latency histograms are published with (Prometheus `le`, dashboards, ion status).
+inline constexpr std::array<int64_t, 16> kLatencyBoundsNs = {
+    100'000,    250'000,     500'000,     1'000'000,   2'500'000,     5'000'000,
+    10'000'000, 25'000'000,  50'000'000,  100'000'000, 250'000'000,   500'000'000,
+    1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
+
 class Histogram {
  public:
   static constexpr int kSubBits = 3;
@@ -23,6 +29,7 @@ class Histogram {
     auto& b = buckets_[index(v)];
     b.store(b.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    sum_.store(sum_.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
     if (v > max_.load(std::memory_order_relaxed)) max_.store(v, std::memory_order_relaxed);
   }
 
@@ -30,10 +37,20 @@ class Histogram {
   void clear() noexcept {
     for (auto& b : buckets_) b.store(0, std::memory_order_relaxed);
     count_.store(0, std::memory_order_relaxed);
+    sum_.store(0, std::memory_order_relaxed);
     max_.store(0, std::memory_order_relaxed);
   }
 
   [[nodiscard]] uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
+  [[nodiscard]] uint64_t sum_ns() const noexcept { return sum_.load(std::memory_order_relaxed); }
+  // Values at or below `bound_ns`, to the bucket resolution: buckets whose upper edge is within.
+  [[nodiscard]] uint64_t count_at_most(int64_t bound_ns) const noexcept {
+    uint64_t n = 0;
+    for (int i = 0; i < kBuckets && upper_edge(i) <= static_cast<uint64_t>(bound_ns); ++i) {
+      n += buckets_[static_cast<size_t>(i)].load(std::memory_order_relaxed);
+    }
+    return n;
+  }
   [[nodiscard]] int64_t max_ns() const noexcept {
     return static_cast<int64_t>(max_.load(std::memory_order_relaxed));
   }
@@ -71,6 +88,7 @@ class Histogram {
  private:
   std::array<std::atomic<uint64_t>, kBuckets> buckets_{};
   std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_{0};
   std::atomic<uint64_t> max_{0};
 };
 

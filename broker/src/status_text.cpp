@@ -1,0 +1,338 @@
+#include "ion/broker/status_text.h"
+
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <sstream>
+
+#include "ion/core/histogram.h"
+#include "ion/v1/ion.pb.h"
+
+namespace ion {
+
+namespace {
+
+const char* b(bool v) { return v ? "true" : "false"; }
+
+std::string num(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+// Prometheus label values: backslash, quote and newline escaped.
+std::string label(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string prom_num(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+class Metrics {
+ public:
+  void family(const char* name, const char* type, const char* help) {
+    name_ = name;
+    out_ << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  }
+  void sample(const std::string& labels, double v, const char* suffix = "") {
+    out_ << name_ << suffix;
+    if (!labels.empty()) out_ << '{' << labels << '}';
+    out_ << ' ' << prom_num(v) << '\n';
+  }
+  [[nodiscard]] std::string str() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::string name_;
+};
+
+std::string node_label(const v1::NodeStatus& n) { return "node=\"" + label(n.name()) + "\""; }
+
+}  // namespace
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string status_json(const v1::StatusReply& r) {
+  std::ostringstream j;
+  j << "{\"broker_epoch\":" << r.broker_epoch() << ",\"network_ns\":" << r.network_ns()
+    << ",\"anchor_network_ns\":" << r.anchor_network_ns() << ",\"anchor_utc_ns\":" << r.anchor_utc_ns()
+    << ",\"latency_bounds_ns\":[";
+  for (size_t i = 0; i < kLatencyBoundsNs.size(); ++i) j << (i ? "," : "") << kLatencyBoundsNs[i];
+  j << "],\"nodes\":[";
+  for (int i = 0; i < r.nodes_size(); ++i) {
+    const auto& n = r.nodes(i);
+    j << (i == 0 ? "" : ",") << "{\"name\":\"" << json_escape(n.name()) << "\",\"kind\":\""
+      << json_escape(n.kind_name()) << "\",\"connected\":" << b(n.connected())
+      << ",\"registrations\":" << n.registrations() << ",\"timeouts\":" << n.timeouts()
+      << ",\"batches_in\":" << n.batches_in() << ",\"events_in\":" << n.events_in()
+      << ",\"batches_out\":" << n.batches_out() << ",\"events_out\":" << n.events_out()
+      << ",\"dropped_events\":" << n.dropped_events()
+      << ",\"lost_upstream_batches\":" << n.lost_upstream_batches()
+      << ",\"reordered_batches\":" << n.reordered_batches()
+      << ",\"source_restarts\":" << n.source_restarts() << ",\"rejected\":" << n.rejected_batches()
+      << ",\"ingress_latency_p50_ns\":" << n.ingress_latency_p50_ns()
+      << ",\"ingress_latency_p99_ns\":" << n.ingress_latency_p99_ns()
+      << ",\"ingress_latency_max_ns\":" << n.ingress_latency_max_ns()
+      << ",\"ingress_latency_count\":" << n.ingress_latency_count() << ",\"ingress_latency_le\":[";
+    for (int k = 0; k < n.ingress_latency_le_size(); ++k) j << (k ? "," : "") << n.ingress_latency_le(k);
+    j << "],\"weights\":[";
+    for (int k = 0; k < n.weights_size(); ++k) j << (k ? "," : "") << num(n.weights(k));
+    j << "]";
+    if (n.has_health()) {
+      const auto& h = n.health();
+      j << ",\"clock_synced\":" << b(h.clock_synced()) << ",\"clock_offset_ns\":" << h.clock_offset_ns()
+        << ",\"clock_uncertainty_ns\":" << h.clock_uncertainty_ns()
+        << ",\"clock_drift_ppb\":" << h.clock_drift_ppb() << ",\"received_events\":" << h.received_events()
+        << ",\"lost_events\":" << h.lost_events() << ",\"late_events\":" << h.late_events()
+        << ",\"late_dropped\":" << h.late_dropped() << ",\"emitted_events\":" << h.emitted_events()
+        << ",\"node_dropped_events\":" << h.dropped_events();
+    }
+    j << "}";
+  }
+  j << "],\"taps\":[";
+  for (int i = 0; i < r.taps_size(); ++i) {
+    const auto& t = r.taps(i);
+    j << (i == 0 ? "" : ",") << "{\"name\":\"" << json_escape(t.name()) << "\",\"connected\":"
+      << b(t.connected()) << ",\"events_out\":" << t.events_out()
+      << ",\"dropped_events\":" << t.dropped_events() << "}";
+  }
+  j << "],\"connections\":[";
+  for (int i = 0; i < r.connections_size(); ++i) {
+    const auto& c = r.connections(i);
+    j << (i == 0 ? "" : ",") << "{\"index\":" << c.index() << ",\"from\":\"" << json_escape(c.from())
+      << "\",\"delay_ns\":" << c.delay_ns() << ",\"auto_delay\":" << b(c.auto_delay())
+      << ",\"raises\":" << c.raises() << ",\"lowers\":" << c.lowers() << "}";
+  }
+  j << "],\"rejects\":{";
+  bool first = true;
+  for (const auto& [why, count] : r.rejects()) {
+    j << (first ? "" : ",") << "\"" << json_escape(why) << "\":" << count;
+    first = false;
+  }
+  const auto& sec = r.security();
+  j << "},\"security\":{\"curve\":" << b(sec.curve()) << ",\"insecure\":" << b(sec.insecure())
+    << ",\"allowed_keys\":" << sec.allowed_keys() << ",\"accepted\":" << sec.accepted()
+    << ",\"disconnects\":" << sec.disconnects() << ",\"refused\":{";
+  first = true;
+  for (const auto& [why, count] : sec.refused()) {
+    j << (first ? "" : ",") << "\"" << json_escape(why) << "\":" << count;
+    first = false;
+  }
+  j << "}}}";
+  return j.str();
+}
+
+std::string prometheus_metrics(const v1::StatusReply& r, const HttpFigures* http) {
+  Metrics m;
+  const auto per_node = [&](const char* name, const char* type, const char* help, auto value) {
+    m.family(name, type, help);
+    for (const auto& n : r.nodes()) m.sample(node_label(n), static_cast<double>(value(n)));
+  };
+  const auto per_health = [&](const char* name, const char* type, const char* help, auto value) {
+    m.family(name, type, help);
+    for (const auto& n : r.nodes()) {
+      if (n.has_health()) m.sample(node_label(n), value(n.health()));
+    }
+  };
+  m.family("ion_node_info", "gauge", "Topology nodes (value 1), with their kind.");
+  for (const auto& n : r.nodes()) {
+    m.sample(node_label(n) + ",kind=\"" + label(n.kind_name()) + "\"", 1);
+  }
+  per_node("ion_node_connected", "gauge", "1 while the node is registered with the broker.",
+           [](const auto& n) { return n.connected() ? 1 : 0; });
+  per_node("ion_node_registrations_total", "counter", "Registrations (Hello accepted).",
+           [](const auto& n) { return n.registrations(); });
+  per_node("ion_node_timeouts_total", "counter", "Times the node went silent beyond the timeout.",
+           [](const auto& n) { return n.timeouts(); });
+  per_node("ion_events_received_total", "counter", "Events the broker accepted from the node.",
+           [](const auto& n) { return n.events_in(); });
+  per_node("ion_batches_received_total", "counter", "Batches the broker accepted from the node.",
+           [](const auto& n) { return n.batches_in(); });
+  per_node("ion_events_sent_total", "counter", "Events the broker sent to the node.",
+           [](const auto& n) { return n.events_out(); });
+  per_node("ion_batches_sent_total", "counter", "Batches the broker sent to the node.",
+           [](const auto& n) { return n.batches_out(); });
+  per_node("ion_events_dropped_total", "counter",
+           "Events for the node dropped at the broker (ring full or node away).",
+           [](const auto& n) { return n.dropped_events(); });
+  per_node("ion_upstream_gaps_total", "counter", "Batches from the node missing (sequence gaps).",
+           [](const auto& n) { return n.lost_upstream_batches(); });
+  per_node("ion_batches_rejected_total", "counter", "Messages from the node refused by validation.",
+           [](const auto& n) { return n.rejected_batches(); });
+  per_health("ion_node_delivered_events_total", "counter", "Events the node handed to its device.",
+             [](const auto& h) { return static_cast<double>(h.received_events()); });
+  per_health("ion_node_lost_events_total", "counter", "Events the node knows were lost on the way.",
+             [](const auto& h) { return static_cast<double>(h.lost_events()); });
+  per_health("ion_node_late_events_total", "counter", "Events that reached the node after their deadline.",
+             [](const auto& h) { return static_cast<double>(h.late_events()); });
+  per_health("ion_node_late_dropped_total", "counter", "Late events dropped by the connection's policy.",
+             [](const auto& h) { return static_cast<double>(h.late_dropped()); });
+  per_health("ion_node_emitted_events_total", "counter", "Events the node's device emitted.",
+             [](const auto& h) { return static_cast<double>(h.emitted_events()); });
+  per_health("ion_node_send_dropped_events_total", "counter", "Events dropped in the node's send queue.",
+             [](const auto& h) { return static_cast<double>(h.dropped_events()); });
+  per_health("ion_clock_synced", "gauge", "1 when the node has network time.",
+             [](const auto& h) { return h.clock_synced() ? 1.0 : 0.0; });
+  per_health("ion_clock_offset_seconds", "gauge", "Network time minus the node's clock.",
+             [](const auto& h) { return static_cast<double>(h.clock_offset_ns()) * 1e-9; });
+  per_health("ion_clock_uncertainty_seconds", "gauge", "Stated bound on the clock offset's error.",
+             [](const auto& h) { return static_cast<double>(h.clock_uncertainty_ns()) * 1e-9; });
+  per_health("ion_clock_drift_ppb", "gauge", "The node's clock drift against network time.",
+             [](const auto& h) { return static_cast<double>(h.clock_drift_ppb()); });
+
+  m.family("ion_ingress_latency_seconds", "histogram",
+           "Broker receive time minus source time of the node's events (the node-to-broker link).");
+  for (const auto& n : r.nodes()) {
+    if (n.ingress_latency_le_size() != static_cast<int>(kLatencyBoundsNs.size())) continue;
+    for (size_t k = 0; k < kLatencyBoundsNs.size(); ++k) {
+      m.sample(node_label(n) + ",le=\"" + prom_num(static_cast<double>(kLatencyBoundsNs[k]) * 1e-9) + "\"",
+               static_cast<double>(n.ingress_latency_le(static_cast<int>(k))), "_bucket");
+    }
+    m.sample(node_label(n) + ",le=\"+Inf\"", static_cast<double>(n.ingress_latency_count()), "_bucket");
+    m.sample(node_label(n), static_cast<double>(n.ingress_latency_sum_ns()) * 1e-9, "_sum");
+    m.sample(node_label(n), static_cast<double>(n.ingress_latency_count()), "_count");
+  }
+
+  m.family("ion_synapse_weight", "gauge", "Latest reported weight of each synapse.");
+  for (const auto& n : r.nodes()) {
+    for (int k = 0; k < n.weights_size(); ++k) {
+      if (std::isfinite(n.weights(k))) {
+        m.sample(node_label(n) + ",synapse=\"" + std::to_string(k) + "\"", n.weights(k));
+      }
+    }
+  }
+  m.family("ion_connection_delay_seconds", "gauge", "Each topology connection's current delay.");
+  for (const auto& c : r.connections()) {
+    m.sample("connection=\"" + std::to_string(c.index()) + "\",from=\"" + label(c.from()) + "\"",
+             static_cast<double>(c.delay_ns()) * 1e-9);
+  }
+  m.family("ion_tap_events_sent_total", "counter", "Events sent to each recorder.");
+  for (const auto& t : r.taps()) m.sample("tap=\"" + label(t.name()) + "\"", static_cast<double>(t.events_out()));
+  m.family("ion_tap_events_dropped_total", "counter", "Events a recorder's ring dropped.");
+  for (const auto& t : r.taps()) m.sample("tap=\"" + label(t.name()) + "\"", static_cast<double>(t.dropped_events()));
+  m.family("ion_rejected_messages_total", "counter", "Messages refused by the broker, by reason.");
+  for (const auto& [why, count] : r.rejects()) m.sample("reason=\"" + label(why) + "\"", static_cast<double>(count));
+
+  const auto& sec = r.security();
+  m.family("ion_curve", "gauge", "1 when links are encrypted and authenticated (CurveZMQ).");
+  m.sample("", sec.curve() ? 1 : 0);
+  m.family("ion_insecure", "gauge", "1 when the broker accepts plaintext nodes from other machines.");
+  m.sample("", sec.insecure() ? 1 : 0);
+  m.family("ion_handshakes_total", "counter", "CURVE handshakes, by result.");
+  m.sample("result=\"accepted\"", static_cast<double>(sec.accepted()));
+  for (const auto& [why, count] : sec.refused()) m.sample("result=\"" + label(why) + "\"", static_cast<double>(count));
+  m.family("ion_broker_uptime_seconds", "gauge", "Network time since the broker started.");
+  m.sample("", static_cast<double>(r.network_ns() - r.anchor_network_ns()) * 1e-9);
+  if (http != nullptr) {
+    m.family("ion_http_clients", "gauge", "HTTP clients connected now.");
+    m.sample("", static_cast<double>(http->clients));
+    m.family("ion_http_live_clients", "gauge", "Live dashboard streams connected now.");
+    m.sample("", static_cast<double>(http->live_clients));
+    m.family("ion_http_requests_total", "counter", "HTTP requests served.");
+    m.sample("", static_cast<double>(http->requests));
+    m.family("ion_http_refused_total", "counter", "HTTP requests refused (malformed, too many clients, too slow).");
+    m.sample("", static_cast<double>(http->refused));
+    m.family("ion_live_frames_skipped_total", "counter", "Live frames not sent to a slow client.");
+    m.sample("", static_cast<double>(http->frames_skipped));
+    m.family("ion_live_events_thinned_total", "counter", "Spike events left out of live frames.");
+    m.sample("", static_cast<double>(http->events_thinned));
+  }
+  return m.str();
+}
+
+std::string status_table(const v1::StatusReply& r, const std::string& broker) {
+  std::ostringstream out;
+  const auto& sec = r.security();
+  out << "broker " << broker << " (epoch " << std::hex << r.broker_epoch() << std::dec << ", "
+      << (sec.curve() ? "CURVE, " + std::to_string(sec.allowed_keys()) + " node keys"
+                      : sec.insecure() ? std::string("INSECURE: plaintext, unauthenticated")
+                                       : std::string("plaintext, this machine only"))
+      << ", up " << std::fixed << std::setprecision(0)
+      << static_cast<double>(r.network_ns() - r.anchor_network_ns()) * 1e-9 << " s)\n";
+  out << "  " << std::left << std::setw(14) << "node" << std::setw(9) << "kind" << std::setw(4)
+      << "up" << std::right << std::setw(11) << "events in" << std::setw(11) << "events out"
+      << std::setw(9) << "dropped" << std::setw(7) << "gaps" << std::setw(9) << "rejected"
+      << std::setw(12) << "in p99 ms" << std::setw(8) << "late" << std::setw(8) << "lost"
+      << std::setw(22) << "clock offset us" << "\n";
+  for (const auto& n : r.nodes()) {
+    out << "  " << std::left << std::setw(14) << n.name() << std::setw(9) << n.kind_name()
+        << std::setw(4) << (n.connected() ? "yes" : "no") << std::right << std::setw(11)
+        << n.events_in() << std::setw(11) << n.events_out() << std::setw(9) << n.dropped_events()
+        << std::setw(7) << n.lost_upstream_batches() << std::setw(9) << n.rejected_batches()
+        << std::setw(12) << std::fixed << std::setprecision(3)
+        << static_cast<double>(n.ingress_latency_p99_ns()) / 1e6;
+    if (n.has_health()) {
+      const auto& h = n.health();
+      std::ostringstream clock;
+      if (h.clock_synced()) {
+        clock << std::fixed << std::setprecision(1) << static_cast<double>(h.clock_offset_ns()) / 1e3
+              << " +/- " << static_cast<double>(h.clock_uncertainty_ns()) / 1e3;
+      } else {
+        clock << "not synced";
+      }
+      out << std::setw(8) << h.late_events() << std::setw(8) << h.lost_events() << std::setw(22)
+          << clock.str();
+    }
+    out << "\n";
+    if (n.weights_size() > 0) {
+      out << "      weights:";
+      for (int k = 0; k < n.weights_size(); ++k) {
+        out << ' ' << k << '=' << (std::isfinite(n.weights(k)) ? num(n.weights(k)) : std::string("-"));
+      }
+      out << "\n";
+    }
+  }
+  for (const auto& t : r.taps()) {
+    out << "  recorder " << t.name() << (t.connected() ? "" : " (gone)") << ": " << t.events_out()
+        << " events sent, " << t.dropped_events() << " dropped (its ring was full)\n";
+  }
+  for (const auto& c : r.connections()) {
+    out << "  connection " << c.index() << " from " << c.from() << ": delay " << std::setprecision(3)
+        << static_cast<double>(c.delay_ns()) / 1e6 << " ms"
+        << (c.auto_delay() ? " (auto, " + std::to_string(c.raises()) + " raises, " +
+                                 std::to_string(c.lowers()) + " lowers)"
+                           : "")
+        << "\n";
+  }
+  for (const auto& [why, count] : r.rejects()) out << "  rejected " << why << ": " << count << "\n";
+  for (const auto& [why, count] : sec.refused()) {
+    if (count > 0) out << "  connections refused, " << why << ": " << count << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace ion

@@ -1,0 +1,289 @@
+// The IoN dashboard: one server-sent event stream (/api/live) brings the broker's status and the
+// spike events it accepted since the previous frame; everything is drawn here, with bounded
+// history (the browser's memory stays flat however long the page is open).
+"use strict";
+
+const RASTER_WINDOW_S = 10;
+const TRACE_WINDOW_S = 120;
+const MAX_EVENTS_PER_LAB = 40000;
+const MAX_TRACE_POINTS = 2000;
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+
+const state = {
+  frames: 0,
+  eventsReceived: 0,
+  eventsDrawn: 0,
+  labs: new Map(),      // name -> {events: [[t_ns, ch]], maxCh, color, prev: {in, out, t}}
+  clock: new Map(),     // name -> [[t_ns, offset_ns, bound_ns]]
+  weights: new Map(),   // "node #k" -> [[t_ns, w]]
+  last: null,
+};
+window.ionDashboard = state;  // read by the browser test
+
+const $ = (id) => document.getElementById(id);
+const fmt = (v, d = 0) => (v === undefined || v === null || !isFinite(v) ? "–" : Number(v).toFixed(d));
+
+function lab(name, i) {
+  if (!state.labs.has(name)) {
+    state.labs.set(name, { events: [], maxCh: 0, color: COLORS[i % COLORS.length], prev: null, rateIn: 0, rateOut: 0 });
+  }
+  return state.labs.get(name);
+}
+
+function pushBounded(arr, item, max) {
+  arr.push(item);
+  if (arr.length > max) arr.splice(0, arr.length - max);
+}
+
+function onFrame(frame) {
+  const s = frame.status;
+  const now = s.network_ns;
+  state.frames++;
+  state.last = frame;
+  s.nodes.forEach((n, i) => {
+    const l = lab(n.name, i);
+    const ev = frame.events[n.name];
+    if (ev) {
+      for (let k = 0; k < ev.us.length; k++) {
+        l.events.push([ev.t0 + ev.us[k] * 1000, ev.ch[k]]);
+        if (ev.ch[k] > l.maxCh) l.maxCh = ev.ch[k];
+      }
+      state.eventsReceived += ev.us.length;
+      if (l.events.length > MAX_EVENTS_PER_LAB) l.events.splice(0, l.events.length - MAX_EVENTS_PER_LAB);
+    }
+    if (l.prev && now > l.prev.t) {
+      const dt = (now - l.prev.t) / 1e9;
+      l.rateIn = (n.events_in - l.prev.in) / dt;    // events the lab sent to the broker
+      l.rateOut = (n.events_out - l.prev.out) / dt; // events the broker sent to the lab
+    }
+    l.prev = { in: n.events_in, out: n.events_out, t: now };
+    if (n.clock_synced) {
+      if (!state.clock.has(n.name)) state.clock.set(n.name, []);
+      pushBounded(state.clock.get(n.name), [now, n.clock_offset_ns, n.clock_uncertainty_ns], MAX_TRACE_POINTS);
+    }
+    (n.weights || []).forEach((w, k) => {
+      if (w === null) return;
+      const key = `${n.name} #${k}`;
+      if (!state.weights.has(key)) state.weights.set(key, []);
+      pushBounded(state.weights.get(key), [now, w], MAX_TRACE_POINTS);
+    });
+  });
+  render(frame);
+}
+
+function cell(tr, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+  return td;
+}
+
+function renderTable(s) {
+  const body = $("counters").querySelector("tbody");
+  body.replaceChildren();
+  for (const n of s.nodes) {
+    const l = lab(n.name, 0);
+    const tr = document.createElement("tr");
+    tr.dataset.node = n.name;
+    cell(tr, n.name);
+    cell(tr, n.kind);
+    cell(tr, n.connected ? "up" : "down", n.connected ? "up" : "down");
+    cell(tr, fmt(l.rateIn));
+    cell(tr, fmt(l.rateOut));
+    // A broken promise shows in red: late, lost, dropped, gaps, rejected.
+    for (const v of [n.late_events, n.lost_events, n.dropped_events, n.lost_upstream_batches, n.rejected]) {
+      cell(tr, v === undefined ? "–" : String(v), v > 0 ? "bad counter" : "counter");
+    }
+    cell(tr, n.ingress_latency_count > 0 ? fmt(n.ingress_latency_p99_ns / 1e6, 2) + " ms" : "–");
+    cell(tr, n.clock_synced ? `${fmt(n.clock_offset_ns / 1e3, 1)} ± ${fmt(n.clock_uncertainty_ns / 1e3, 1)} µs` : "not synced");
+    body.appendChild(tr);
+  }
+  const rejects = Object.entries(s.rejects);
+  const refused = Object.entries(s.security.refused || {}).filter(([, c]) => c > 0);
+  const r = $("rejects");
+  r.textContent = [
+    rejects.length ? "rejected messages: " + rejects.map(([k, v]) => `${k} ${v}`).join(", ") : "no rejected messages",
+    refused.length ? "refused connections: " + refused.map(([k, v]) => `${k} ${v}`).join(", ") : "",
+  ].filter(Boolean).join(" · ");
+  r.className = rejects.length || refused.length ? "note bad" : "note";
+}
+
+function canvasFor(container, id, height) {
+  let c = document.getElementById(id);
+  if (!c) {
+    c = document.createElement("canvas");
+    c.id = id;
+    c.width = 1200;
+    c.height = height;
+    container.appendChild(c);
+  }
+  return c;
+}
+
+function renderRasters(s) {
+  const box = $("rasters");
+  const now = s.network_ns;
+  const start = now - RASTER_WINDOW_S * 1e9;
+  let drawn = 0;
+  s.nodes.forEach((n) => {
+    const l = state.labs.get(n.name);
+    if (!l || (l.events.length === 0 && n.events_in === 0)) return;
+    let row = document.getElementById("raster-row-" + n.name);
+    if (!row) {
+      row = document.createElement("div");
+      row.className = "raster";
+      row.id = "raster-row-" + n.name;
+      const label = document.createElement("div");
+      label.className = "label";
+      row.appendChild(label);
+      box.appendChild(row);
+    }
+    const rows = Math.max(1, l.maxCh + 1);
+    const c = canvasFor(row, "raster-" + n.name, Math.min(240, Math.max(40, rows * 3)));
+    const g = c.getContext("2d");
+    g.clearRect(0, 0, c.width, c.height);
+    g.strokeStyle = "#eef";
+    for (let sec = 0; sec <= RASTER_WINDOW_S; sec++) {
+      const x = (sec / RASTER_WINDOW_S) * c.width;
+      g.beginPath(); g.moveTo(x, 0); g.lineTo(x, c.height); g.stroke();
+    }
+    g.fillStyle = l.color;
+    const h = c.height / rows;
+    let here = 0;
+    for (const [t, ch] of l.events) {
+      if (t < start) continue;
+      const x = ((t - start) / (RASTER_WINDOW_S * 1e9)) * c.width;
+      g.fillRect(x, c.height - (ch + 1) * h, 1.5, Math.max(1, h - 0.5));
+      here++;
+    }
+    c.dataset.eventsDrawn = String(here);
+    drawn += here;
+    row.querySelector(".label").innerHTML = "";
+    const name = document.createElement("b");
+    name.textContent = n.name;
+    const rate = document.createElement("span");
+    rate.className = "rate";
+    rate.textContent = `${fmt(l.rateIn)} ev/s · ${rows} ch`;
+    row.querySelector(".label").append(name, rate);
+  });
+  state.eventsDrawn = drawn;
+  box.dataset.eventsDrawn = String(drawn);
+}
+
+// Lines over network time; `band` draws y ± band as a shaded area (the clock's stated bound).
+function plotTraces(canvas, series, opts) {
+  const g = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height, L = 56, B = 18;
+  g.clearRect(0, 0, W, H);
+  const now = state.last ? state.last.status.network_ns : 0;
+  const start = now - TRACE_WINDOW_S * 1e9;
+  let lo = Infinity, hi = -Infinity;
+  for (const [, pts] of series) {
+    for (const p of pts) {
+      if (p[0] < start) continue;
+      const band = opts.band ? p[2] : 0;
+      lo = Math.min(lo, p[1] - band); hi = Math.max(hi, p[1] + band);
+    }
+  }
+  if (!isFinite(lo)) { g.fillStyle = "#999"; g.fillText(opts.empty, L, H / 2); return; }
+  if (hi - lo < opts.minSpan) { const m = (hi + lo) / 2; lo = m - opts.minSpan / 2; hi = m + opts.minSpan / 2; }
+  const X = (t) => L + ((t - start) / (TRACE_WINDOW_S * 1e9)) * (W - L - 4);
+  const Y = (v) => H - B - ((v - lo) / (hi - lo)) * (H - B - 6);
+  g.fillStyle = "#667"; g.font = "11px sans-serif";
+  for (let k = 0; k <= 4; k++) {
+    const v = lo + ((hi - lo) * k) / 4;
+    g.fillText(opts.label(v), 2, Y(v) + 4);
+    g.strokeStyle = "#eef"; g.beginPath(); g.moveTo(L, Y(v)); g.lineTo(W, Y(v)); g.stroke();
+  }
+  g.fillText(`−${TRACE_WINDOW_S} s`, L, H - 4);
+  g.fillText("now", W - 28, H - 4);
+  const legend = [];
+  let i = 0;
+  for (const [name, pts] of series) {
+    const color = COLORS[i++ % COLORS.length];
+    legend.push([name, color]);
+    const vis = pts.filter((p) => p[0] >= start);
+    if (vis.length === 0) continue;
+    if (opts.band) {
+      g.fillStyle = color + "33";
+      g.beginPath();
+      vis.forEach((p, k) => (k ? g.lineTo(X(p[0]), Y(p[1] + p[2])) : g.moveTo(X(p[0]), Y(p[1] + p[2]))));
+      for (let k = vis.length - 1; k >= 0; k--) g.lineTo(X(vis[k][0]), Y(vis[k][1] - vis[k][2]));
+      g.closePath(); g.fill();
+    }
+    g.strokeStyle = color; g.lineWidth = 1.5; g.beginPath();
+    vis.forEach((p, k) => (k ? g.lineTo(X(p[0]), Y(p[1])) : g.moveTo(X(p[0]), Y(p[1]))));
+    g.stroke(); g.lineWidth = 1;
+  }
+  $(opts.legend).innerHTML = legend.map(([n, c]) => `<span><i style="background:${c}"></i>${n.replace(/[<&]/g, "")}</span>`).join("");
+}
+
+function renderLatency(s) {
+  const box = $("latency");
+  const bounds = s.latency_bounds_ns;
+  for (const n of s.nodes) {
+    if (!n.ingress_latency_count) continue;
+    let fig = document.getElementById("lat-" + n.name);
+    if (!fig) {
+      fig = document.createElement("figure");
+      fig.id = "lat-" + n.name;
+      const cap = document.createElement("figcaption");
+      fig.appendChild(cap);
+      const c = document.createElement("canvas");
+      c.width = 420; c.height = 130;
+      fig.appendChild(c);
+      box.appendChild(fig);
+    }
+    fig.querySelector("figcaption").textContent =
+      `${n.name}: p50 ${fmt(n.ingress_latency_p50_ns / 1e6, 2)} ms · p99 ${fmt(n.ingress_latency_p99_ns / 1e6, 2)} ms · max ${fmt(n.ingress_latency_max_ns / 1e6, 2)} ms · ${n.ingress_latency_count} events`;
+    const counts = n.ingress_latency_le.map((c, k) => c - (k ? n.ingress_latency_le[k - 1] : 0));
+    counts.push(n.ingress_latency_count - n.ingress_latency_le[n.ingress_latency_le.length - 1]);
+    const c = fig.querySelector("canvas");
+    const g = c.getContext("2d");
+    g.clearRect(0, 0, c.width, c.height);
+    const top = Math.max(1, ...counts);
+    const w = c.width / counts.length;
+    g.font = "10px sans-serif";
+    counts.forEach((v, k) => {
+      const h = (v / top) * (c.height - 28);
+      g.fillStyle = lab(n.name, 0).color;
+      g.fillRect(k * w + 2, c.height - 16 - h, w - 4, h);
+      g.fillStyle = "#667";
+      const edge = k < bounds.length ? bounds[k] / 1e6 : Infinity;
+      const text = edge === Infinity ? ">" : edge < 1 ? edge.toFixed(2) : edge.toFixed(0);
+      g.fillText(text, k * w + 2, c.height - 4);
+    });
+  }
+}
+
+function render(frame) {
+  const s = frame.status;
+  renderTable(s);
+  renderRasters(s);
+  plotTraces($("clock"), state.clock, {
+    band: true, minSpan: 200e3, empty: "no node has network time yet", legend: "clock-legend",
+    label: (v) => `${(v / 1e3).toFixed(0)} µs`,
+  });
+  plotTraces($("weights"), state.weights, {
+    band: false, minSpan: 0.05, empty: "no synapse has reported a weight", legend: "weights-legend",
+    label: (v) => v.toFixed(3),
+  });
+  renderLatency(s);
+  const sec = s.security;
+  const secEl = $("security");
+  secEl.textContent = sec.curve ? `CURVE · ${sec.allowed_keys} keys` : sec.insecure ? "INSECURE: plaintext" : "plaintext (local only)";
+  secEl.className = "pill " + (sec.curve ? "ok" : sec.insecure ? "bad" : "");
+  $("uptime").textContent = `up ${fmt((s.network_ns - s.anchor_network_ns) / 1e9)} s`;
+  $("http-note").textContent = `${state.frames} frames · ${state.eventsReceived} events received · ` +
+    `${frame.http.live_clients} live viewer(s); the broker thinned ${frame.http.events_thinned} events and skipped ${frame.http.frames_skipped} frames for slow viewers`;
+}
+
+function connect() {
+  const es = new EventSource("/api/live");
+  es.onopen = () => { $("link-state").textContent = "live"; $("link-state").className = "pill ok"; };
+  es.onmessage = (m) => onFrame(JSON.parse(m.data));
+  es.onerror = () => { $("link-state").textContent = "reconnecting…"; $("link-state").className = "pill off"; };
+}
+$("raster-window").textContent = RASTER_WINDOW_S;
+connect();
