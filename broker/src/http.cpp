@@ -235,6 +235,9 @@ class HttpServer::Impl {
   void start_live(const std::shared_ptr<Session>& s) {
     s->live = true;
     s->deadline.cancel();
+    // The kernel's share of a slow client's backlog is bounded too (loopback autotunes to MBs).
+    std::error_code ignored;
+    s->socket.set_option(asio::socket_base::send_buffer_size(64 * 1024), ignored);
     live_.insert(s);
     live_count_.store(live_.size());
     if (!live_watching_) {

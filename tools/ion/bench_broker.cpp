@@ -1,5 +1,9 @@
 #include "ion/bench_broker.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zmq.hpp>
 
 #include <algorithm>
@@ -12,6 +16,7 @@
 #include <vector>
 
 #include "ion/broker/broker.h"
+#include "ion/broker/http.h"
 #include "ion/core/clock.h"
 #include "ion/core/codec.h"
 #include "ion/v1/ion.pb.h"
@@ -286,8 +291,101 @@ int soak(double seconds, bool json, std::ostream& out) {
 
 }  // namespace
 
+// A browser stand-in: opens /api/live and reads (and discards) the frames until stopped.
+class LiveReader {
+ public:
+  LiveReader(const std::string& endpoint, const std::atomic<bool>& stop) {
+    const auto colon = endpoint.rfind(':');
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(std::stoi(endpoint.substr(colon + 1))));
+    inet_pton(AF_INET, endpoint.substr(0, colon).c_str(), &a.sin_addr);
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
+    const std::string req = "GET /api/live HTTP/1.1\r\nHost: bench\r\n\r\n";
+    if (::write(fd_, req.data(), req.size()) != static_cast<ssize_t>(req.size())) return;
+    timeval tv{0, 100000};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    thread_ = std::thread([this, &stop] {
+      char buf[65536];
+      while (!stop.load()) {
+        const ssize_t n = ::read(fd_, buf, sizeof buf);
+        if (n == 0) break;
+        if (n > 0) bytes_ += static_cast<uint64_t>(n);
+      }
+    });
+  }
+  ~LiveReader() {
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  [[nodiscard]] uint64_t bytes() const { return bytes_; }
+
+ private:
+  int fd_ = -1;
+  std::atomic<uint64_t> bytes_{0};
+  std::thread thread_;
+};
+
+// Promise of the dashboard: watching costs the data path nothing noticeable. The same frames
+// through the broker alone and with `clients` live dashboard streams open, alternated.
+int dashboard_bench(const BrokerBenchOptions& o, std::ostream& out) {
+  Codec codec;
+  char line[256];
+  out << "ion bench broker --dashboard-clients " << o.dashboard_clients
+      << ": routing throughput without and with live dashboard clients (the same frames)\n\n"
+      << "  batch    events/s alone   events/s watched   ratio   live MB sent   events thinned\n";
+  std::string json = "{\"dashboard_clients\":" + std::to_string(o.dashboard_clients);
+  for (const uint32_t batch : {16U, 256U}) {
+    const uint64_t n = std::max<uint64_t>(2000, (o.quick ? 400'000ULL : 4'000'000ULL) / batch);
+    const int64_t t = now_ns();
+    std::vector<std::string> frames;
+    frames.reserve(n);
+    for (uint64_t i = 0; i < n; ++i) frames.push_back(node_frame(codec, i, batch, t));
+    Throughput alone;
+    Throughput watched;
+    uint64_t live_bytes = 0;
+    uint64_t thinned = 0;
+    {
+      IonPath ion;
+      alone = throughput(ion, frames, batch);
+    }
+    {
+      IonPath ion;
+      HttpOptions ho;
+      ho.listen = "127.0.0.1:0";
+      HttpServer http(ion.broker(), ho);
+      std::atomic<bool> stop{false};
+      std::vector<std::unique_ptr<LiveReader>> readers;
+      for (int i = 0; i < o.dashboard_clients; ++i) {
+        readers.push_back(std::make_unique<LiveReader>(http.endpoint(), stop));
+      }
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (http.figures().live_clients < static_cast<uint64_t>(o.dashboard_clients) &&
+             std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      watched = throughput(ion, frames, batch);
+      stop.store(true);
+      for (const auto& r : readers) live_bytes += r->bytes();
+      readers.clear();
+      thinned = http.figures().events_thinned;
+    }
+    std::snprintf(line, sizeof line, "  %5u %17.0f %18.0f %7.2f %14.2f %16llu\n", batch, alone.events_per_s,
+                  watched.events_per_s, watched.events_per_s / alone.events_per_s,
+                  static_cast<double>(live_bytes) / 1e6, static_cast<unsigned long long>(thinned));
+    out << line;
+    std::snprintf(line, sizeof line, ",\"batched_%u\":{\"events_per_s\":%.0f,\"watched_events_per_s\":%.0f,\"ratio\":%.3f}",
+                  batch, alone.events_per_s, watched.events_per_s, watched.events_per_s / alone.events_per_s);
+    json += line;
+  }
+  if (o.json) out << json << "}\n";
+  return 0;
+}
+
 int run_bench_broker(const BrokerBenchOptions& o, std::ostream& out) {
   if (o.soak_s > 0) return soak(o.soak_s, o.json, out);
+  if (o.dashboard_clients > 0) return dashboard_bench(o, out);
   char line[512];
   Codec codec;
   struct Row {

@@ -11,6 +11,8 @@ struct BrokerBenchOptions {
   bool json = false;
   bool throughput_only = false;  // skip the latency runs (for profiling the routing path)
   double soak_s = 0;  // > 0: instead, route 1 M events/s for this long and report RSS growth
+  // > 0: instead, routing throughput with and without this many dashboard clients on /api/live
+  int dashboard_clients = 0;
 };
 
 int run_bench_broker(const BrokerBenchOptions& options, std::ostream& out);

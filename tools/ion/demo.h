@@ -17,7 +17,8 @@ struct DemoOptions {
   std::string out_dir;                 // default: ./ion-demo-YYYYMMDD-HHMMSS
   std::string configs_dir;             // default: the project's configs/ next to the binary
   bool emulated_wan = true;
-  bool plaintext = false;              // three-lab: without CURVE (keys are made for each run)
+  bool plaintext = false;
+  std::string http;                    // HOST:PORT: serve the broker's dashboard there while it runs              // three-lab: without CURVE (keys are made for each run)
   bool json = false;                   // last line printed is one JSON object
   // --topology minimal only.
   uint32_t channels = 16;

@@ -16,6 +16,7 @@
 
 #include "ion/audit.h"
 #include "ion/broker/broker.h"
+#include "ion/broker/http.h"
 #include "ion/core/config.h"
 #include "ion/demo.h"
 #include "ion/drivers/registry.h"
@@ -133,6 +134,17 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
   Broker broker(bo);
   const std::string endpoint = broker.bind();
   std::thread broker_thread([&] { broker.run(); });
+  std::unique_ptr<HttpServer> http;
+  if (!o.http.empty()) {
+    try {
+      http = std::make_unique<HttpServer>(broker, HttpOptions{.listen = o.http});
+    } catch (const std::exception& e) {
+      out << "ion demo: " << e.what() << "\n";
+      broker.stop();
+      broker_thread.join();
+      return 2;
+    }
+  }
 
   std::atomic<bool> stop_recorder{false};
   std::ostringstream recorder_log;
@@ -212,6 +224,7 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
   }
   out << "  links " << (o.plaintext ? "in plaintext (--plaintext)" : "encrypted and authenticated (CURVE, keys made for this run)")
       << "\n  recording to " << recording << "; " << o.duration_s << " s\n";
+  if (http) out << "  dashboard: http://" << http->endpoint() << "/\n";
   out.flush();
   for (auto& l : labs) {
     if (!l.node->wait_registered(1, std::chrono::seconds(20))) {

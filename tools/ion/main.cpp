@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
                                               "(default ./ion-demo-DATE-TIME)");
   demo_cmd->add_option("--configs", demo.configs_dir, "where the shipped configs are");
   demo_cmd->add_flag("--no-emulated-wan", no_wan, "connect the labs to the broker directly");
+  demo_cmd->add_option("--http", demo.http,
+                       "serve the live dashboard, /metrics and /api/status on HOST:PORT, e.g. 127.0.0.1:8080");
   demo_cmd->add_flag("--plaintext", demo.plaintext,
                      "links without CURVE encryption (by default every lab and the recorder get "
                      "a key pair made for the run)");
@@ -116,6 +118,8 @@ int main(int argc, char** argv) {
   broker_bench_cmd->add_flag("--json", broker_bench.json, "end with one JSON line");
   broker_bench_cmd->add_flag("--throughput-only", broker_bench.throughput_only,
                              "skip the latency runs (to profile the routing path)");
+  broker_bench_cmd->add_option("--dashboard-clients", broker_bench.dashboard_clients,
+                               "instead: throughput with and without N live dashboard clients");
   broker_bench_cmd->add_option("--soak", broker_bench.soak_s,
                                "instead: route 1 M events/s for this many seconds; RSS growth must stay < 5 %")
       ->check(CLI::Range(1.0, 86400.0));
