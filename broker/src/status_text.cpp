@@ -283,13 +283,13 @@ std::string status_table(const v1::StatusReply& r, const std::string& broker) {
                                        : std::string("plaintext, this machine only"))
       << ", up " << std::fixed << std::setprecision(0)
       << static_cast<double>(r.network_ns() - r.anchor_network_ns()) * 1e-9 << " s)\n";
-  out << "  " << std::left << std::setw(14) << "node" << std::setw(9) << "kind" << std::setw(4)
+  out << "  " << std::left << std::setw(14) << "node" << std::setw(10) << "kind" << std::setw(4)
       << "up" << std::right << std::setw(11) << "events in" << std::setw(11) << "events out"
       << std::setw(9) << "dropped" << std::setw(7) << "gaps" << std::setw(9) << "rejected"
       << std::setw(12) << "in p99 ms" << std::setw(8) << "late" << std::setw(8) << "lost"
       << std::setw(22) << "clock offset us" << "\n";
   for (const auto& n : r.nodes()) {
-    out << "  " << std::left << std::setw(14) << n.name() << std::setw(9) << n.kind_name()
+    out << "  " << std::left << std::setw(14) << n.name() << std::setw(10) << n.kind_name()
         << std::setw(4) << (n.connected() ? "yes" : "no") << std::right << std::setw(11)
         << n.events_in() << std::setw(11) << n.events_out() << std::setw(9) << n.dropped_events()
         << std::setw(7) << n.lost_upstream_batches() << std::setw(9) << n.rejected_batches()
