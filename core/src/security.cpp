@@ -37,6 +37,21 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b + 1));
 }
 
+// Calls `f(line_no, line)` for each line of a key file that is not blank or a `#` comment,
+// trimmed; stops early when `f` returns false.
+template <class F>
+void for_each_entry(std::string_view text, F&& f) {
+  std::istringstream in{std::string(text)};
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    const std::string t = trim(line);
+    if (t.empty() || t[0] == '#') continue;
+    if (!f(line_no, t)) return;
+  }
+}
+
 // Splits "a b" on the first run of blanks; false unless exactly two fields.
 bool two_fields(const std::string& line, std::string& a, std::string& b) {
   std::istringstream in(line);
@@ -160,13 +175,7 @@ CurveKeyPair load_secret_key(const std::string& path) {
   }
   const std::string text = read_small_file(path, "secret key");
   CurveKeyPair p;
-  std::istringstream in(text);
-  std::string line;
-  int line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    const std::string t = trim(line);
-    if (t.empty() || t[0] == '#') continue;
+  for_each_entry(text, [&](int line_no, const std::string& t) {
     std::string k;
     std::string v;
     if (!two_fields(t, k, v) || (k != "name" && k != "public" && k != "secret")) {
@@ -174,7 +183,8 @@ CurveKeyPair load_secret_key(const std::string& path) {
                           ": expected 'name NAME', 'public KEY' or 'secret KEY'");
     }
     (k == "name" ? p.name : k == "public" ? p.public_z85 : p.secret_z85) = v;
-  }
+    return true;
+  });
   if (!valid_key_name(p.name) || !valid_z85_key(p.public_z85) || !valid_z85_key(p.secret_z85)) {
     throw SecurityError("secret key '" + path +
                         "' is incomplete or damaged: it needs a name, a public and a secret key "
@@ -191,18 +201,15 @@ CurveKeyPair load_secret_key(const std::string& path) {
 std::string load_public_key(const std::string& path_or_key) {
   struct stat st {};
   if (valid_z85_key(path_or_key) && ::stat(path_or_key.c_str(), &st) != 0) return path_or_key;
-  const std::string text = read_small_file(path_or_key, "public key");
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    const std::string t = trim(line);
-    if (t.empty() || t[0] == '#') continue;
+  std::string found;
+  for_each_entry(read_small_file(path_or_key, "public key"), [&](int, const std::string& t) {
     std::string name;
     std::string key;
-    if (two_fields(t, name, key) && valid_z85_key(key)) return key;
-    if (valid_z85_key(t)) return t;
-    break;
-  }
+    if (two_fields(t, name, key) && valid_z85_key(key)) found = key;
+    if (valid_z85_key(t)) found = t;
+    return false;  // the first entry decides
+  });
+  if (!found.empty()) return found;
   throw SecurityError("public key '" + path_or_key +
                       "': expected a line 'NAME KEY' (as `ion keygen` writes NAME.pub) or the "
                       "40-character key");
@@ -210,13 +217,7 @@ std::string load_public_key(const std::string& path_or_key) {
 
 Allowlist Allowlist::parse(std::string_view text, const std::string& where) {
   Allowlist a;
-  std::istringstream in{std::string(text)};
-  std::string line;
-  int line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    const std::string t = trim(line);
-    if (t.empty() || t[0] == '#') continue;
+  for_each_entry(text, [&](int line_no, const std::string& t) {
     const std::string at = where + ":" + std::to_string(line_no) + ": ";
     std::string name;
     std::string key;
@@ -228,7 +229,8 @@ Allowlist Allowlist::parse(std::string_view text, const std::string& where) {
       throw SecurityError(at + "this key is already listed for '" + *other + "'");
     }
     a.by_key_.emplace(bytes, name);
-  }
+    return true;
+  });
   return a;
 }
 
