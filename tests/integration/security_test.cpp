@@ -235,7 +235,12 @@ TEST_F(CurveDaemon, AuthenticatedFloodOfBadFramesCostsCountersNotMemoryOrLoss) {
               static_cast<unsigned long long>(snk.stats().received_events),
               static_cast<unsigned long long>(kEvents),
               static_cast<unsigned long long>(snk.stats().lost_events));
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // Sanitizers keep freed memory in quarantine on purpose: RSS says nothing there.
+  (void)growth_kib;
+#else
   EXPECT_LT(growth_kib, 64 * 1024) << "the broker's memory grew with the flood";
+#endif
   EXPECT_EQ(snk.stats().received_events, kEvents);
   EXPECT_EQ(snk.stats().lost_events, 0U);
   EXPECT_EQ(snk.stats().late_events, 0U);
