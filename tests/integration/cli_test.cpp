@@ -1,5 +1,6 @@
 // The daemons and the `ion` tool as a user runs them: exit codes, one-line config errors,
 // clean shutdown on SIGTERM, and `ion demo --json`.
+#include <algorithm>
 #include <csignal>
 #include <regex>
 
@@ -107,6 +108,19 @@ TEST(Cli, DaemonsFromTheShippedConfigsExchangeSpikesAndStopCleanly) {
   EXPECT_EQ(js.wait(), 0) << js.output();
   EXPECT_TRUE(std::regex_search(js.output(), std::regex(R"(\{"name":"gen","kind":"generator","connected":true,[^}]*"events_in":[1-9])")))
       << js.output();
+
+  // --watch: a fresh line per interval until interrupted.
+  Child watch({ION_TOOL_BIN, "status", "--broker", ep, "--json", "--watch", "--interval", "0.1"},
+              tmp("cli-status-watch.log"));
+  const auto lines = [&] {
+    const std::string o = watch.output();
+    return std::count(o.begin(), o.end(), '\n');
+  };
+  ASSERT_TRUE(eventually([&] { return lines() >= 3; }, 20s)) << watch.output();
+  watch.signal(SIGINT);
+  EXPECT_EQ(watch.wait(), 0) << watch.output();
+  const std::string w = watch.output();
+  EXPECT_EQ(w.rfind("{\"broker_epoch\":", 0), 0u) << w;
 
   gen.signal(SIGTERM);
   EXPECT_EQ(gen.wait(), 0) << gen.output();
