@@ -154,6 +154,10 @@ class RawPeer {
   }
   zmq::socket_t& socket() { return sock_; }
   void send(const std::string& bytes) { (void)sock_.send(zmq::buffer(bytes), zmq::send_flags::none); }
+  // Never blocks: a peer whose handshake is refused may have no pipe to queue on.
+  void try_send(const std::string& bytes) {
+    (void)sock_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+  }
   std::optional<std::string> recv(std::chrono::milliseconds timeout = 5s) {
     zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
     if (zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
