@@ -53,8 +53,9 @@ function onFrame(frame) {
     }
     if (l.prev && now > l.prev.t) {
       const dt = (now - l.prev.t) / 1e9;
-      l.rateIn = (n.events_in - l.prev.in) / dt;    // events the lab sent to the broker
-      l.rateOut = (n.events_out - l.prev.out) / dt; // events the broker sent to the lab
+      // Smoothed over about a second of frames, so that bursts do not make the figures jump.
+      l.rateIn = 0.75 * l.rateIn + 0.25 * ((n.events_in - l.prev.in) / dt);    // the lab sent
+      l.rateOut = 0.75 * l.rateOut + 0.25 * ((n.events_out - l.prev.out) / dt); // the lab was sent
     }
     l.prev = { in: n.events_in, out: n.events_out, t: now };
     if (n.clock_synced) {
@@ -140,7 +141,10 @@ function renderRasters(s) {
       box.appendChild(row);
     }
     const rows = Math.max(1, l.maxCh + 1);
-    const c = canvasFor(row, "raster-" + n.name, Math.min(240, Math.max(40, rows * 3)));
+    // Taller as channels appear: 2 px per channel row, between 48 and 220 px.
+    const height = Math.min(220, Math.max(48, rows * 2));
+    const c = canvasFor(row, "raster-" + n.name, height);
+    if (c.height !== height) c.height = height;
     const g = c.getContext("2d");
     g.clearRect(0, 0, c.width, c.height);
     g.strokeStyle = "#eef";
