@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   status_cmd->add_flag("--watch", status.watch, "redraw every second until Ctrl-C (--json: a line each)");
   double status_interval_s = 1.0;
   status_cmd->add_option("--interval", status_interval_s, "seconds between redraws with --watch")
-      ->capture_default_str();
+      ->check(CLI::Range(0.05, 3600.0))->capture_default_str();
 
   CLI::App* bench_cmd = app.add_subcommand("bench", "print performance figures");
   bench_cmd->require_subcommand(1);
