@@ -96,6 +96,15 @@ struct NodeSlot {
   std::atomic<uint64_t> h_received{0}, h_lost{0}, h_late{0}, h_late_dropped{0}, h_emitted{0},
       h_dropped{0};
   std::vector<std::atomic<float>> weights;  // latest reported, readable from any thread
+  // End-to-end latency of the links into this node, as it reports them (heartbeats).
+  struct LinkTotals {
+    uint32_t source = 0;
+    std::vector<uint64_t> le;
+    uint64_t count = 0;
+    int64_t sum_ns = 0;
+  };
+  mutable std::mutex links_mu;
+  std::vector<LinkTotals> links;  // at most one per source node
 
   void drop(uint64_t frames, uint64_t events) noexcept {
     dropped_batches.add(frames);
@@ -689,8 +698,20 @@ class Broker::Impl {
   }
 
   // `delay: auto`: a target's latency reports drive the connections that feed it.
-  void on_latency_reports(const NodeSlot& target, int64_t now) noexcept {
+  void on_latency_reports(NodeSlot& target, int64_t now) noexcept {
     for (const auto& rep : codec_.heartbeat().latency()) {
+      if (rep.source_node_id() < slots_.size() &&
+          rep.total_le_size() == static_cast<int>(kLatencyBoundsNs.size())) {
+        std::lock_guard lock(target.links_mu);
+        NodeSlot::LinkTotals* l = nullptr;
+        for (auto& x : target.links) {
+          if (x.source == rep.source_node_id()) l = &x;
+        }
+        if (l == nullptr) l = &target.links.emplace_back(NodeSlot::LinkTotals{rep.source_node_id(), {}, 0, 0});
+        l->le.assign(rep.total_le().begin(), rep.total_le().end());
+        l->count = rep.total_count();
+        l->sum_ns = rep.total_sum_ns();
+      }
       if (rep.count() == 0) continue;
       for (size_t c = 0; c < auto_.size(); ++c) {
         if (!auto_[c] || conn_source_[c] != rep.source_node_id()) continue;
@@ -896,6 +917,17 @@ class Broker::Impl {
       s->set_ingress_latency_sum_ns(static_cast<int64_t>(n.ingress_latency_sum_ns));
       for (const float w : n.weights) s->add_weights(w);
       s->set_timeouts(n.timeouts);
+    }
+    for (const auto& sp : slots_) {
+      std::lock_guard lock(sp->links_mu);
+      for (const auto& l : sp->links) {
+        v1::LinkLatencyStatus* x = r.add_links();
+        x->set_from(slots_[l.source]->name);
+        x->set_to(sp->name);
+        for (const uint64_t c : l.le) x->add_le(c);
+        x->set_count(l.count);
+        x->set_sum_ns(l.sum_ns);
+      }
     }
     for (const auto& c : connection_stats()) {
       v1::ConnectionStatus* cs = r.add_connections();

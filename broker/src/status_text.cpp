@@ -130,6 +130,15 @@ std::string status_json(const v1::StatusReply& r) {
       << b(t.connected()) << ",\"events_out\":" << t.events_out()
       << ",\"dropped_events\":" << t.dropped_events() << "}";
   }
+  j << "],\"links\":[";
+  for (int i = 0; i < r.links_size(); ++i) {
+    const auto& l = r.links(i);
+    j << (i == 0 ? "" : ",") << "{\"from\":\"" << json_escape(l.from()) << "\",\"to\":\""
+      << json_escape(l.to()) << "\",\"count\":" << l.count() << ",\"sum_ns\":" << l.sum_ns()
+      << ",\"le\":[";
+    for (int k = 0; k < l.le_size(); ++k) j << (k ? "," : "") << l.le(k);
+    j << "]}";
+  }
   j << "],\"connections\":[";
   for (int i = 0; i < r.connections_size(); ++i) {
     const auto& c = r.connections(i);
@@ -227,6 +236,20 @@ std::string prometheus_metrics(const v1::StatusReply& r, const HttpFigures* http
     m.sample(node_label(n), static_cast<double>(n.ingress_latency_count()), "_count");
   }
 
+  m.family("ion_link_latency_seconds", "histogram",
+           "End to end, per link: arrival at the target minus source time (the target's measure).");
+  for (const auto& l : r.links()) {
+    if (l.le_size() != static_cast<int>(kLatencyBoundsNs.size())) continue;
+    const std::string lab = "from=\"" + label(l.from()) + "\",to=\"" + label(l.to()) + "\"";
+    for (size_t k = 0; k < kLatencyBoundsNs.size(); ++k) {
+      m.sample(lab + ",le=\"" + prom_num(static_cast<double>(kLatencyBoundsNs[k]) * 1e-9) + "\"",
+               static_cast<double>(l.le(static_cast<int>(k))), "_bucket");
+    }
+    m.sample(lab + ",le=\"+Inf\"", static_cast<double>(l.count()), "_bucket");
+    m.sample(lab, static_cast<double>(l.sum_ns()) * 1e-9, "_sum");
+    m.sample(lab, static_cast<double>(l.count()), "_count");
+  }
+
   m.family("ion_synapse_weight", "gauge", "Latest reported weight of each synapse.");
   for (const auto& n : r.nodes()) {
     for (int k = 0; k < n.weights_size(); ++k) {
@@ -319,6 +342,20 @@ std::string status_table(const v1::StatusReply& r, const std::string& broker) {
   for (const auto& t : r.taps()) {
     out << "  recorder " << t.name() << (t.connected() ? "" : " (gone)") << ": " << t.events_out()
         << " events sent, " << t.dropped_events() << " dropped (its ring was full)\n";
+  }
+  for (const auto& l : r.links()) {
+    // The bucket bound holding the 99th percentile: an upper bound within the bucket resolution.
+    std::string p99 = "> 10 s";
+    for (int k = 0; k < l.le_size(); ++k) {
+      if (static_cast<double>(l.le(k)) >= 0.99 * static_cast<double>(l.count())) {
+        p99 = "<= " + num(static_cast<double>(kLatencyBoundsNs[static_cast<size_t>(k)]) / 1e6) + " ms";
+        break;
+      }
+    }
+    out << "  link " << l.from() << " -> " << l.to() << ": " << l.count()
+        << " events, end-to-end latency mean "
+        << (l.count() > 0 ? num(static_cast<double>(l.sum_ns()) / static_cast<double>(l.count()) / 1e6) : "-")
+        << " ms, p99 " << p99 << "\n";
   }
   for (const auto& c : r.connections()) {
     out << "  connection " << c.index() << " from " << c.from() << ": delay " << std::setprecision(3)

@@ -223,41 +223,58 @@ function plotTraces(canvas, series, opts) {
   $(opts.legend).innerHTML = legend.map(([n, c]) => `<span><i style="background:${c}"></i>${n.replace(/[<&]/g, "")}</span>`).join("");
 }
 
+// One histogram per link: cumulative counts at `bounds` (ns) and a total, drawn as counts per bucket.
+function latencyFigure(box, id, caption, le, count, bounds, color) {
+  let fig = document.getElementById(id);
+  if (!fig) {
+    fig = document.createElement("figure");
+    fig.id = id;
+    fig.appendChild(document.createElement("figcaption"));
+    const c = document.createElement("canvas");
+    c.width = 420; c.height = 130;
+    fig.appendChild(c);
+    box.appendChild(fig);
+  }
+  fig.querySelector("figcaption").textContent = caption;
+  const counts = le.map((c, k) => c - (k ? le[k - 1] : 0));
+  counts.push(count - le[le.length - 1]);
+  const c = fig.querySelector("canvas");
+  const g = c.getContext("2d");
+  g.clearRect(0, 0, c.width, c.height);
+  const top = Math.max(1, ...counts);
+  const w = c.width / counts.length;
+  g.font = "10px sans-serif";
+  counts.forEach((v, k) => {
+    const h = (v / top) * (c.height - 28);
+    g.fillStyle = color;
+    g.fillRect(k * w + 2, c.height - 16 - h, w - 4, h);
+    g.fillStyle = "#667";
+    const edge = k < bounds.length ? bounds[k] / 1e6 : Infinity;
+    g.fillText(edge === Infinity ? ">" : edge < 1 ? edge.toFixed(2) : edge.toFixed(0), k * w + 2, c.height - 4);
+  });
+}
+
+// The bucket bound holding the 99th percentile (an upper bound, to the bucket resolution).
+function p99Bound(le, count, bounds) {
+  for (let k = 0; k < le.length; k++) if (le[k] >= 0.99 * count) return `≤ ${fmt(bounds[k] / 1e6, bounds[k] < 1e6 ? 2 : 0)} ms`;
+  return "> 10 s";
+}
+
 function renderLatency(s) {
   const box = $("latency");
   const bounds = s.latency_bounds_ns;
+  // End to end per link, as each target measures it: what the connection delays must cover.
+  for (const l of s.links || []) {
+    if (!l.count) continue;
+    latencyFigure(box, `link-${l.from}-${l.to}`,
+      `${l.from} → ${l.to} (end to end): mean ${fmt(l.sum_ns / l.count / 1e6, 2)} ms · p99 ${p99Bound(l.le, l.count, bounds)} · ${l.count} events`,
+      l.le, l.count, bounds, lab(l.from, 0).color);
+  }
   for (const n of s.nodes) {
     if (!n.ingress_latency_count) continue;
-    let fig = document.getElementById("lat-" + n.name);
-    if (!fig) {
-      fig = document.createElement("figure");
-      fig.id = "lat-" + n.name;
-      const cap = document.createElement("figcaption");
-      fig.appendChild(cap);
-      const c = document.createElement("canvas");
-      c.width = 420; c.height = 130;
-      fig.appendChild(c);
-      box.appendChild(fig);
-    }
-    fig.querySelector("figcaption").textContent =
-      `${n.name}: p50 ${fmt(n.ingress_latency_p50_ns / 1e6, 2)} ms · p99 ${fmt(n.ingress_latency_p99_ns / 1e6, 2)} ms · max ${fmt(n.ingress_latency_max_ns / 1e6, 2)} ms · ${n.ingress_latency_count} events`;
-    const counts = n.ingress_latency_le.map((c, k) => c - (k ? n.ingress_latency_le[k - 1] : 0));
-    counts.push(n.ingress_latency_count - n.ingress_latency_le[n.ingress_latency_le.length - 1]);
-    const c = fig.querySelector("canvas");
-    const g = c.getContext("2d");
-    g.clearRect(0, 0, c.width, c.height);
-    const top = Math.max(1, ...counts);
-    const w = c.width / counts.length;
-    g.font = "10px sans-serif";
-    counts.forEach((v, k) => {
-      const h = (v / top) * (c.height - 28);
-      g.fillStyle = lab(n.name, 0).color;
-      g.fillRect(k * w + 2, c.height - 16 - h, w - 4, h);
-      g.fillStyle = "#667";
-      const edge = k < bounds.length ? bounds[k] / 1e6 : Infinity;
-      const text = edge === Infinity ? ">" : edge < 1 ? edge.toFixed(2) : edge.toFixed(0);
-      g.fillText(text, k * w + 2, c.height - 4);
-    });
+    latencyFigure(box, "lat-" + n.name,
+      `${n.name} → broker: p50 ${fmt(n.ingress_latency_p50_ns / 1e6, 2)} ms · p99 ${fmt(n.ingress_latency_p99_ns / 1e6, 2)} ms · max ${fmt(n.ingress_latency_max_ns / 1e6, 2)} ms · ${n.ingress_latency_count} events`,
+      n.ingress_latency_le, n.ingress_latency_count, bounds, lab(n.name, 0).color + "99");
   }
 }
 

@@ -532,6 +532,7 @@ class Node::Impl final : public Emitter {
   static constexpr int64_t kLatencyWindowNs = 10'000'000'000;
   struct LatencyWindow {
     Histogram current;
+    Histogram total;  // since start: the link's histogram the broker publishes
     uint64_t previous_count = 0;
     int64_t previous_p999_ns = 0;
     int64_t previous_max_ns = 0;
@@ -563,6 +564,9 @@ class Node::Impl final : public Emitter {
         r->set_count(count);
         r->set_p999_ns(std::max(w.current.quantile_ns(0.999), w.previous_p999_ns));
         r->set_max_ns(std::max(w.current.max_ns(), w.previous_max_ns));
+        for (const int64_t b : kLatencyBoundsNs) r->add_total_le(w.total.count_at_most(b));
+        r->set_total_count(w.total.count());
+        r->set_total_sum_ns(static_cast<int64_t>(w.total.sum_ns()));
       }
       if (rotate) {
         w.previous_count = w.current.count();
@@ -748,16 +752,19 @@ class Node::Impl final : public Emitter {
     if (clock_sync_.synced()) {
       arrival = clock_sync_.to_network(t_recv);
       if (h.broker_time_ns != 0) link_latency_.record(arrival - h.broker_time_ns);
-      Histogram* window = nullptr;
+      LatencyWindow* window = nullptr;
       if (auto w = latency_windows_.find(h.source_node_id); w != latency_windows_.end()) {
-        window = &w->second.current;
+        window = &w->second;
       } else if (latency_windows_.size() < opts_.max_source_streams) {
-        window = &latency_windows_[h.source_node_id].current;
+        window = &latency_windows_[h.source_node_id];
       }
       for (size_t i = 0; i < n; ++i) {
         const int64_t latency = arrival - in_events_.times_ns[i];
         latency_.record(latency);
-        if (window != nullptr) window->record(latency);
+        if (window != nullptr) {
+          window->current.record(latency);
+          window->total.record(latency);
+        }
       }
     }
     playout_.accept(h, in_events_, arrival);

@@ -82,7 +82,12 @@ TEST_F(Http, MetricsAreValidPrometheusTextWithTheNodesCounters) {
   NodeRunner<GeneratorDriver> gen(node_options("gen", broker_.endpoint()), generator(4, 500.0, 1000));
   ASSERT_TRUE(eventually([&] { return snk.stats().received_events >= 1000; }, 30s));
 
-  const std::string r = get(http->endpoint(), "/metrics");
+  // The sink reports the gen -> sink link's end-to-end histogram in its next heartbeat.
+  std::string r;
+  ASSERT_TRUE(eventually([&] {
+    r = get(http->endpoint(), "/metrics");
+    return r.find("ion_link_latency_seconds_count{from=\"gen\",to=\"sink\"} 1000") != std::string::npos;
+  })) << r;
   ASSERT_EQ(r.rfind("HTTP/1.1 200", 0), 0u) << r.substr(0, 200);
   EXPECT_NE(r.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
   const std::string text = body_of(r);

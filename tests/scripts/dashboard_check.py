@@ -59,6 +59,15 @@ def check_http(base):
         return st if ok and weights else None
 
     st = wait_for(labs_live, 40, "the three labs live in /api/status, with weights")
+    # Every link's end-to-end histogram, once each target has had events from it and reported.
+    want = {("padova", "southampton"), ("zurich", "southampton"), ("southampton", "zurich"),
+            ("southampton", "padova")}
+
+    def all_links():
+        st = json.loads(fetch(base + "/api/status")[2])
+        return want <= {(l["from"], l["to"]) for l in st["links"] if l["count"] > 0}
+
+    wait_for(all_links, 40, "an end-to-end latency histogram for every link")
     code, ctype, text = fetch(base + "/metrics")
     assert code == 200 and ctype.startswith("text/plain; version=0.0.4"), (code, ctype)
     families = {f.name: f for f in text_string_to_metric_families(text)}  # raises on bad syntax
@@ -67,7 +76,8 @@ def check_http(base):
     # The client library drops the _total suffix from counter family names.
     for need in ("ion_events_received", "ion_events_sent", "ion_node_late_events", "ion_node_lost_events",
                  "ion_events_dropped", "ion_clock_offset_seconds", "ion_clock_uncertainty_seconds",
-                 "ion_ingress_latency_seconds", "ion_synapse_weight", "ion_curve"):
+                 "ion_ingress_latency_seconds", "ion_link_latency_seconds", "ion_synapse_weight",
+                 "ion_curve"):
         assert need in families, f"{need} missing from /metrics"
     received = {s.labels["node"]: s.value for s in families["ion_events_received"].samples
                 if s.name == "ion_events_received_total"}
@@ -78,6 +88,9 @@ def check_http(base):
     buckets = [s for s in hist.samples if s.name.endswith("_bucket") and s.labels["node"] == "padova"]
     counts = [s.value for s in buckets]
     assert counts == sorted(counts) and buckets[-1].labels["le"] == "+Inf", "buckets not cumulative"
+    links = {(s.labels["from"], s.labels["to"]) for s in families["ion_link_latency_seconds"].samples
+             if s.name.endswith("_count") and s.value > 0}
+    assert want <= links, f"end-to-end histograms in /metrics: {sorted(links)}"
     weights = [s for s in families["ion_synapse_weight"].samples if s.labels["node"] == "southampton"]
     assert len(weights) >= 2 and all(0 <= s.value <= 1 for s in weights), weights
     assert [s.value for s in families["ion_curve"].samples] == [1.0], "the demo runs with CURVE"
