@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "ion/core/counter.h"
+#include "ion/core/json.h"
 #include "ion/core/security.h"
 #include "ion/v1/ion.pb.h"
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "ion/core/histogram.h"
+#include "ion/core/json.h"
 #include "ion/v1/ion.pb.h"
 
 namespace ion {
@@ -64,27 +65,6 @@ class Metrics {
 std::string node_label(const v1::NodeStatus& n) { return "node=\"" + label(n.name()) + "\""; }
 
 }  // namespace
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (const char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
 
 std::string status_json(const v1::StatusReply& r) {
   std::ostringstream j;

@@ -5,6 +5,7 @@
 
 #include "ion/broker/broker.h"
 #include "ion/core/config.h"
+#include "ion/core/json.h"
 
 namespace ion {
 namespace {
@@ -95,6 +96,15 @@ TEST(Config, BrokerConfigResolvesTopologyBesideTheFile) {
   EXPECT_NE(e.find("key 'broker.heartbeat_timeout': expected a duration longer than"),
             std::string::npos)
       << e;
+}
+
+// Names and paths reach hand-written JSON (status, inspect, demo): it must stay valid JSON.
+TEST(Json, StringsAreEscapedForJson) {
+  EXPECT_EQ(json_string("padova"), "\"padova\"");
+  EXPECT_EQ(json_escape("a\"b\\c"), "a\\\"b\\\\c");
+  EXPECT_EQ(json_escape("line\nnext\tx"), "line\\nnext\\tx");
+  EXPECT_EQ(json_escape(std::string("\x01\x1f", 2)), "\\u0001\\u001f");
+  EXPECT_EQ(json_escape("µs ±"), "µs ±");  // UTF-8 passes through
 }
 
 }  // namespace

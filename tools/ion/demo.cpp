@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "ion/broker/broker.h"
+#include "ion/core/json.h"
 #include "ion/drivers/generator.h"
 #include "ion/drivers/sink.h"
 #include "ion/node/node.h"
@@ -33,15 +34,6 @@ struct Row {
 Row row_of(const std::string& name, const std::string& kind, const NodeStats& s) {
   return {name, kind, s.emitted_events, s.received_events, s.lost_events, s.late_events,
           s.dropped_events + s.late_dropped + s.playout_overflow + s.playout_abandoned};
-}
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    o += c;
-  }
-  return o;
 }
 
 }  // namespace

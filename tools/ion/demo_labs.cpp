@@ -18,6 +18,7 @@
 #include "ion/broker/broker.h"
 #include "ion/broker/http.h"
 #include "ion/core/config.h"
+#include "ion/core/json.h"
 #include "ion/demo.h"
 #include "ion/drivers/registry.h"
 #include "ion/interchange/inspect.h"
@@ -66,15 +67,6 @@ struct Lab {
   std::thread thread;
   uint64_t last_emitted = 0;
 };
-
-std::string json_str(const std::string& s) {
-  std::string o = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    o += c;
-  }
-  return o + "\"";
-}
 
 std::string now_stamp() {
   const std::time_t t = std::time(nullptr);
@@ -363,18 +355,18 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
   if (o.json) {
     std::ostringstream j;
     j << "{\"ok\":" << (ok ? "true" : "false") << ",\"duration_s\":" << o.duration_s
-      << ",\"topology\":" << json_str(o.topology) << ",\"emulated_wan\":" << (o.emulated_wan ? "true" : "false")
-      << ",\"out_dir\":" << json_str(out_dir) << ",\"recording\":" << json_str(recording)
-      << ",\"report\":" << json_str(report) << ",\"recorded_events\":" << recorded
+      << ",\"topology\":" << json_string(o.topology) << ",\"emulated_wan\":" << (o.emulated_wan ? "true" : "false")
+      << ",\"out_dir\":" << json_string(out_dir) << ",\"recording\":" << json_string(recording)
+      << ",\"report\":" << json_string(report) << ",\"recorded_events\":" << recorded
       << ",\"late_uncounted\":" << late_uncounted << ",\"early\":" << early << ",\"out_of_order\":" << disorder
-      << ",\"broker\":{\"endpoint\":" << json_str(endpoint) << ",\"dropped\":" << broker_dropped
+      << ",\"broker\":{\"endpoint\":" << json_string(endpoint) << ",\"dropped\":" << broker_dropped
       << ",\"curve\":" << (o.plaintext ? "false" : "true") << ",\"authenticated\":"
       << broker.auth_stats().accepted << "},\"nodes\":[";
     for (size_t i = 0; i < labs.size(); ++i) {
       const NodeStats& s = finals[i].stats;
       const AuditCounts& a = finals[i].audit;
-      j << (i ? "," : "") << "{\"name\":" << json_str(labs[i].name) << ",\"kind\":" << json_str(labs[i].kind)
-        << ",\"link\":" << json_str(labs[i].preset) << ",\"emitted\":" << s.emitted_events
+      j << (i ? "," : "") << "{\"name\":" << json_string(labs[i].name) << ",\"kind\":" << json_string(labs[i].kind)
+        << ",\"link\":" << json_string(labs[i].preset) << ",\"emitted\":" << s.emitted_events
         << ",\"received\":" << s.received_events << ",\"lost\":" << s.lost_events << ",\"late\":" << s.late_events
         << ",\"dropped\":" << s.dropped_events + s.late_dropped + s.playout_overflow + s.playout_abandoned
         << ",\"overrun\":" << s.playout_overrun << ",\"late_uncounted\":" << a.late_uncounted << ",\"early\":" << a.early
@@ -386,7 +378,7 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
     for (size_t i = 0; i < labs.size(); ++i) {
       for (size_t k = 0; k < finals[i].synapses.size(); ++k) {
         const auto& st = finals[i].synapses[k];
-        j << (first ? "" : ",") << "{\"name\":" << json_str(synapse_name(*labs[i].synapse, static_cast<uint32_t>(k)))
+        j << (first ? "" : ",") << "{\"name\":" << json_string(synapse_name(*labs[i].synapse, static_cast<uint32_t>(k)))
           << ",\"initial_weight\":" << st.initial_weight << ",\"final_weight\":" << st.weight
           << ",\"ltp_events\":" << st.ltp << ",\"ltd_events\":" << st.ltd << "}";
         first = false;

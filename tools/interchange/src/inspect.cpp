@@ -7,29 +7,13 @@
 #include <tuple>
 
 #include "ion/core/codec.h"
+#include "ion/core/json.h"
 #include "ion/core/record.h"
 #include "ion/interchange/dataset.h"
 #include "ion/v1/ion.pb.h"
 
 namespace ion::interchange {
 namespace {
-
-std::string json_str(const std::string& s) {
-  std::string o = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", c);
-      o += b;
-    } else {
-      o += c;
-    }
-  }
-  return o + "\"";
-}
 
 double rate_of(uint64_t n, int64_t first, int64_t last) {
   return n > 1 && last > first ? static_cast<double>(n - 1) / (static_cast<double>(last - first) * 1e-9) : 0.0;
@@ -241,18 +225,18 @@ void print_text(const Inspection& x, std::ostream& out) {
 }
 
 void print_json(const Inspection& x, std::ostream& out) {
-  out << "{\"file\":" << json_str(x.file) << ",\"format_version\":" << x.format_version
-      << ",\"session_id\":" << x.session_id << ",\"origin\":" << json_str(x.origin)
+  out << "{\"file\":" << json_string(x.file) << ",\"format_version\":" << x.format_version
+      << ",\"session_id\":" << x.session_id << ",\"origin\":" << json_string(x.origin)
       << ",\"anchor_network_ns\":" << x.anchor_network_ns << ",\"anchor_utc_ns\":" << x.anchor_utc_ns
       << ",\"file_bytes\":" << x.file_bytes << ",\"valid_bytes\":" << x.valid_bytes
-      << ",\"torn_tail\":" << (x.torn ? "true" : "false") << ",\"tail_reason\":" << json_str(x.tail_reason)
+      << ",\"torn_tail\":" << (x.torn ? "true" : "false") << ",\"tail_reason\":" << json_string(x.tail_reason)
       << ",\"total_events\":" << x.total_events << ",\"batches\":" << x.batches
       << ",\"bad_batches\":" << x.bad_batches << ",\"tap_dropped_batches\":" << x.tap_dropped_batches
       << ",\"first_ns\":" << x.first_ns << ",\"last_ns\":" << x.last_ns << ",\"streams\":[";
   for (size_t i = 0; i < x.streams.size(); ++i) {
     const auto& s = x.streams[i];
-    out << (i ? "," : "") << "{\"source\":" << json_str(s.source) << ",\"stream\":" << s.stream
-        << ",\"kind\":" << json_str(s.kind) << ",\"events\":" << s.events << ",\"batches\":" << s.batches
+    out << (i ? "," : "") << "{\"source\":" << json_string(s.source) << ",\"stream\":" << s.stream
+        << ",\"kind\":" << json_string(s.kind) << ",\"events\":" << s.events << ",\"batches\":" << s.batches
         << ",\"first_ns\":" << s.first_ns << ",\"last_ns\":" << s.last_ns
         << ",\"rate_hz\":" << rate_of(s.events, s.first_ns, s.last_ns) << ",\"lost_events\":" << s.lost_events
         << ",\"restarts\":" << s.restarts << ",\"longest_gap_ns\":" << s.longest_gap_ns << "}";
@@ -260,14 +244,14 @@ void print_json(const Inspection& x, std::ostream& out) {
   out << "],\"channels\":[";
   for (size_t i = 0; i < x.channels.size(); ++i) {
     const auto& c = x.channels[i];
-    out << (i ? "," : "") << "{\"source\":" << json_str(c.source) << ",\"name\":" << json_str(c.name)
+    out << (i ? "," : "") << "{\"source\":" << json_string(c.source) << ",\"name\":" << json_string(c.name)
         << ",\"id\":" << c.id << ",\"count\":" << c.count << ",\"first_ns\":" << c.first_ns
         << ",\"last_ns\":" << c.last_ns << ",\"rate_hz\":" << rate_of(c.count, c.first_ns, c.last_ns) << "}";
   }
   out << "],\"nodes\":[";
   for (size_t i = 0; i < x.nodes.size(); ++i) {
     const auto& n = x.nodes[i];
-    out << (i ? "," : "") << "{\"name\":" << json_str(n.name) << ",\"received_events\":" << n.received_events
+    out << (i ? "," : "") << "{\"name\":" << json_string(n.name) << ",\"received_events\":" << n.received_events
         << ",\"lost_events\":" << n.lost_events << ",\"late_events\":" << n.late_events
         << ",\"clock_offset_ns\":" << n.clock_offset_ns << ",\"clock_offset_min_ns\":" << n.clock_offset_min_ns
         << ",\"clock_offset_max_ns\":" << n.clock_offset_max_ns
@@ -275,7 +259,7 @@ void print_json(const Inspection& x, std::ostream& out) {
   }
   out << "],\"markers\":{";
   size_t i = 0;
-  for (const auto& [k, v] : x.markers) out << (i++ ? "," : "") << json_str(k) << ":" << v;
+  for (const auto& [k, v] : x.markers) out << (i++ ? "," : "") << json_string(k) << ":" << v;
   out << "}}\n";
 }
 

@@ -21,7 +21,6 @@ struct HttpFigures {
   uint64_t events_thinned = 0;   // spike events left out of live frames
 };
 
-[[nodiscard]] std::string json_escape(const std::string& s);
 [[nodiscard]] std::string status_json(const v1::StatusReply& r);
 // Prometheus text format 0.0.4; every metric name starts with `ion_`.
 [[nodiscard]] std::string prometheus_metrics(const v1::StatusReply& r, const HttpFigures* http);
