@@ -183,15 +183,23 @@ BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
   }
   if (b.has("secret_key")) {
     try {
-      o.security.key = load_secret_key(b.resolve_path(b.string("secret_key")));
-      o.security.allowlist_file = b.resolve_path(b.string("allowlist"));
-      o.security.allowlist = Allowlist::load_file(o.security.allowlist_file);
+      o.security = BrokerSecurity::load(b.resolve_path(b.string("secret_key")),
+                                        b.resolve_path(b.string("allowlist")));
     } catch (const SecurityError& e) {
       throw ConfigError(b.where("secret_key") + ": " + e.what());
     }
   }
   o.topology = load_topology_file(b.resolve_path(b.string("topology")));
   return o;
+}
+
+BrokerSecurity BrokerSecurity::load(const std::string& secret_key_file,
+                                    const std::string& allowlist_file) {
+  BrokerSecurity s;
+  s.key = load_secret_key(secret_key_file);
+  s.allowlist = Allowlist::load_file(allowlist_file);
+  s.allowlist_file = allowlist_file;
+  return s;
 }
 
 BrokerOptions BrokerOptions::from_file(const std::string& path) {

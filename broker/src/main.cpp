@@ -59,11 +59,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "ion-broker: --key and --allowlist go together\n");
       return 2;
     }
-    if (!key_file.empty()) {
-      options.security.key = ion::load_secret_key(key_file);
-      options.security.allowlist_file = allowlist_file;
-      options.security.allowlist = ion::Allowlist::load_file(allowlist_file);
-    }
+    if (!key_file.empty()) options.security = ion::BrokerSecurity::load(key_file, allowlist_file);
     options.security.insecure = insecure;
     if (insecure && options.security.key) {
       spdlog::warn("--insecure ignored: the config gives the broker a CURVE key");

@@ -215,6 +215,22 @@ std::string load_public_key(const std::string& path_or_key) {
                       "40-character key");
 }
 
+CurveClientKeys load_client_keys(const std::string& secret_key_file, const std::string& broker_key) {
+  require_curve("ion");
+  CurveKeyPair mine = load_secret_key(secret_key_file);
+  return {std::move(mine.public_z85), std::move(mine.secret_z85), load_public_key(broker_key),
+          std::move(mine.name)};
+}
+
+std::optional<CurveClientKeys> client_keys(const std::string& key_file, const std::string& broker_key) {
+  if (key_file.empty() && broker_key.empty()) return std::nullopt;
+  if (key_file.empty() || broker_key.empty()) {
+    throw SecurityError("--key and --broker-key go together: this peer's secret key file and the "
+                        "broker's public key");
+  }
+  return load_client_keys(key_file, broker_key);
+}
+
 Allowlist Allowlist::parse(std::string_view text, const std::string& where) {
   Allowlist a;
   for_each_entry(text, [&](int line_no, const std::string& t) {

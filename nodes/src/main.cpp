@@ -44,15 +44,7 @@ int main(int argc, char** argv) {
     ion::NodeOptions options = ion::NodeOptions::from_config(root);
     if (!broker.empty()) options.broker = broker;
     options.insecure = options.insecure || insecure;
-    if (key_file.empty() != broker_key.empty()) {
-      std::fprintf(stderr, "ion-node: --key and --broker-key go together\n");
-      return 2;
-    }
-    if (!key_file.empty()) {
-      const ion::CurveKeyPair mine = ion::load_secret_key(key_file);
-      options.curve = ion::CurveClientKeys{mine.public_z85, mine.secret_z85,
-                                           ion::load_public_key(broker_key), mine.name};
-    }
+    if (auto keys = ion::client_keys(key_file, broker_key)) options.curve = std::move(keys);
     ion::Node node(std::move(options), ion::make_driver(root));
     g_node = &node;
     std::signal(SIGINT, on_signal);

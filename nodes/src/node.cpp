@@ -59,16 +59,14 @@ NodeOptions NodeOptions::from_config(const ConfigNode& root) {
   }
   if (n.has("secret_key")) {
     try {
-      const CurveKeyPair mine = load_secret_key(n.resolve_path(n.string("secret_key")));
-      if (mine.name != o.name) {
+      const std::string bk = n.string("broker_key");
+      o.curve = load_client_keys(n.resolve_path(n.string("secret_key")),
+                                 valid_z85_key(bk) ? bk : n.resolve_path(bk));
+      if (o.curve->name != o.name) {
         spdlog::warn("node '{}': its key file is named '{}'; the broker will know it by the name "
                      "its allowlist gives the key",
-                     o.name, mine.name);
+                     o.name, o.curve->name);
       }
-      const std::string bk = n.string("broker_key");
-      o.curve = CurveClientKeys{mine.public_z85, mine.secret_z85,
-                                load_public_key(valid_z85_key(bk) ? bk : n.resolve_path(bk)),
-                                mine.name};
     } catch (const SecurityError& e) {
       throw ConfigError(n.where("secret_key") + ": " + e.what());
     }

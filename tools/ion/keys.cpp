@@ -14,16 +14,4 @@ int run_keygen(const KeygenOptions& o, std::ostream& out) {
   return 0;
 }
 
-std::optional<CurveClientKeys> client_keys(const std::string& key_file,
-                                           const std::string& broker_key) {
-  if (key_file.empty() && broker_key.empty()) return std::nullopt;
-  if (key_file.empty() || broker_key.empty()) {
-    throw SecurityError("--key and --broker-key go together: this peer's secret key file and the "
-                        "broker's public key");
-  }
-  require_curve("ion");
-  const CurveKeyPair mine = load_secret_key(key_file);
-  return CurveClientKeys{mine.public_z85, mine.secret_z85, load_public_key(broker_key), mine.name};
-}
-
 }  // namespace ion

@@ -30,6 +30,9 @@ struct BrokerSecurity {
   std::string allowlist_file;       // read again on reload_allowlist() (SIGHUP); empty: fixed
   // Plaintext on an endpoint that other machines can reach. Refused unless set explicitly.
   bool insecure = false;
+
+  // The broker's key file and the allowlist file. Throws SecurityError.
+  static BrokerSecurity load(const std::string& secret_key_file, const std::string& allowlist_file);
 };
 
 struct BrokerOptions {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -71,6 +72,13 @@ KeyFiles write_keypair(const CurveKeyPair& pair, const std::string& dir, bool ov
 [[nodiscard]] CurveKeyPair load_secret_key(const std::string& path);
 // A public key given as a `.pub` file or as the 40-character key itself.
 [[nodiscard]] std::string load_public_key(const std::string& path_or_key);
+// A client's keys: its secret key file, and the broker's public key (file or key).
+[[nodiscard]] CurveClientKeys load_client_keys(const std::string& secret_key_file,
+                                               const std::string& broker_key);
+// The same from the command line's `--key FILE --broker-key FILE|KEY`: both or neither (none:
+// plaintext). Throws SecurityError.
+[[nodiscard]] std::optional<CurveClientKeys> client_keys(const std::string& key_file,
+                                                         const std::string& broker_key);
 
 // Public key -> name: the nodes a broker admits.
 class Allowlist {
