@@ -472,6 +472,7 @@ class Broker::Impl {
     const int64_t t_recv = m.t_recv;
     const Decoded d = codec_.decode(bytes_of(frame));
     NodeSlot* slot = find_slot(rid);
+    TapSlot* tap = slot == nullptr ? find_tap(rid) : nullptr;
     if (slot != nullptr && auth_ && m.user != slot->name) {
       // Another connection reusing a routing id this node had: never its messages.
       reject(Reject::impersonation, nullptr);
@@ -486,7 +487,7 @@ class Broker::Impl {
       }
       return;
     }
-    if (d.body != Body::spike_batch && !control_allowed(slot, rid, m.user, t_recv)) {
+    if (d.body != Body::spike_batch && !control_allowed(slot, tap, m.user, t_recv)) {
       reject(Reject::rate_limited, slot);
       return;
     }
@@ -499,7 +500,7 @@ class Broker::Impl {
       return;
     }
     if (slot == nullptr) {
-      if (TapSlot* tap = find_tap(rid)) {
+      if (tap != nullptr) {
         if (auth_ && m.user != tap->name) {
           reject(Reject::impersonation, nullptr);
           return;
@@ -534,12 +535,11 @@ class Broker::Impl {
 
   // Control messages cost a token: a registered node's own bucket, else its key name's (CURVE:
   // bounded by the allowlist), else one shared by all unregistered plaintext peers.
-  bool control_allowed(NodeSlot* slot, std::string_view rid, std::string_view user,
-                       int64_t now) noexcept {
+  bool control_allowed(NodeSlot* slot, TapSlot* tap, std::string_view user, int64_t now) noexcept {
     const double rate = opts_.control_rate_hz;
     const double burst = opts_.control_burst;
     if (slot != nullptr) return slot->control.take(now, rate, burst);
-    if (TapSlot* tap = find_tap(rid)) return tap->control.take(now, rate, burst);
+    if (tap != nullptr) return tap->control.take(now, rate, burst);
     if (!auth_) return unregistered_control_.take(now, rate * 4, burst * 4);
     auto it = control_by_user_.find(user);
     if (it == control_by_user_.end()) {
