@@ -25,7 +25,10 @@ BrokerOptions curve_broker(const Keys& k) {
   Topology t;
   t.nodes = {{"gen", "generator", 4, 0}, {"sink", "sink", 0, 4}, {"zurich", "chip", 4, 4},
              {"padova", "mea", 4, 4}};
-  t.connections = {connect_all("gen", "sink")};
+  // 100 ms, as the other end-to-end tests: with refused peers reconnecting beside it, the
+  // legitimate pair sees rare stalls of up to ~7 ms beyond a 20 ms delay on a loaded 2-core
+  // debug run (counted as late; see the issue note).
+  t.connections = {connect_all("gen", "sink", 100ms)};
   BrokerOptions o = broker_options(t);
   o.security.key = k.broker;
   for (const auto* p : {&k.gen, &k.sink, &k.zurich}) o.security.allowlist.add(p->name, p->public_z85);
@@ -76,8 +79,9 @@ TEST(Curve, OnlyListedKeysGetInAndALegitimateNodeIsUndisturbed) {
       << snk.stats().received_events << " received, " << snk.stats().lost_events << " lost";
   EXPECT_EQ(snk.stats().received_events, 4000U);
   EXPECT_EQ(snk.stats().lost_events, 0U);
-#if !defined(__SANITIZE_THREAD__)  // ~10x slower: a 20 ms delay is too short there (counted)
-  EXPECT_EQ(snk.stats().late_events, 0U);
+#if !defined(__SANITIZE_THREAD__)  // ~10x slower: the delay is too short there (counted)
+  EXPECT_EQ(snk.stats().late_events, 0U)
+      << "lateness p99 " << snk.stats().lateness_p99_ns << " ns, max " << snk.stats().lateness_max_ns;
 #endif
   EXPECT_GE(broker.broker().auth_stats().accepted, 2U);
 }
