@@ -373,9 +373,8 @@ class Broker::Impl {
       n.ingress_latency_max_ns = s->ingress_latency.max_ns();
       n.ingress_latency_count = s->ingress_latency.count();
       n.ingress_latency_sum_ns = s->ingress_latency.sum_ns();
-      for (const int64_t b : kLatencyBoundsNs) {
-        n.ingress_latency_le.push_back(s->ingress_latency.count_at_most(b));
-      }
+      const auto le = s->ingress_latency.counts_at_bounds();
+      n.ingress_latency_le.assign(le.begin(), le.end());
       for (const auto& w : s->weights) n.weights.push_back(w.load(std::memory_order_relaxed));
       NodeHealthStats& h = n.health;
       h.reported = s->health_reported.load(std::memory_order_relaxed);

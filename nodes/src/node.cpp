@@ -562,7 +562,7 @@ class Node::Impl final : public Emitter {
         r->set_count(count);
         r->set_p999_ns(std::max(w.current.quantile_ns(0.999), w.previous_p999_ns));
         r->set_max_ns(std::max(w.current.max_ns(), w.previous_max_ns));
-        for (const int64_t b : kLatencyBoundsNs) r->add_total_le(w.total.count_at_most(b));
+        for (const uint64_t c : w.total.counts_at_bounds()) r->add_total_le(c);
         r->set_total_count(w.total.count());
         r->set_total_sum_ns(static_cast<int64_t>(w.total.sum_ns()));
       }

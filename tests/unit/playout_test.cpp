@@ -238,6 +238,20 @@ TEST(Histogram, QuantilesWithinOneSubBucket) {
   EXPECT_EQ(small.quantile_ns(1.0), 3);
 }
 
+// What /metrics publishes as `le` buckets: cumulative counts at kLatencyBoundsNs.
+TEST(Histogram, CountsAtTheBoundsAreCumulative) {
+  Histogram h;
+  for (const int64_t v : {50'000LL, 200'000LL, 3'000'000LL, 3'000'000LL, 2'000'000'000LL, 20'000'000'000LL}) {
+    h.record(v);
+  }
+  const auto le = h.counts_at_bounds();
+  // Bounds: 0.1 0.25 0.5 1 2.5 5 10 25 50 100 250 500 ms, 1 2.5 5 10 s.
+  const std::array<uint64_t, kLatencyBoundsNs.size()> want = {1, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5};
+  EXPECT_EQ(le, want);
+  EXPECT_EQ(h.count(), 6u);  // the 20 s value is above every bound: only in the total
+  EXPECT_EQ(h.sum_ns(), 22'006'250'000u);
+}
+
 TEST(Histogram, BucketEdgesAreMonotonic) {
   for (int i = 1; i < Histogram::kBuckets - 1; ++i) {
     ASSERT_LT(Histogram::upper_edge(i - 1), Histogram::upper_edge(i)) << i;

@@ -43,13 +43,19 @@ class Histogram {
 
   [[nodiscard]] uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
   [[nodiscard]] uint64_t sum_ns() const noexcept { return sum_.load(std::memory_order_relaxed); }
-  // Values at or below `bound_ns`, to the bucket resolution: buckets whose upper edge is within.
-  [[nodiscard]] uint64_t count_at_most(int64_t bound_ns) const noexcept {
+  // Values at or below each of kLatencyBoundsNs, to the bucket resolution (the buckets whose
+  // upper edge is within), in one pass over the buckets.
+  [[nodiscard]] std::array<uint64_t, kLatencyBoundsNs.size()> counts_at_bounds() const noexcept {
+    std::array<uint64_t, kLatencyBoundsNs.size()> out{};
     uint64_t n = 0;
-    for (int i = 0; i < kBuckets && upper_edge(i) <= static_cast<uint64_t>(bound_ns); ++i) {
-      n += buckets_[static_cast<size_t>(i)].load(std::memory_order_relaxed);
+    int i = 0;
+    for (size_t k = 0; k < kLatencyBoundsNs.size(); ++k) {
+      for (; i < kBuckets && upper_edge(i) <= static_cast<uint64_t>(kLatencyBoundsNs[k]); ++i) {
+        n += buckets_[static_cast<size_t>(i)].load(std::memory_order_relaxed);
+      }
+      out[k] = n;
     }
-    return n;
+    return out;
   }
   [[nodiscard]] int64_t max_ns() const noexcept {
     return static_cast<int64_t>(max_.load(std::memory_order_relaxed));
