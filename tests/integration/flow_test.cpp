@@ -169,35 +169,26 @@ namespace ion::test {
 namespace {
 
 // Emits one spike per `interval` from its own thread, `count` in all.
-class TickDriver final : public Driver {
+class TickDriver final : public WorkloadDriver {
  public:
   TickDriver(std::chrono::microseconds interval, uint64_t count) : interval_(interval), count_(count) {}
   ~TickDriver() override { stop(); }
   DriverInfo describe() const override { return {"generator", 1, 4, 0}; }
   void start(Emitter& e) override {
-    thread_ = std::thread([this, &e] {
+    run([this, &e] {
       EventBatch b;
-      for (uint64_t i = 0; i < count_ && !stop_.load(); ++i) {
+      for (uint64_t i = 0; i < count_ && !stopping(); ++i) {
         b.clear();
         b.push(static_cast<uint32_t>(i % 4), e.network_now_ns());
         (void)e.emit(b);
         std::this_thread::sleep_for(interval_);  // the workload's pacing, not a wait in the test
       }
-      done_.store(true);
     });
   }
-  void deliver(const BatchHeader&, const EventBatch&, const Delivery&) noexcept override {}
-  void stop() noexcept override {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-  }
-  bool done() const { return done_.load(); }
 
  private:
   std::chrono::microseconds interval_;
   uint64_t count_;
-  std::thread thread_;
-  std::atomic<bool> stop_{false}, done_{false};
 };
 
 TEST(Flow, AdaptiveBatchingSendsLoneSpikesAtOnceAndCoalescesBursts) {

@@ -135,6 +135,33 @@ inline std::unique_ptr<SinkDriver> sink(uint32_t ports) {
   return std::make_unique<SinkDriver>(SinkOptions{ports});
 }
 
+// A test workload: a driver whose start() hands its own thread a loop that emits until it is
+// done or stopping(); deliveries are ignored. A subclass calls stop() in its destructor, before
+// its own members (which the loop reads) are gone.
+class WorkloadDriver : public Driver {
+ public:
+  void deliver(const BatchHeader&, const EventBatch&, const Delivery&) noexcept override {}
+  void stop() noexcept override {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  [[nodiscard]] bool done() const { return done_.load(); }
+
+ protected:
+  template <class Loop>
+  void run(Loop loop) {
+    thread_ = std::thread([this, loop] {
+      loop();
+      done_.store(true);
+    });
+  }
+  [[nodiscard]] bool stopping() const { return stop_.load(); }
+
+ private:
+  std::thread thread_;
+  std::atomic<bool> stop_{false}, done_{false};
+};
+
 // A hand-driven DEALER: sends whatever bytes a test wants, reads replies with a timeout.
 class RawPeer {
  public:

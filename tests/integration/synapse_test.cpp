@@ -18,7 +18,7 @@ constexpr int64_t kMs = 1'000'000;
 
 // Emits fixed spike trains (channel, time from its start) in real time: two runs of the same
 // script have identical relative timing, whatever the network does.
-class ScriptedDriver final : public Driver {
+class ScriptedDriver final : public WorkloadDriver {
  public:
   ScriptedDriver(uint32_t channels, std::vector<std::pair<uint32_t, int64_t>> script)
       : channels_(channels), script_(std::move(script)) {
@@ -27,12 +27,12 @@ class ScriptedDriver final : public Driver {
   ~ScriptedDriver() override { stop(); }
   DriverInfo describe() const override { return {"scripted", 1, channels_, 0}; }
   void start(Emitter& e) override {
-    thread_ = std::thread([this, &e] {
+    run([this, &e] {
       const int64_t t0 = e.network_now_ns() + 20 * kMs;
       size_t next = 0;
       EventBatch b;
       b.kind = EventKind::spike;
-      while (!stop_.load() && next < script_.size()) {
+      while (!stopping() && next < script_.size()) {
         std::this_thread::sleep_for(1ms);
         b.clear();
         const int64_t now = e.network_now_ns();
@@ -42,21 +42,12 @@ class ScriptedDriver final : public Driver {
         }
         if (!b.empty()) (void)e.emit(b);
       }
-      done_.store(true);
     });
   }
-  void deliver(const BatchHeader&, const EventBatch&, const Delivery&) noexcept override {}
-  void stop() noexcept override {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-  }
-  bool done() const { return done_.load(); }
 
  private:
   uint32_t channels_;
   std::vector<std::pair<uint32_t, int64_t>> script_;
-  std::thread thread_;
-  std::atomic<bool> stop_{false}, done_{false};
 };
 
 std::vector<std::pair<uint32_t, int64_t>> regular(uint32_t channel, int64_t from_ns, double rate_hz,
