@@ -807,7 +807,7 @@ class Broker::Impl {
       for (size_t i = 0; i < table_.node_count(); ++i) {
         known += (i == 0 ? "" : ", ") + table_.node(static_cast<uint32_t>(i)).name;
       }
-      reply_error(rid, v1::Error::UNKNOWN_NODE,
+      reply_error(rid, v1::Error::NOT_IN_TOPOLOGY,
                   "node '" + h.node_name() + "' is not in this broker's topology (known: " +
                       known + ")");
       return;

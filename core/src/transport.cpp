@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -116,6 +117,70 @@ int poll_readable(Socket& socket, int extra_fd, int timeout_ms) noexcept {
   if ((items[0].revents & ZMQ_POLLIN) != 0) r |= 1;
   if (extra_fd >= 0 && (items[1].revents & ZMQ_POLLIN) != 0) r |= 2;
   return r;
+}
+
+HandshakeMonitor::HandshakeMonitor(zmq::context_t& ctx, Socket& socket)
+    : watched_(&socket.raw()), pair_(ctx, zmq::socket_type::pair) {
+  // A unique name per monitor: many nodes may share a process (the C API, tests).
+  static std::atomic<uint64_t> instances{0};
+  const std::string ep = "inproc://ion-handshake-" + std::to_string(instances.fetch_add(1));
+  const int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+  if (zmq_socket_monitor(watched_->handle(), ep.c_str(), events) != 0) {
+    throw TransportError(std::string("cannot monitor the connection's handshakes: ") +
+                         zmq_strerror(zmq_errno()));
+  }
+  pair_.set(zmq::sockopt::linger, 0);
+  pair_.connect(ep);
+}
+
+HandshakeMonitor::~HandshakeMonitor() { stop(); }
+
+void HandshakeMonitor::stop() noexcept {
+  if (watched_ == nullptr) return;
+  if (watched_->handle() != nullptr) (void)zmq_socket_monitor(watched_->handle(), nullptr, 0);
+  watched_ = nullptr;
+  pair_.close();
+}
+
+std::optional<HandshakeFailure> HandshakeMonitor::poll(bool& succeeded) noexcept {
+  succeeded = false;
+  std::optional<HandshakeFailure> last;
+  if (watched_ == nullptr) return last;
+  for (int i = 0; i < 64; ++i) {  // bounded: a peer cannot keep the caller here
+    zmq::message_t head;
+    zmq::message_t addr;
+    try {
+      if (!pair_.recv(head, zmq::recv_flags::dontwait)) break;
+      if (head.more()) (void)pair_.recv(addr, zmq::recv_flags::dontwait);  // the peer's address
+    } catch (const zmq::error_t&) {
+      break;
+    }
+    if (head.size() < 6) continue;
+    uint16_t event = 0;
+    uint32_t value = 0;
+    std::memcpy(&event, head.data(), 2);
+    std::memcpy(&value, static_cast<const char*>(head.data()) + 2, 4);
+    HandshakeFailure f;
+    f.detail = value;
+    switch (event) {
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        succeeded = true;
+        last.reset();
+        continue;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: f.kind = HandshakeFailure::Kind::refused; break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        f.kind = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                     ? HandshakeFailure::Kind::mechanism_mismatch
+                 : value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC ? HandshakeFailure::Kind::crypto
+                                                                  : HandshakeFailure::Kind::other;
+        break;
+      default: f.kind = HandshakeFailure::Kind::other; break;
+    }
+    succeeded = false;
+    last = f;
+  }
+  return last;
 }
 
 Wakeup::Wakeup() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {

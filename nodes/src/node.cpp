@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <random>
@@ -36,6 +37,22 @@ struct SourceStream {
 enum class State : uint8_t { waiting, hello_pending, registered };
 
 }  // namespace
+
+const char* to_string(RefusalKind kind) noexcept {
+  switch (kind) {
+    case RefusalKind::none: return "none";
+    case RefusalKind::not_in_topology: return "not_in_topology";
+    case RefusalKind::declared_sizes: return "declared_sizes";
+    case RefusalKind::not_authorized: return "not_authorized";
+    case RefusalKind::version: return "version";
+    case RefusalKind::too_many_nodes: return "too_many_nodes";
+    case RefusalKind::encryption_mismatch: return "encryption_mismatch";
+    case RefusalKind::key_refused: return "key_refused";
+    case RefusalKind::handshake_failed: return "handshake_failed";
+    case RefusalKind::other: return "other";
+  }
+  return "other";
+}
 
 NodeOptions NodeOptions::from_config(const ConfigNode& root) {
   const ConfigNode n = root.child("node");
@@ -289,6 +306,7 @@ class Node::Impl final : public Emitter {
         const int ready = poll_readable(*socket_, wakeup_.fd(), poll_timeout_ms(now));
         if ((ready & 2) != 0) wakeup_.drain();
         receive_all();
+        if (state_ == State::hello_pending) check_handshakes();
         if (start_driver_) {  // first network time: the driver may now stamp events
           start_driver_ = false;
           driver_started_ = true;
@@ -370,6 +388,36 @@ class Node::Impl final : public Emitter {
     });
   }
 
+  Registration wait_registration(uint64_t count, std::chrono::milliseconds timeout,
+                                 Refusal* refusal) const {
+    std::unique_lock lock(reg_mu_);
+    const bool done = reg_cv_.wait_for(lock, timeout, [&] {
+      return (registrations_.get() >= count && clock_sync_.synced()) ||
+             refusal_.kind != RefusalKind::none;
+    });
+    if (!done) return Registration::timed_out;
+    if (registrations_.get() >= count && clock_sync_.synced()) return Registration::registered;
+    if (refusal != nullptr) *refusal = refusal_;
+    return Registration::refused;
+  }
+
+  Refusal last_refusal() const {
+    std::lock_guard lock(reg_mu_);
+    return refusal_;
+  }
+
+  // A refusal of this attempt: kept for wait_registration, logged once per change of reason.
+  void refused(RefusalKind kind, std::string reason) noexcept {
+    {
+      std::lock_guard lock(reg_mu_);
+      if (refusal_.kind == kind && refusal_.reason == reason) return;
+      refusal_.kind = kind;
+      refusal_.reason = std::move(reason);
+      spdlog::error("node '{}': refused: {}", opts_.name, refusal_.reason);
+    }
+    reg_cv_.notify_all();
+  }
+
   const NodeOptions opts_;
   std::unique_ptr<Driver> driver_;
   const DriverInfo info_;
@@ -432,9 +480,11 @@ class Node::Impl final : public Emitter {
     so.curve_client = opts_.curve;
     try {
       socket_ = std::make_unique<Socket>(ctx_, Socket::Type::dealer, so);
+      monitor_ = std::make_unique<HandshakeMonitor>(ctx_, *socket_);
       socket_->connect(opts_.broker);
     } catch (const std::exception& e) {
       spdlog::error("node '{}': {}", opts_.name, e.what());
+      monitor_.reset();
       socket_.reset();
       schedule_reconnect(now);
       return;
@@ -445,6 +495,8 @@ class Node::Impl final : public Emitter {
   }
 
   void close_socket() noexcept {
+    check_handshakes();  // what the handshake said before the socket goes
+    monitor_.reset();
     if (socket_) socket_->close();
     socket_.reset();
     state_ = State::waiting;
@@ -648,6 +700,7 @@ class Node::Impl final : public Emitter {
     {
       std::lock_guard lock(reg_mu_);
       registrations_.add();
+      refusal_ = {};
     }
     reg_cv_.notify_all();
   }
@@ -682,15 +735,67 @@ class Node::Impl final : public Emitter {
         return;
       }
     }
-    uint64_t suppressed = 0;
-    if (error_log_.allow(now, suppressed)) {
-      spdlog::error("node '{}': broker refused: {}", opts_.name, e.message());
-    }
     if (state_ == State::hello_pending && e.code() != v1::Error::UNKNOWN_NODE) {
-      // A refusal of our Hello (version, declared sizes): retry slowly, it needs an operator.
+      // A refusal of our Hello (name, version, declared sizes, key): kept for whoever waits for
+      // registration; retry slowly, it needs an operator.
+      refused(refusal_kind(e.code()), "the broker at " + opts_.broker + " refused node '" +
+                                          opts_.name + "': " + e.message());
       close_socket();
       backoff_attempt_ = 31;
       schedule_reconnect(now);
+      return;
+    }
+    uint64_t suppressed = 0;
+    if (error_log_.allow(now, suppressed)) {
+      spdlog::error("node '{}': broker refused: {} ({} more since the last line)", opts_.name,
+                    e.message(), suppressed);
+    }
+  }
+
+  static RefusalKind refusal_kind(v1::Error::Code code) noexcept {
+    switch (code) {
+      case v1::Error::NOT_IN_TOPOLOGY: return RefusalKind::not_in_topology;
+      case v1::Error::REJECTED: return RefusalKind::declared_sizes;
+      case v1::Error::NOT_AUTHORIZED: return RefusalKind::not_authorized;
+      case v1::Error::VERSION_MISMATCH: return RefusalKind::version;
+      case v1::Error::TOO_MANY_NODES: return RefusalKind::too_many_nodes;
+      default: return RefusalKind::other;
+    }
+  }
+
+  // What the connection's handshakes showed: a refusal the broker cannot put into words (it never
+  // reads a message from a peer whose handshake failed).
+  void check_handshakes() noexcept {
+    if (!monitor_) return;
+    bool succeeded = false;
+    const std::optional<HandshakeFailure> f = monitor_->poll(succeeded);
+    if (!f) return;
+    const std::string at = "the broker at " + opts_.broker;
+    switch (f->kind) {
+      case HandshakeFailure::Kind::mechanism_mismatch:
+        refused(RefusalKind::encryption_mismatch,
+                opts_.curve ? at + " does not use CURVE encryption, and this node does"
+                            : at + " requires CURVE encryption: give this node its key and the "
+                                   "broker's public key (node.secret_key, node.broker_key)");
+        break;
+      case HandshakeFailure::Kind::refused:
+        refused(RefusalKind::key_refused,
+                at + " refused this node's key (authenticator status " +
+                    std::to_string(f->detail) + "): it is not on the broker's allowlist");
+        break;
+      case HandshakeFailure::Kind::crypto:
+        refused(RefusalKind::handshake_failed,
+                "the CURVE handshake with " + at.substr(4) +
+                    " did not decrypt: is node.broker_key that broker's public key?");
+        break;
+      case HandshakeFailure::Kind::other:
+        if (opts_.curve) {
+          refused(RefusalKind::handshake_failed,
+                  "the CURVE handshake with " + at.substr(4) + " failed (" +
+                      std::strerror(static_cast<int>(f->detail)) +
+                      "): is node.broker_key that broker's public key?");
+        }
+        break;
     }
   }
 
@@ -776,6 +881,7 @@ class Node::Impl final : public Emitter {
   Codec emit_codec_;  // driver threads, under emit_mu_
   zmq::context_t ctx_{1};
   std::unique_ptr<Socket> socket_;
+  std::unique_ptr<HandshakeMonitor> monitor_;
   Wakeup wakeup_;
   std::atomic<bool> stop_{false};
   State state_ = State::waiting;
@@ -828,6 +934,7 @@ class Node::Impl final : public Emitter {
 
   mutable std::mutex reg_mu_;
   mutable std::condition_variable reg_cv_;
+  Refusal refusal_;  // reg_mu_
 
   Counter registrations_, broker_restarts_, emitted_events_, emitted_batches_, sent_batches_,
       dropped_events_, dropped_batches_, received_events_, received_batches_, lost_events_,
@@ -849,5 +956,10 @@ uint64_t Node::epoch() const noexcept { return impl_->epoch_; }
 bool Node::wait_registered(uint64_t count, std::chrono::milliseconds timeout) const {
   return impl_->wait_registered(count, timeout);
 }
+Registration Node::wait_registration(uint64_t count, std::chrono::milliseconds timeout,
+                                     Refusal* refusal) const {
+  return impl_->wait_registration(count, timeout, refusal);
+}
+Refusal Node::last_refusal() const { return impl_->last_refusal(); }
 
 }  // namespace ion

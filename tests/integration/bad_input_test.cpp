@@ -89,7 +89,7 @@ TEST_F(BadInput, UnknownNodeNamesAreRefusedWithTheKnownOnes) {
   peer.send(hello_frame("mallory", 4, 0));
   v1::Error::Code code{};
   const std::string msg = error_message(peer, &code);
-  EXPECT_EQ(code, v1::Error::UNKNOWN_NODE);
+  EXPECT_EQ(code, v1::Error::NOT_IN_TOPOLOGY);
   EXPECT_NE(msg.find("'mallory' is not in this broker's topology (known: gen, sink, rogue)"),
             std::string::npos)
       << msg;

@@ -74,6 +74,37 @@ class Socket {
   zmq::socket_t sock_;
 };
 
+// Why a client's handshake with its server failed, as far as ZMTP tells the client.
+struct HandshakeFailure {
+  enum class Kind : uint8_t {
+    mechanism_mismatch,  // one side uses CURVE, the other plaintext
+    refused,             // the server's authenticator refused (CURVE: the key is not allowed)
+    crypto,              // the handshake did not decrypt (CURVE: a wrong server key)
+    other,               // the connection dropped during the handshake
+  };
+  Kind kind = Kind::other;
+  uint32_t detail = 0;  // ZMTP protocol error code, ZAP status (e.g. 400) or errno
+};
+
+// Watches a client socket's handshakes through a zmq socket monitor on an inproc pair. Owned by
+// the socket's thread; stop() before the socket closes.
+class HandshakeMonitor {
+ public:
+  // Throws TransportError if the socket cannot be monitored.
+  HandshakeMonitor(zmq::context_t& ctx, Socket& socket);
+  ~HandshakeMonitor();
+  HandshakeMonitor(const HandshakeMonitor&) = delete;
+  HandshakeMonitor& operator=(const HandshakeMonitor&) = delete;
+  // Non-blocking: the last handshake failure among the events pending; `succeeded` is set when a
+  // handshake succeeded after it (the failure is then history, not the current state).
+  [[nodiscard]] std::optional<HandshakeFailure> poll(bool& succeeded) noexcept;
+  void stop() noexcept;
+
+ private:
+  zmq::socket_t* watched_;
+  zmq::socket_t pair_;
+};
+
 // Waits until the socket is readable, `extra_fd` (if >= 0) is readable, or the timeout passes.
 // Returns bit 0 set for the socket, bit 1 for the fd; 0 on timeout or error.
 int poll_readable(Socket& socket, int extra_fd, int timeout_ms) noexcept;

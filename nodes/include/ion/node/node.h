@@ -96,6 +96,28 @@ struct NodeStats {
   bool clock_synced = false;
 };
 
+// Why the broker (or the connection to it) did not let this node in.
+enum class RefusalKind : uint8_t {
+  none,
+  not_in_topology,      // the broker's topology has no node of this name
+  declared_sizes,       // more output channels or fewer input ports than the topology says
+  not_authorized,       // the key is not allowed this name, or left the allowlist
+  version,              // the broker speaks another protocol version
+  too_many_nodes,
+  encryption_mismatch,  // one side uses CURVE, the other plaintext
+  key_refused,          // CURVE: the broker's authenticator refused this node's key
+  handshake_failed,     // CURVE: the handshake did not decrypt (a wrong broker key?)
+  other,
+};
+[[nodiscard]] const char* to_string(RefusalKind kind) noexcept;
+
+struct Refusal {
+  RefusalKind kind = RefusalKind::none;
+  std::string reason;  // the broker's own words where it gave some, else what the link showed
+};
+
+enum class Registration : uint8_t { registered, refused, timed_out };
+
 class Node {
  public:
   Node(NodeOptions options, std::unique_ptr<Driver> driver,
@@ -119,6 +141,12 @@ class Node {
   // Blocks until the node has registered at least `count` times (counting re-registrations after
   // broker restarts) and has network time, or the timeout passes.
   bool wait_registered(uint64_t count, std::chrono::milliseconds timeout) const;
+  // The same, but returns `refused` as soon as the broker (or the handshake) refused the node's
+  // latest attempt; `refusal` (if given) then says why. The node keeps retrying with backoff.
+  Registration wait_registration(uint64_t count, std::chrono::milliseconds timeout,
+                                 Refusal* refusal = nullptr) const;
+  // The refusal of the latest attempt to register; kind `none` once registered.
+  [[nodiscard]] Refusal last_refusal() const;
 
  private:
   class Impl;
