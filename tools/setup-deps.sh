@@ -18,6 +18,7 @@ test_packages=(
   iproute2       # the multi-host test puts each lab in its own network namespace
   python3-brian  # test side: the reference simulator the emulated chip is checked against
   python3-h5py python3-numpy  # test side: independent readers of exported NWB and .npy files
+  python3-pytest python3-venv gcc  # the Python package's tests; its venv install; the C example
   python3-prometheus-client   # test side: the reference parser of the /metrics text
   chromium chromium-driver python3-selenium  # test side: the dashboard in a headless browser
 )

@@ -10,11 +10,11 @@ Pure Python over libion.so (ctypes): the node's C++ machinery does the work.
 """
 from ._lib import LibraryNotFound
 from .node import (ClosedError, Delivery, EmitResult, EventKind, IonError, Node, NotReadyError,
-                   RefusedError, RegistrationTimeout)
+                   RefusedError, RegistrationTimeout, SecurityError)
 from .recording import read_recording, to_neo
 
 __all__ = ["Node", "Delivery", "EventKind", "EmitResult", "IonError", "RefusedError",
-           "NotReadyError", "ClosedError", "RegistrationTimeout", "LibraryNotFound",
+           "NotReadyError", "ClosedError", "RegistrationTimeout", "SecurityError", "LibraryNotFound",
            "read_recording", "to_neo", "library_version"]
 
 

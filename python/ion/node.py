@@ -46,6 +46,10 @@ class ClosedError(IonError):
     """The node is closed, or stopped after a failure."""
 
 
+class SecurityError(IonError, PermissionError):
+    """Keys unusable, or plaintext to a broker off loopback refused (docs/security.md)."""
+
+
 class RegistrationTimeout(IonError, TimeoutError):
     """No broker answered within the timeout."""
 
@@ -60,6 +64,8 @@ def _raise(code: int) -> None:
         raise ClosedError(code, msg)
     if code == ERR_TIMEOUT:
         raise RegistrationTimeout(code, msg)
+    if code == ERR_SECURITY:
+        raise SecurityError(code, msg)
     if code in (ERR_ARGUMENT, ERR_CONFIG):
         raise ValueError(msg)
     raise IonError(code, msg)
