@@ -1,0 +1,52 @@
+"""The examples run for real: a Brian2 network as a lab against the emulated MEA, and the Python
+closed-loop controller."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BIN, ROOT, driver_counts, node_config, stopped_counts
+
+
+def _mea_driver(seed: int = 1) -> str:
+    text = (ROOT / "configs" / "padova-mea.yaml").read_text()
+    return text.split("driver:\n", 1)[1]
+
+
+def test_brian2_lab_against_the_emulated_mea(broker, daemons, tmp_path):
+    """Flow both ways for 10 s: the culture's spikes drive the Brian2 network (received, none late
+    or lost), and Brian2's neuron 0 stimulates electrode 55 (stimulations applied by the MEA)."""
+    if subprocess.run(["/usr/bin/python3", "-c", "import brian2"], capture_output=True).returncode:
+        pytest.skip("python3-brian is not installed")
+    topo = (ROOT / "configs" / "brian2-topology.yaml").read_text()
+    b = broker({"padova": "{kind: mea, channels: 60, ports: 60}",
+                "brian": "{kind: external, channels: 100, ports: 60}"},
+               ['{from: "padova:*", to: ["brian:*"], delay: 20ms}',
+                '{from: "brian:0", to: ["padova:55"], delay: 100ms}'])
+    assert "brian:0" in topo  # the shipped topology is the one tested here
+    brian = daemons(["/usr/bin/python3", str(ROOT / "examples" / "brian2_lab.py"), "--broker",
+                     b.endpoint, "--duration", "10", "--json"], tmp_path / "brian.log")
+    b.daemon.wait_for(r"node 'brian' .*registered", 60)
+    mea = daemons([str(BIN / "ion-node"), "--config",
+                   str(node_config(tmp_path, "padova", b.endpoint, _mea_driver()))], tmp_path / "mea.log")
+    assert brian.proc.wait(120) == 0, brian.text()
+    mea.stop()
+    summary = json.loads(brian.text().strip().splitlines()[-1])
+    print(brian.text().strip().splitlines()[-2])
+    drv = driver_counts(mea.text())
+    print(f"MEA: {stopped_counts(mea.text())['emitted']} spikes out, {drv['stim_received']} "
+          f"stimulations from Brian2 ({drv['stim_late']} applied late by the MEA's processing)")
+    assert summary["received"] > 100, summary
+    assert summary["late"] == 0 and summary["lost"] == 0 and summary["dropped"] == 0, summary
+    assert summary["emitted"] > 100, summary
+    assert drv["stim_received"] > 0 and drv["stim_rejected_electrode"] == 0
+    # Brian2's spikes carry their simulated time: they can be late at the MEA only if the
+    # simulation fell behind real time by about the connection's delay (and then are counted).
+    mea_late = stopped_counts(mea.text())["late"]
+    if summary["max_behind_real_time_ms"] < 100 - 10:
+        assert mea_late == 0, (mea_late, summary)
+    else:
+        print(f"Brian2 fell {summary['max_behind_real_time_ms']:.0f} ms behind: {mea_late} late at the MEA (counted)")
