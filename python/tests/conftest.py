@@ -137,3 +137,16 @@ def eventually(pred: Callable[[], bool], timeout_s: float = 20.0, every_s: float
             return True
         time.sleep(every_s)
     return pred()
+
+
+def status_received(endpoint: str, name: str) -> int:
+    """What node `name` reported it received, from `ion status --json` (-1: not known yet)."""
+    import json
+    out = subprocess.run([str(BIN / "ion"), "status", "--broker", endpoint, "--json"],
+                         capture_output=True, text=True, timeout=20)
+    if out.returncode != 0:
+        return -1
+    for n in json.loads(out.stdout.strip().splitlines()[-1])["nodes"]:
+        if n["name"] == name:
+            return int(n.get("received_events", 0))
+    return -1

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import BIN, ROOT, driver_counts, node_config, stopped_counts
+from conftest import BIN, ROOT, driver_counts, eventually, node_config, status_received, stopped_counts
 
 
 def _mea_driver(seed: int = 1) -> str:
@@ -50,3 +50,30 @@ def test_brian2_lab_against_the_emulated_mea(broker, daemons, tmp_path):
         assert mea_late == 0, (mea_late, summary)
     else:
         print(f"Brian2 fell {summary['max_behind_real_time_ms']:.0f} ms behind: {mea_late} late at the MEA (counted)")
+
+
+def test_closed_loop_stimulates_bursts(broker, daemons, tmp_path):
+    """examples/closed_loop.py against the emulated MEA: bursts are detected from the delivered
+    spikes, each gives exactly one stimulation that the MEA applies, and the reaction time printed
+    (burst onset -> stimulus at the MEA) is at least the two connections' delays."""
+    b = broker({"padova": "{kind: mea, channels: 60, ports: 60}",
+                "controller": "{kind: external, channels: 60, ports: 60}"},
+               ['{from: "padova:*", to: ["controller:*"], delay: 10ms}',
+                '{from: "controller:*", to: ["padova:*"], delay: 10ms}'])
+    ctl = daemons(["/usr/bin/python3", str(ROOT / "examples" / "closed_loop.py"), "--broker",
+                   b.endpoint, "--duration", "12", "--json"], tmp_path / "controller.log")
+    b.daemon.wait_for(r"node 'controller' .*registered", 60)
+    mea = daemons([str(BIN / "ion-node"), "--config",
+                   str(node_config(tmp_path, "padova", b.endpoint, _mea_driver()))], tmp_path / "mea.log")
+    assert ctl.proc.wait(120) == 0, ctl.text()
+    summary = json.loads(ctl.text().strip().splitlines()[-1])
+    print(ctl.text().strip().splitlines()[-2])
+    assert summary["bursts"] >= 1, ctl.text()
+    assert summary["lost"] == 0
+    assert summary["reaction_ms_p50"] >= 20.0  # 10 ms there + 10 ms back, at least
+    # Every stimulus the controller sent is applied by the MEA (the controller flushed on close;
+    # the last one is due 10 ms after it was sent).
+    assert eventually(lambda: status_received(b.endpoint, "padova") >= summary["stimuli"], 10)
+    mea.stop()
+    assert driver_counts(mea.text())["stim_received"] == summary["stimuli"]
+

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ion
-from conftest import BIN, driver_counts, eventually, node_config, stopped_counts
+from conftest import BIN, driver_counts, eventually, node_config, status_received, stopped_counts
 
 DELAY = "50ms"
 
@@ -39,27 +39,14 @@ def test_python_generator_to_cpp_sink(broker, daemons, tmp_path):
         assert s["emitted"] == sent and s["dropped"] == 0
     # ion_close flushed and said goodbye; the sink gets everything at its deadlines (its heartbeats
     # report what it received; its own final counts are read after it stops).
-    status_ok = eventually(lambda: _status_received(b.endpoint, "sink") >= sent)
-    assert status_ok, f"sink received {_status_received(b.endpoint, 'sink')} of {sent}"
+    status_ok = eventually(lambda: status_received(b.endpoint, "sink") >= sent)
+    assert status_ok, f"sink received {status_received(b.endpoint, 'sink')} of {sent}"
     sink.stop()
     counts = stopped_counts(sink.text())
     drv = driver_counts(sink.text())
     assert counts["received"] == sent
     assert counts["lost"] == 0 and counts["late"] == 0
     assert drv["early"] == 0 and drv["out_of_order"] == 0 and drv["late"] == 0
-
-
-def _status_received(endpoint: str, name: str) -> int:
-    import json
-    import subprocess
-    out = subprocess.run([str(BIN / "ion"), "status", "--broker", endpoint, "--json"],
-                         capture_output=True, text=True, timeout=20)
-    if out.returncode != 0:
-        return -1
-    for n in json.loads(out.stdout.strip().splitlines()[-1])["nodes"]:
-        if n["name"] == name:
-            return int(n.get("received_events", 0))
-    return -1
 
 
 def test_cpp_generator_to_python_receiver(broker, daemons, tmp_path):
