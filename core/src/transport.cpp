@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -43,9 +44,16 @@ Socket::Socket(zmq::context_t& ctx, Type type, const SocketOptions& o)
   sock_.set(zmq::sockopt::maxmsgsize, o.max_message_bytes);
   if (o.send_buffer_bytes > 0) sock_.set(zmq::sockopt::sndbuf, o.send_buffer_bytes);
   if (o.heartbeat_interval_ms > 0) {
-    sock_.set(zmq::sockopt::heartbeat_ivl, o.heartbeat_interval_ms);
-    sock_.set(zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms);
-    sock_.set(zmq::sockopt::heartbeat_ttl, o.heartbeat_timeout_ms);
+    // Dead TCP connections are found by the kernel's keepalive, not by ZMTP heartbeats: libzmq
+    // 4.3.4 aborts (stream_engine_base.cpp:331, "!_io_error") when a ZMTP heartbeat times out on
+    // a connection whose input is held back by a full receive pipe, which a node emitting faster
+    // than a busy broker reads causes (zeromq/libzmq#4364). Registered peers' liveness is the
+    // application heartbeats' job (Heartbeat messages, broker_timeout, heartbeat_timeout).
+    const int idle_s = std::max(1, (o.heartbeat_timeout_ms + 999) / 1000);
+    sock_.set(zmq::sockopt::tcp_keepalive, 1);
+    sock_.set(zmq::sockopt::tcp_keepalive_idle, idle_s);
+    sock_.set(zmq::sockopt::tcp_keepalive_intvl, 1);
+    sock_.set(zmq::sockopt::tcp_keepalive_cnt, 3);
   }
   if (!o.curve_server_secret_z85.empty()) {
     sock_.set(zmq::sockopt::curve_server, 1);

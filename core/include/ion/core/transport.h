@@ -34,8 +34,10 @@ struct SocketOptions {
   int recv_hwm = 1000;
   int linger_ms = 0;  // never hang on close
   int64_t max_message_bytes = 1 << 20;  // larger inbound frames make zmq drop the connection
-  int heartbeat_interval_ms = 0;  // ZMTP PING interval; 0 = off
-  int heartbeat_timeout_ms = 0;   // ZMTP: drop the connection when no PONG within this
+  // Dead-connection detection (TCP keepalive: idle heartbeat_timeout, then 3 probes 1 s apart);
+  // 0 = off. Not ZMTP heartbeats: see transport.cpp.
+  int heartbeat_interval_ms = 0;
+  int heartbeat_timeout_ms = 0;
   int reconnect_interval_ms = 100;
   int reconnect_interval_max_ms = 5000;
   bool immediate = true;  // queue only to completed connections: no silent buffering while down
