@@ -1,5 +1,12 @@
 // ion: the IoN command-line tool. `ion --help` lists the subcommands.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <vector>
 
 #include <cstdio>
 #include <iostream>
@@ -26,6 +33,33 @@ namespace {
 std::atomic<bool> g_stop{false};
 void on_signal(int /*sig*/) { g_stop.store(true); }
 }  // namespace
+
+// `ion bench python`: the figures come from a Python program (bench/python_bench.py) that drives
+// libion and capi_bench of this build tree.
+int run_python_bench(double seconds, bool json) {
+  std::error_code ec;
+  const std::filesystem::path bin = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  const std::filesystem::path build = bin.parent_path();
+  const std::string script = std::string(ION_SOURCE_DIR) + "/bench/python_bench.py";
+  const std::string lib = (build / "lib" / "libion.so.1").string();
+  const std::string capi_bench = (build / "bench" / "capi_bench").string();
+  for (const auto& f : {script, lib, capi_bench}) {
+    if (!std::filesystem::exists(f)) {
+      std::fprintf(stderr, "ion bench python: %s is missing (a build tree with benchmarks is needed)\n",
+                   f.c_str());
+      return 2;
+    }
+  }
+  ::setenv("ION_LIBRARY", lib.c_str(), 1);
+  const std::string secs = std::to_string(seconds);
+  std::vector<const char*> argv = {"python3", script.c_str(), "--bin-dir", bin.c_str(),
+                                   "--capi-bench", capi_bench.c_str(), "--seconds", secs.c_str()};
+  if (json) argv.push_back("--json");
+  argv.push_back(nullptr);
+  ::execv("/usr/bin/python3", const_cast<char* const*>(argv.data()));
+  std::fprintf(stderr, "ion bench python: cannot run /usr/bin/python3: %s\n", std::strerror(errno));
+  return 2;
+}
 
 int main(int argc, char** argv) {
   CLI::App app{"ion: Internet of Neuro-electronics — run, inspect and test spiking networks "
@@ -128,6 +162,15 @@ int main(int argc, char** argv) {
       "record", "recording write/read/export throughput and replay timing over an hour of data");
   record_bench_cmd->add_flag("--quick", record_bench.quick, "short runs (noisier figures)");
   record_bench_cmd->add_flag("--json", record_bench.json, "end with one JSON line");
+  double python_bench_s = 5.0;
+  bool python_bench_json = false;
+  CLI::App* python_bench_cmd = bench_cmd->add_subcommand(
+      "python", "the Python package against the C++ node in the same run: emit throughput "
+                "(batches of 256), delivery error at 1000 events/s, the LSL bridge against plain "
+                "LSL (bench/python_bench.py, with /usr/bin/python3)");
+  python_bench_cmd->add_option("--seconds", python_bench_s, "per measurement")
+      ->check(CLI::Range(0.5, 600.0))->capture_default_str();
+  python_bench_cmd->add_flag("--json", python_bench_json, "end with one JSON line");
 
   ion::LinkemOptions linkem;
   CLI::App* linkem_cmd = app.add_subcommand(
@@ -235,6 +278,7 @@ int main(int argc, char** argv) {
     if (*synapse_cmd) return ion::run_bench_synapse(synapse_bench, std::cout);
     if (*record_bench_cmd) return ion::run_bench_record(record_bench, std::cout);
     if (*broker_bench_cmd) return ion::run_bench_broker(broker_bench, std::cout);
+    if (*python_bench_cmd) return run_python_bench(python_bench_s, python_bench_json);
     if (*linkem_cmd) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);

@@ -124,11 +124,19 @@ class Delivery:
         return int(self.ports.size)
 
 
+def _copy(ptr: Any, n: int, dtype: Any) -> np.ndarray:
+    # memmove into a fresh array: np.ctypeslib.as_array makes a ctypes type per length (slow).
+    out = np.empty(n, dtype=dtype)
+    if n:
+        ctypes.memmove(out.__array_interface__["data"][0], ptr, n * out.itemsize)
+    return out
+
+
 def _delivery_from(d: _lib.Delivery) -> Delivery:
     n = int(d.count)
-    ports = np.ctypeslib.as_array(d.ports, shape=(n,)).copy() if n else np.empty(0, np.uint32)
-    times = np.ctypeslib.as_array(d.times_ns, shape=(n,)).copy() if n else np.empty(0, np.int64)
-    payload = np.ctypeslib.as_array(d.payload, shape=(n,)).copy() if (n and d.payload) else None
+    ports = _copy(d.ports, n, np.uint32)
+    times = _copy(d.times_ns, n, np.int64)
+    payload = _copy(d.payload, n, np.float32) if (n and d.payload) else None
     return Delivery(ports=ports, times_ns=times, payload=payload, late=np.full(n, bool(d.late)),
                     delay_ns=int(d.delay_ns), release_ns=int(d.release_ns), kind=EventKind(d.kind),
                     stream=int(d.stream), source=(d.source_node or b"").decode(errors="replace"),
