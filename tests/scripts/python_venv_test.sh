@@ -17,8 +17,10 @@ if ! "$venv/bin/pip" install -q --disable-pip-version-check pylsl 2>"$work/pip.l
   fi
   cat "$work/pip.log"; exit 1
 fi
-# The package itself needs nothing from PyPI (numpy comes from Debian through the venv).
-"$venv/bin/pip" install -q --disable-pip-version-check --no-build-isolation --no-deps "$src/python"
+# The package itself needs nothing from PyPI (numpy comes from Debian through the venv). It is
+# installed from a copy: building writes build/ and *.egg-info beside the sources.
+cp -r "$src/python" "$work/python-src"
+"$venv/bin/pip" install -q --disable-pip-version-check --no-build-isolation --no-deps "$work/python-src"
 cd "$work"
 "$venv/bin/python" - <<'PY'
 import ion, sys
