@@ -119,6 +119,19 @@ int closed_error(ion_node* n) {
   return fail(ION_ERR_CLOSED, n->failure.empty() ? "the node has stopped" : n->failure);
 }
 
+// A local clock reading -> network time, once the node has it (the driver got its Emitter).
+int to_network(ion_node* node, int64_t local_ns, int64_t* out, const char* what) {
+  if (node == nullptr || out == nullptr) {
+    return fail(ION_ERR_ARGUMENT, std::string(what) + ": node or out is NULL");
+  }
+  const ion::Emitter* e = node->driver->emitter();
+  if (e == nullptr) {
+    return fail(ION_ERR_NOT_READY, std::string(what) + ": no network time yet (not registered)");
+  }
+  *out = e->to_network_ns(local_ns);
+  return ION_OK;
+}
+
 int start(std::unique_ptr<ion::Node> node, ion_node** out) {
   auto handle = std::make_unique<ion_node>();
   handle->driver = static_cast<ion::capi::ApiDriver*>(&node->driver());
@@ -388,15 +401,7 @@ int ion_set_callback(ion_node* node, ion_delivery_fn fn, void* user) {
 }
 
 int ion_network_time_ns(ion_node* node, int64_t* out) {
-  if (node == nullptr || out == nullptr) {
-    return fail(ION_ERR_ARGUMENT, "ion_network_time_ns: node or out is NULL");
-  }
-  const ion::Emitter* e = node->driver->emitter();
-  if (e == nullptr) {
-    return fail(ION_ERR_NOT_READY, "ion_network_time_ns: no network time yet (not registered)");
-  }
-  *out = e->network_now_ns();
-  return ION_OK;
+  return to_network(node, ion::SteadyClock::instance().now_ns(), out, "ion_network_time_ns");
 }
 
 int ion_local_time_ns(ion_node* node, int64_t* out) {
@@ -408,15 +413,7 @@ int ion_local_time_ns(ion_node* node, int64_t* out) {
 }
 
 int ion_to_network_ns(ion_node* node, int64_t local_ns, int64_t* out) {
-  if (node == nullptr || out == nullptr) {
-    return fail(ION_ERR_ARGUMENT, "ion_to_network_ns: node or out is NULL");
-  }
-  const ion::Emitter* e = node->driver->emitter();
-  if (e == nullptr) {
-    return fail(ION_ERR_NOT_READY, "ion_to_network_ns: no network time yet (not registered)");
-  }
-  *out = e->to_network_ns(local_ns);
-  return ION_OK;
+  return to_network(node, local_ns, out, "ion_to_network_ns");
 }
 
 int ion_clock_estimate(ion_node* node, ion_clock* out, size_t out_size) {
