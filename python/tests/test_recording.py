@@ -69,3 +69,19 @@ def test_not_a_recording_is_a_clear_error(tmp_path):
         ion.read_recording(p)
     with pytest.raises(OSError, match="missing.ionrec"):
         ion.read_recording(tmp_path / "missing.ionrec")
+
+
+def test_to_neo_gives_a_spiketrain_per_channel(tmp_path):
+    neo = pytest.importorskip("neo")
+    import quantities as pq
+    (tmp_path / "s.csv").write_text("channel,time_s\n0,0.5\n1,0.75\n0,1.25\n3,2.0\n")
+    rec = tmp_path / "s.ionrec"
+    subprocess.run([str(BIN / "ion"), "import", "csv", str(tmp_path / "s.csv"), "-o", str(rec),
+                    "--name", "culture"], check=True, capture_output=True)
+    block = ion.to_neo(ion.read_recording(rec, format="numpy"), t_start_ns=0)
+    assert isinstance(block, neo.Block)
+    trains = {st.name: st for st in block.segments[0].spiketrains}
+    # The importer numbers channels by first appearance (names "0", "1", "3" -> ids 0, 1, 2).
+    assert sorted(trains) == ["culture:0", "culture:1", "culture:2"]
+    assert np.allclose(trains["culture:0"].rescale(pq.s).magnitude, [0.5, 1.25])
+    assert np.allclose(trains["culture:2"].rescale(pq.s).magnitude, [2.0])
