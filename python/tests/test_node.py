@@ -254,3 +254,25 @@ def test_callback_gets_deliveries_at_their_deadlines(lab):
     lab.on_delivery(None)
     for t, d in got:
         assert t >= int(d.deadlines_ns.max())
+
+
+def test_a_node_file_opens_the_same_node(broker, tmp_path):
+    """ion_open_config: the node: mapping of ion-node's files plus driver kind api."""
+    b = broker({"lab": "{kind: external, channels: 4, ports: 4}"},
+               ['{from: "lab:*", to: ["lab:*"], delay: 20ms}'])
+    cfg = tmp_path / "lab.yaml"
+    cfg.write_text(f"node:\n  name: lab\n  broker: {b.endpoint}\n  batch_budget: 0us\n"
+                   "driver:\n  kind: api\n  channels: 4\n  ports: 4\n  node_kind: mea\n")
+    with ion.Node(config=str(cfg)) as node:
+        c = node.clock()
+        assert c["synced"] and 0 < c["uncertainty_ns"] < 50_000_000
+        node.emit([3])
+        d = node.receive(timeout_s=5)
+        assert d is not None and list(d.ports) == [3] and d.source == "lab"
+        with pytest.raises(ValueError, match="beyond the 4 output channels"):
+            node.emit([9])  # checked by the node itself: counted as dropped
+        assert node.stats()["dropped"] == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("node:\n  name: lab\ndriver:\n  kind: sink\n  ports: 4\n")
+    with pytest.raises(ValueError, match="kind.*api"):
+        ion.Node(config=str(bad))
