@@ -1,11 +1,13 @@
 #include "api_driver.h"
 
+#include <algorithm>
+
 #include "ion/v1/ion.pb.h"
 
 namespace ion::capi {
 
 ApiDriverOptions ApiDriverOptions::from_config(const ConfigNode& d) {
-  d.only_keys({"kind", "channels", "ports", "node_kind", "receive_queue_events"});
+  d.only_keys({"kind", "channels", "ports", "node_kind", "receive_queue_events", "receive_spin"});
   ApiDriverOptions o;
   o.channels = static_cast<uint32_t>(d.integer("channels", 0, 0, 1 << 20));
   o.ports = static_cast<uint32_t>(d.integer("ports", 0, 0, 1 << 20));
@@ -26,6 +28,9 @@ ApiDriverOptions ApiDriverOptions::from_config(const ConfigNode& d) {
   if (!known) d.fail("node_kind", "one of: external, generator, sink, mea, chip, synapse, replay");
   o.receive_queue_events = static_cast<size_t>(
       d.integer("receive_queue_events", 1 << 20, 1, int64_t{1} << 30));
+  o.receive_spin = std::chrono::duration_cast<std::chrono::microseconds>(
+      d.duration("receive_spin", o.receive_spin, std::chrono::microseconds(0),
+                 std::chrono::milliseconds(10)));
   return o;
 }
 
@@ -73,22 +78,47 @@ void ApiDriver::deliver(const BatchHeader& header, const EventBatch& events,
       return;
     }
     queued_events_ += n;
+    queued_.store(queue_.size(), std::memory_order_release);
   }
   cv_.notify_one();
 }
 
 bool ApiDriver::next(QueuedDelivery& out, int64_t timeout_ms) noexcept {
+  using Clock = std::chrono::steady_clock;
+  const auto now_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  };
+  const int64_t end_ns = timeout_ms < 0 ? INT64_MAX : now_ns() + timeout_ms * 1'000'000;
+  const int64_t spin_ns = static_cast<int64_t>(opts_.receive_spin.count()) * 1000;
   std::unique_lock lock(mu_);
-  const auto ready = [&] { return !queue_.empty() || stopped_.load(); };
-  if (timeout_ms < 0) {
-    cv_.wait(lock, ready);
-  } else if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), ready)) {
-    return false;
+  while (queue_.empty() && !stopped_.load()) {
+    const int64_t now = now_ns();
+    if (now >= end_ns) return false;
+    const int64_t deadline = spin_ns > 0 && deadline_hint_ ? deadline_hint_() : INT64_MAX;
+    if (deadline != INT64_MAX && deadline - now <= spin_ns) {
+      // Stay awake until the playout thread hands the batch over (or the deadline has long
+      // passed: then it was late or dropped, and this waits again below).
+      lock.unlock();
+      const int64_t give_up = std::min(end_ns, std::max(deadline, now) + spin_ns);
+      while (queued_.load(std::memory_order_acquire) == 0 && !stopped_.load() && now_ns() < give_up) {
+      }
+      lock.lock();
+      if (queue_.empty() && now_ns() < end_ns) {
+        cv_.wait_for(lock, std::chrono::microseconds(200));  // let the next deadline come up
+      }
+      continue;
+    }
+    // Sleep until the spin window of the next known deadline, at most 5 ms: a batch arriving
+    // meanwhile may bring an earlier deadline (deliver() also wakes this wait).
+    const int64_t wake = std::min({end_ns, now + 5'000'000,
+                                   deadline == INT64_MAX ? INT64_MAX : deadline - spin_ns});
+    cv_.wait_for(lock, std::chrono::nanoseconds(std::max<int64_t>(wake - now, 0)));
   }
   if (queue_.empty()) return false;
   out = std::move(queue_.front());
   queue_.pop_front();
   queued_events_ -= out.events.size();
+  queued_.store(queue_.size(), std::memory_order_release);
   return true;
 }
 

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -20,6 +21,9 @@ struct ApiDriverOptions {
   int node_kind = 8;  // v1::NODE_KIND_EXTERNAL
   std::string kind_name = "external";
   size_t receive_queue_events = 1u << 20;
+  // A receiver waiting in next() spins (awake, on its CPU) from this long before the next known
+  // deadline, so it is not woken late by the scheduler: the node's playout_spin for the caller.
+  std::chrono::microseconds receive_spin{200};
   static ApiDriverOptions from_config(const ConfigNode& driver);
 };
 
@@ -46,6 +50,8 @@ class ApiDriver final : public Driver {
   // Waits for the next queued delivery; false on timeout (< 0: forever) or after stop().
   bool next(QueuedDelivery& out, int64_t timeout_ms) noexcept;
   void set_callback(ion_delivery_fn fn, void* user) noexcept;
+  // Where next() learns the next deadline (local clock ns, INT64_MAX: none); set before use.
+  void set_deadline_hint(std::function<int64_t()> hint) { deadline_hint_ = std::move(hint); }
   [[nodiscard]] bool stopped() const noexcept { return stopped_.load(); }
   [[nodiscard]] uint64_t receive_overflow() const noexcept { return overflow_.load(); }
   [[nodiscard]] const ApiDriverOptions& options() const noexcept { return opts_; }
@@ -63,6 +69,8 @@ class ApiDriver final : public Driver {
   std::atomic<bool> has_callback_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<uint64_t> overflow_{0};
+  std::atomic<size_t> queued_{0};  // queue_.size(), readable without mu_ while spinning
+  std::function<int64_t()> deadline_hint_;
 };
 
 // The C view of a batch (arrays point into `header`/`events`).

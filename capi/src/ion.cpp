@@ -100,6 +100,7 @@ struct ion_node {
   std::atomic<bool> ended{false};
   std::mutex receive_mu;  // one receiver at a time; guards `current`
   ion::capi::QueuedDelivery current;
+  bool current_pending = false;  // taken from the queue, not yet handed over (capacity too small)
   uint32_t max_events_per_batch = 0;
 };
 
@@ -135,6 +136,7 @@ int to_network(ion_node* node, int64_t local_ns, int64_t* out, const char* what)
 int start(std::unique_ptr<ion::Node> node, ion_node** out) {
   auto handle = std::make_unique<ion_node>();
   handle->driver = static_cast<ion::capi::ApiDriver*>(&node->driver());
+  handle->driver->set_deadline_hint([n = node.get()] { return n->next_deadline_local_ns(); });
   handle->max_events_per_batch = node->options().limits.max_events_per_batch;
   handle->node = std::move(node);
   ion_node* h = handle.get();
@@ -154,6 +156,21 @@ int start(std::unique_ptr<ion::Node> node, ion_node** out) {
     h->driver->stop();  // wakes a receiver
   });
   *out = handle.release();
+  return ION_OK;
+}
+
+// The next delivery into node->current (the caller holds receive_mu): one kept back by a too
+// small ion_receive_into first.
+int next_delivery(ion_node* node, int64_t timeout_ms, const char* what) {
+  if (node->current_pending) {
+    node->current_pending = false;
+    return ION_OK;
+  }
+  if (!node->driver->next(node->current, timeout_ms)) {
+    if (node->ended.load() || node->driver->stopped()) return closed_error(node);
+    return fail(ION_ERR_TIMEOUT, std::string(what) + ": nothing delivered within " +
+                                     std::to_string(timeout_ms) + " ms");
+  }
   return ION_OK;
 }
 
@@ -213,6 +230,7 @@ int ion_node_params_init(ion_node_params* p, size_t size) {
   if (p == nullptr) return fail(ION_ERR_ARGUMENT, "ion_node_params_init: params is NULL");
   ion_node_params d{};
   d.batch_budget_us = -1;
+  d.receive_spin_us = -1;
   std::memcpy(p, &d, std::min(sizeof d, size));
   return ION_OK;
 }
@@ -223,6 +241,7 @@ int ion_open(const ion_node_params* params, size_t params_size, ion_node** out) 
   if (params == nullptr) return fail(ION_ERR_ARGUMENT, "ion_open: params is NULL");
   ion_node_params p{};
   p.batch_budget_us = -1;
+  p.receive_spin_us = -1;
   std::memcpy(&p, params, std::min(sizeof p, params_size));
   if (p.name == nullptr) return fail(ION_ERR_ARGUMENT, "ion_open: params.name is NULL");
   return guarded("ion_open", [&]() -> int {
@@ -252,6 +271,9 @@ int ion_open(const ion_node_params* params, size_t params_size, ion_node** out) 
     if (p.kind != nullptr) y << YAML::Key << "node_kind" << YAML::Value << YAML::DoubleQuoted << p.kind;
     if (p.receive_queue_events != 0) {
       y << YAML::Key << "receive_queue_events" << YAML::Value << p.receive_queue_events;
+    }
+    if (p.receive_spin_us >= 0) {
+      y << YAML::Key << "receive_spin" << YAML::Value << (std::to_string(p.receive_spin_us) + "us");
     }
     y << YAML::EndMap << YAML::EndMap;
     // Relative key paths are resolved against the working directory.
@@ -384,14 +406,40 @@ int ion_receive(ion_node* node, ion_delivery* out, size_t out_size, int64_t time
   if (node == nullptr) return fail(ION_ERR_ARGUMENT, "ion_receive: node is NULL");
   if (out == nullptr || out_size == 0) return fail(ION_ERR_ARGUMENT, "ion_receive: out is NULL");
   std::lock_guard lock(node->receive_mu);
-  if (!node->driver->next(node->current, timeout_ms)) {
-    if (node->ended.load() || node->driver->stopped()) return closed_error(node);
-    return fail(ION_ERR_TIMEOUT, "ion_receive: nothing delivered within " +
-                                     std::to_string(timeout_ms) + " ms");
-  }
+  if (const int rc = next_delivery(node, timeout_ms, "ion_receive"); rc != ION_OK) return rc;
   ion_delivery d{};
   ion::capi::fill_delivery(node->current.header, node->current.events, node->current.delivery, d);
   return copy_out(d, out, out_size, "ion_receive");
+}
+
+int ion_receive_into(ion_node* node, ion_delivery* out, size_t out_size, uint32_t* ports,
+                     int64_t* times_ns, float* payload, size_t capacity, int64_t timeout_ms) {
+  if (node == nullptr) return fail(ION_ERR_ARGUMENT, "ion_receive_into: node is NULL");
+  if (out == nullptr || out_size == 0 || ports == nullptr || times_ns == nullptr) {
+    return fail(ION_ERR_ARGUMENT, "ion_receive_into: out, ports or times_ns is NULL");
+  }
+  std::lock_guard lock(node->receive_mu);
+  if (const int rc = next_delivery(node, timeout_ms, "ion_receive_into"); rc != ION_OK) return rc;
+  const ion::EventBatch& e = node->current.events;
+  const size_t n = e.size();
+  if (n > capacity) {
+    node->current_pending = true;
+    return fail(ION_ERR_ARGUMENT, "ion_receive_into: a delivery of " + std::to_string(n) +
+                                      " events does not fit in " + std::to_string(capacity) +
+                                      "; it is kept for the next call");
+  }
+  std::memcpy(ports, e.channels.data(), n * sizeof(uint32_t));
+  std::memcpy(times_ns, e.times_ns.data(), n * sizeof(int64_t));
+  ion_delivery d{};
+  ion::capi::fill_delivery(node->current.header, e, node->current.delivery, d);
+  d.ports = ports;
+  d.times_ns = times_ns;
+  d.payload = nullptr;
+  if (payload != nullptr && e.has_payload()) {
+    std::memcpy(payload, e.payload.data(), n * sizeof(float));
+    d.payload = payload;
+  }
+  return copy_out(d, out, out_size, "ion_receive_into");
 }
 
 int ion_set_callback(ion_node* node, ion_delivery_fn fn, void* user) {

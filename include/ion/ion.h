@@ -94,6 +94,9 @@ typedef struct ion_node_params {
   int64_t batch_budget_us; /* adaptive batching budget; < 0: default (1000 us); 0: off */
   uint64_t receive_queue_events; /* events held for ion_receive; 0: default (1 << 20) */
   const char* log_level;   /* the node's log lines on stderr: "trace".."off"; NULL: "warn" */
+  int64_t receive_spin_us; /* ion_receive stays awake (spins) from this long before the next
+                              known deadline, so the scheduler's wake-up does not delay it;
+                              < 0: default (200 us); 0: never spin (saves CPU) */
 } ion_node_params;
 
 /* Thread-safe. Fills *params with the defaults; params_size = sizeof(ion_node_params). */
@@ -155,6 +158,15 @@ typedef struct ion_delivery {
  * thread, so the caller's loop adds only its wake-up, not its period, to the timing. One thread
  * at a time receives (calls are serialised); other calls may run beside it. */
 ION_API int ion_receive(ion_node* node, ion_delivery* out, size_t out_size, int64_t timeout_ms);
+
+/* The same, copying the delivery's columns into the caller's arrays (capacity events each;
+ * payload may be NULL to skip it): the form for bindings that own their buffers (numpy). In
+ * *out the array pointers are the caller's, and `payload` is NULL when the batch carries none.
+ * A delivery larger than capacity is not lost: ION_ERR_ARGUMENT says so and the next call
+ * returns it (it never exceeds the node's events per batch, 65536 by default). */
+ION_API int ion_receive_into(ion_node* node, ion_delivery* out, size_t out_size, uint32_t* ports,
+                             int64_t* times_ns, float* payload, size_t capacity,
+                             int64_t timeout_ms);
 
 /* Called with each delivery instead of queueing it: from the node's playout thread at the
  * deadline, or from its receive thread for late events, so two calls may overlap. It must

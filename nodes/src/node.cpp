@@ -406,6 +406,12 @@ class Node::Impl final : public Emitter {
     return refusal_;
   }
 
+  int64_t next_deadline_local_ns() const noexcept {
+    const int64_t d = playout_.next_deadline();
+    if (d == INT64_MAX || !clock_sync_.synced()) return INT64_MAX;
+    return clock_sync_.to_local(d);
+  }
+
   // A refusal of this attempt: kept for wait_registration, logged once per change of reason.
   void refused(RefusalKind kind, std::string reason) noexcept {
     {
@@ -961,5 +967,6 @@ Registration Node::wait_registration(uint64_t count, std::chrono::milliseconds t
   return impl_->wait_registration(count, timeout, refusal);
 }
 Refusal Node::last_refusal() const { return impl_->last_refusal(); }
+int64_t Node::next_deadline_local_ns() const noexcept { return impl_->next_deadline_local_ns(); }
 
 }  // namespace ion

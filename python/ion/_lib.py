@@ -81,6 +81,7 @@ class NodeParams(ctypes.Structure):
         ("batch_budget_us", ctypes.c_int64),
         ("receive_queue_events", ctypes.c_uint64),
         ("log_level", ctypes.c_char_p),
+        ("receive_spin_us", ctypes.c_int64),
     ]
 
 
@@ -179,6 +180,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "ion_wait_registered": (c.c_int, [vp, c.c_int64]),
         "ion_emit": (c.c_int, [vp, vp, vp, vp, c.c_size_t, c.c_int, c.c_uint32]),
         "ion_receive": (c.c_int, [vp, c.POINTER(Delivery), c.c_size_t, c.c_int64]),
+        "ion_receive_into": (c.c_int, [vp, c.POINTER(Delivery), c.c_size_t, vp, vp, vp, c.c_size_t,
+                                        c.c_int64]),
         "ion_set_callback": (c.c_int, [vp, DELIVERY_FN, vp]),
         "ion_network_time_ns": (c.c_int, [vp, c.POINTER(c.c_int64)]),
         "ion_local_time_ns": (c.c_int, [vp, c.POINTER(c.c_int64)]),

@@ -145,6 +145,9 @@ class Node {
   // latest attempt; `refusal` (if given) then says why. The node keeps retrying with backoff.
   Registration wait_registration(uint64_t count, std::chrono::milliseconds timeout,
                                  Refusal* refusal = nullptr) const;
+  // The local-clock time of the earliest deadline waiting in the playout (INT64_MAX: none, or
+  // no network time). Lets a consumer of deliveries be awake when the next one comes.
+  [[nodiscard]] int64_t next_deadline_local_ns() const noexcept;
   // The refusal of the latest attempt to register; kind `none` once registered.
   [[nodiscard]] Refusal last_refusal() const;
 
