@@ -83,6 +83,10 @@ void ApiDriver::deliver(const BatchHeader& header, const EventBatch& events,
   cv_.notify_one();
 }
 
+namespace {
+constexpr int64_t kSpinPastNs = 20'000;
+}  // namespace
+
 bool ApiDriver::next(QueuedDelivery& out, int64_t timeout_ms) noexcept {
   using Clock = std::chrono::steady_clock;
   const auto now_ns = [] {
@@ -95,17 +99,18 @@ bool ApiDriver::next(QueuedDelivery& out, int64_t timeout_ms) noexcept {
     const int64_t now = now_ns();
     if (now >= end_ns) return false;
     const int64_t deadline = spin_ns > 0 && deadline_hint_ ? deadline_hint_() : INT64_MAX;
-    if (deadline != INT64_MAX && deadline - now <= spin_ns) {
-      // Stay awake until the playout thread hands the batch over (or the deadline has long
-      // passed: then it was late or dropped, and this waits again below).
+    if (deadline != INT64_MAX && now < deadline + kSpinPastNs && deadline - now <= spin_ns) {
+      // Stay awake until the playout thread hands the batch over, but never long past its
+      // deadline: a playout thread held up needs the CPU more than this spin does.
       lock.unlock();
-      const int64_t give_up = std::min(end_ns, std::max(deadline, now) + spin_ns);
+      const int64_t give_up = std::min(end_ns, deadline + kSpinPastNs);
       while (queued_.load(std::memory_order_acquire) == 0 && !stopped_.load() && now_ns() < give_up) {
       }
       lock.lock();
-      if (queue_.empty() && now_ns() < end_ns) {
-        cv_.wait_for(lock, std::chrono::microseconds(200));  // let the next deadline come up
-      }
+      continue;
+    }
+    if (deadline != INT64_MAX && now >= deadline) {
+      cv_.wait_for(lock, std::chrono::milliseconds(1));  // the playout is behind: just wait
       continue;
     }
     // Sleep until the spin window of the next known deadline, at most 5 ms: a batch arriving

@@ -22,8 +22,9 @@ struct ApiDriverOptions {
   std::string kind_name = "external";
   size_t receive_queue_events = 1u << 20;
   // A receiver waiting in next() spins (awake, on its CPU) from this long before the next known
-  // deadline, so it is not woken late by the scheduler: the node's playout_spin for the caller.
-  std::chrono::microseconds receive_spin{200};
+  // deadline, so it is not woken late by the scheduler. Off by default: on a machine with few
+  // cores the spin competes with the playout thread it waits for.
+  std::chrono::microseconds receive_spin{0};
   static ApiDriverOptions from_config(const ConfigNode& driver);
 };
 

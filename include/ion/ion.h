@@ -96,7 +96,8 @@ typedef struct ion_node_params {
   const char* log_level;   /* the node's log lines on stderr: "trace".."off"; NULL: "warn" */
   int64_t receive_spin_us; /* ion_receive stays awake (spins) from this long before the next
                               known deadline, so the scheduler's wake-up does not delay it;
-                              < 0: default (200 us); 0: never spin (saves CPU) */
+                              < 0: default (0: never spin; worth it only with a core to
+                              spare, or the spin delays the node's own playout thread) */
 } ion_node_params;
 
 /* Thread-safe. Fills *params with the defaults; params_size = sizeof(ion_node_params). */

@@ -17,7 +17,7 @@ import argparse
 import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -75,6 +75,16 @@ def _check_spike_stream(info: Any) -> None:
                          "be channel ids (int32)")
 
 
+def _pull(inlet: Any, timeout_s: float, chunk: int) -> Tuple[list, list]:
+    """What the inlet holds, waiting up to timeout_s for the first sample. (liblsl's pull_chunk
+    with a timeout waits for a full chunk or the whole timeout: latency, not throughput.)"""
+    first, ts = inlet.pull_sample(timeout=timeout_s)
+    if ts is None:
+        return [], []
+    samples, stamps = inlet.pull_chunk(timeout=0.0, max_samples=chunk - 1)
+    return [first] + list(samples), [ts] + list(stamps)
+
+
 def to_ion(node: Node, inlet: Any, stop: threading.Event, *, chunk: int = 4096,
            clock: Optional[ClockMap] = None) -> int:
     """Moves an LSL spike stream into the node until `stop` is set; returns events emitted.
@@ -86,7 +96,7 @@ def to_ion(node: Node, inlet: Any, stop: threading.Event, *, chunk: int = 4096,
     while True:
         if stop.is_set():
             draining = True  # what the inlet already holds still goes
-        samples, stamps = inlet.pull_chunk(timeout=0.0 if draining else 0.05, max_samples=chunk)
+        samples, stamps = _pull(inlet, 0.0 if draining else 0.05, chunk)
         if not stamps:
             if draining:
                 break

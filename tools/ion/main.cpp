@@ -52,12 +52,16 @@ int run_python_bench(double seconds, bool json) {
   }
   ::setenv("ION_LIBRARY", lib.c_str(), 1);
   const std::string secs = std::to_string(seconds);
-  std::vector<const char*> argv = {"python3", script.c_str(), "--bin-dir", bin.c_str(),
+  // ION_PYTHON: another interpreter, e.g. a venv's with pylsl for the LSL figures. argv[0] is its
+  // path: a venv's interpreter finds its environment from it.
+  const char* python = std::getenv("ION_PYTHON");
+  if (python == nullptr || *python == '\0') python = "/usr/bin/python3";
+  std::vector<const char*> argv = {python, script.c_str(), "--bin-dir", bin.c_str(),
                                    "--capi-bench", capi_bench.c_str(), "--seconds", secs.c_str()};
   if (json) argv.push_back("--json");
   argv.push_back(nullptr);
-  ::execv("/usr/bin/python3", const_cast<char* const*>(argv.data()));
-  std::fprintf(stderr, "ion bench python: cannot run /usr/bin/python3: %s\n", std::strerror(errno));
+  ::execv(python, const_cast<char* const*>(argv.data()));
+  std::fprintf(stderr, "ion bench python: cannot run %s: %s\n", python, std::strerror(errno));
   return 2;
 }
 
@@ -167,7 +171,7 @@ int main(int argc, char** argv) {
   CLI::App* python_bench_cmd = bench_cmd->add_subcommand(
       "python", "the Python package against the C++ node in the same run: emit throughput "
                 "(batches of 256), delivery error at 1000 events/s, the LSL bridge against plain "
-                "LSL (bench/python_bench.py, with /usr/bin/python3)");
+                "LSL (bench/python_bench.py, with /usr/bin/python3 or $ION_PYTHON)");
   python_bench_cmd->add_option("--seconds", python_bench_s, "per measurement")
       ->check(CLI::Range(0.5, 600.0))->capture_default_str();
   python_bench_cmd->add_flag("--json", python_bench_json, "end with one JSON line");
