@@ -91,3 +91,39 @@ def test_deliveries_go_out_on_an_lsl_outlet(broker):
     assert samples == list(chans)
     err_us = (np.array(stamps) - expected) * 1e6
     assert np.abs(err_us).max() < 200, np.abs(err_us).max()
+
+
+def test_an_lsl_stream_joins_the_three_lab_network(daemons, tmp_path):
+    """The shipped three-lab topology with one more lab, fed by LSL through the bridge: its spikes
+    reach the Zurich chip's synaptic inputs, every one of them, none late or lost."""
+    from conftest import BIN, ROOT, stopped_counts
+    topo = (ROOT / "configs" / "three-lab-topology.yaml").read_text()
+    topo = topo.replace("connections:\n", "  lsl-lab:     {kind: external, channels: 16}\nconnections:\n"
+                        '  - {from: "lsl-lab:*", to: ["zurich:16-31"], delay: 100ms}\n', 1)
+    (tmp_path / "three-lab-topology.yaml").write_text(topo)
+    (tmp_path / "broker.yaml").write_text(
+        "broker:\n  listen: tcp://127.0.0.1:5555\n  topology: three-lab-topology.yaml\n")
+    broker = daemons([str(BIN / "ion-broker"), "--config", str(tmp_path / "broker.yaml"), "--listen",
+                      "tcp://127.0.0.1:*"], tmp_path / "broker.log")
+    endpoint = broker.wait_for(r"broker listening on (tcp://\S+)").group(1)
+    zurich = daemons([str(BIN / "ion-node"), "--config", str(ROOT / "configs" / "zurich-chip.yaml"),
+                      "--broker", endpoint], tmp_path / "zurich.log")
+    broker.wait_for(r"node 'zurich' .*registered")
+    outlet = bridge.spike_outlet("ion-test-three-lab", "ion-test-three-lab-1")
+    inlet = bridge.open_inlet("ion-test-three-lab")
+    with ion.Node("lsl-lab", broker=endpoint, channels=16) as src:
+        stop = threading.Event()
+        result = {}
+        t = threading.Thread(target=lambda: result.setdefault("n", bridge.to_ion(src, inlet, stop)))
+        t.start()
+        for k in range(0, 400, 8):
+            outlet.push_chunk([[c % 16] for c in range(k, k + 8)], [pylsl.local_clock()] * 8)
+        assert eventually(lambda: src.stats()["emitted"] >= 400, 10)
+        stop.set()
+        t.join(10)
+    assert result["n"] == 400
+    from conftest import status_received
+    assert eventually(lambda: status_received(endpoint, "zurich") >= 400, 10)
+    zurich.stop()
+    counts = stopped_counts(zurich.text())
+    assert counts["received"] == 400 and counts["lost"] == 0 and counts["late"] == 0, counts
