@@ -319,6 +319,9 @@ class Node::Impl final : public Emitter {
         wait_fd_ms(static_cast<int>(std::clamp<int64_t>((reconnect_at_ns_ - now) / 1'000'000, 1, 50)));
       }
     }
+    // The driver stops first: what it emits after the last flush would count as emitted and
+    // never leave, a loss no receiver could see.
+    driver_->stop();
     flush_batches(clock_.now_ns(), true);  // nothing the driver emitted stays behind
     if (socket_ && state_ == State::registered) {
       send_queued();
@@ -326,7 +329,17 @@ class Node::Impl final : public Emitter {
       g.set_reason("node stopping");
       if (codec_.encode(g, scratch_)) (void)socket_->send(scratch_);
     }
-    driver_->stop();
+    {
+      // What could not be handed to the socket (the broker away or slow) is dropped: counted.
+      std::lock_guard lock(emit_mu_);
+      const FrameRing::PushResult left = queue_.clear();
+      dropped_batches_.add(left.dropped_frames);
+      dropped_events_.add(left.dropped_events);
+      if (left.dropped_events > 0) {
+        spdlog::warn("node '{}': {} events emitted but not sent when it stopped (counted as dropped)",
+                     opts_.name, left.dropped_events);
+      }
+    }
     close_socket();
   }
 
