@@ -62,11 +62,15 @@ int copy_out(const T& ours, void* out, size_t out_size, const char* what) noexce
   return ION_OK;
 }
 
-// Library log lines go to stderr (a program's stdout is its own), once per process.
+// Library log lines go to stderr (a program's stdout is its own), set up once per process.
 void init_logging(const char* level) {
   static std::once_flag once;
   std::call_once(once, [] {
-    auto logger = spdlog::stderr_color_mt("ion");
+    // spdlog's stock default logger (unnamed, on stdout) becomes one on stderr; a host program
+    // that set its own default logger keeps it, and gets the node's lines there.
+    if (!spdlog::default_logger()->name().empty()) return;
+    auto logger = spdlog::get("ion");
+    if (!logger) logger = spdlog::stderr_color_mt("ion");
     spdlog::set_default_logger(logger);
   });
   const char* l = level == nullptr ? "warn" : level;

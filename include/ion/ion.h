@@ -93,7 +93,8 @@ typedef struct ion_node_params {
   int insecure;            /* nonzero: allow plaintext to a broker off loopback (never WAN) */
   int64_t batch_budget_us; /* adaptive batching budget; < 0: default (1000 us); 0: off */
   uint64_t receive_queue_events; /* events held for ion_receive; 0: default (1 << 20) */
-  const char* log_level;   /* the node's log lines on stderr: "trace".."off"; NULL: "warn" */
+  const char* log_level;   /* the node's log lines on stderr: "trace".."off"; NULL: "warn".
+                              (spdlog's process-wide level: a host using spdlog shares it) */
   int64_t receive_spin_us; /* ion_receive stays awake (spins) from this long before the next
                               known deadline, so the scheduler's wake-up does not delay it;
                               < 0: default (0: never spin; worth it only with a core to
