@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import signal
 import subprocess
@@ -98,10 +97,9 @@ def py_receive(endpoint, seconds, spin_us=0):
 
 def lsl_figures(endpoint, seconds):
     try:
-        import pylsl  # noqa: F401
+        import pylsl
     except ImportError:
         return None
-    import pylsl
     from ion import lsl as bridge
     rate = 1000
 

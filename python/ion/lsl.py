@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-import time
 from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from .node import Node
+from .node import IonError, Node
 
 
 def _pylsl() -> Any:
@@ -163,10 +162,16 @@ def main(argv: Optional[list] = None) -> int:
     fi.add_argument("--ports", type=int, required=True, help="input ports the node declares")
     fi.add_argument("--outlet", help="the LSL outlet's name (default: ion-NODE)")
     a = p.parse_args(argv)
-    lsl = _pylsl()
+    try:
+        _pylsl()  # fails early, with the install hint
+    except ImportError as e:
+        print(f"ion-lsl: {e}", file=sys.stderr)
+        return 1
     stop = threading.Event()
     if a.duration > 0:
-        threading.Timer(a.duration, stop.set).start()
+        timer = threading.Timer(a.duration, stop.set)
+        timer.daemon = True  # Ctrl-C before the end does not wait for it
+        timer.start()
     try:
         if a.direction == "to-ion":
             inlet = open_inlet(a.stream, a.resolve_timeout)
@@ -185,9 +190,9 @@ def main(argv: Optional[list] = None) -> int:
                 print(f"ion-lsl: {n} events pushed; node counters {node.stats()}", file=sys.stderr)
     except KeyboardInterrupt:
         stop.set()
-    except (ValueError, OSError, LookupError) as e:
-        print(f"ion-lsl: {e}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError, LookupError, IonError) as e:
+        print(f"ion-lsl: {e}", file=sys.stderr)  # a refusal carries the broker's reason
+        return 2
     return 0
 
 
