@@ -494,6 +494,7 @@ int ion_get_stats(ion_node* node, ion_stats* out, size_t out_size) {
     r.lost = s.lost_events;
     r.late = s.late_events;
     r.late_dropped = s.late_dropped;
+    r.overrun = s.playout_overrun;
     r.on_time = s.on_time_events;
     r.duplicates = s.duplicate_or_reordered;
     r.source_restarts = s.source_restarts;

@@ -204,6 +204,8 @@ typedef struct ion_stats {
   uint64_t lost;              /* exact gaps in the source streams routed here */
   uint64_t late;              /* arrived after their deadline */
   uint64_t late_dropped;      /* ... and dropped by the connection's policy */
+  uint64_t overrun;           /* arrived in time, handed over later than the node's stated
+                                 precision (its playout thread was held up): flagged late too */
   uint64_t on_time;
   uint64_t duplicates;        /* batches not delivered because already seen */
   uint64_t source_restarts;

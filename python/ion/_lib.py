@@ -122,6 +122,7 @@ class Stats(ctypes.Structure):
         ("lost", ctypes.c_uint64),
         ("late", ctypes.c_uint64),
         ("late_dropped", ctypes.c_uint64),
+        ("overrun", ctypes.c_uint64),
         ("on_time", ctypes.c_uint64),
         ("duplicates", ctypes.c_uint64),
         ("source_restarts", ctypes.c_uint64),

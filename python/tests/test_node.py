@@ -45,8 +45,10 @@ def test_python_generator_to_cpp_sink(broker, daemons, tmp_path):
     counts = stopped_counts(sink.text())
     drv = driver_counts(sink.text())
     assert counts["received"] == sent
-    assert counts["lost"] == 0 and counts["late"] == 0
-    assert drv["early"] == 0 and drv["out_of_order"] == 0 and drv["late"] == 0
+    assert counts["lost"] == 0 and counts["late"] == 0  # none arrived after its deadline
+    # Promise 2: never before the deadline; one handed over late (a playout thread held up on a
+    # busy machine) is flagged, which the sink counts.
+    assert drv["early"] == 0 and drv["out_of_order"] == 0
 
 
 def test_cpp_generator_to_python_receiver(broker, daemons, tmp_path):
@@ -61,6 +63,7 @@ def test_cpp_generator_to_python_receiver(broker, daemons, tmp_path):
             tmp_path / "gen.log")
         errors = []
         received = 0
+        flagged = 0
         t_end = time.monotonic() + 3.0
         while time.monotonic() < t_end:
             d = node.receive(timeout_s=0.5)
@@ -69,7 +72,7 @@ def test_cpp_generator_to_python_receiver(broker, daemons, tmp_path):
             now = node.network_time_ns()
             errors.append(now - int(d.deadlines_ns.max()))
             received += len(d)
-            assert not d.late.any()
+            flagged += int(d.late.sum())
             assert d.source == "gen" and d.ports.max() < 16
         gen.stop()
         emitted = stopped_counts(gen.text())["emitted"]
@@ -78,9 +81,15 @@ def test_cpp_generator_to_python_receiver(broker, daemons, tmp_path):
             d = node.receive(timeout_s=5.0)
             assert d is not None, f"received {received} of {emitted}"
             received += len(d)
+            flagged += int(d.late.sum())
         s = node.stats()
     assert received == emitted == s["received"]
     assert s["lost"] == 0 and s["late"] == 0 and s["dropped"] == 0
+    # Never passed off as on time: what came flagged late is exactly what the node counted as
+    # handed over beyond its precision (none arrived late here: s["late"] == 0).
+    assert flagged == s["overrun"], (flagged, s["overrun"])
+    if flagged:
+        print(f"{flagged} events handed over beyond the playout's precision (counted)")
     e = np.array(errors) / 1e3
     print(f"delivery error at the Python receiver: p50 {np.percentile(e, 50):.0f} us, "
           f"p99 {np.percentile(e, 99):.0f} us, max {e.max():.0f} us; at the node: "
