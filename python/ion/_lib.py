@@ -34,8 +34,14 @@ def _candidates() -> List[str]:
         tried.append(str(p / _SONAME) if p.is_dir() else str(p))
     here = Path(__file__).resolve().parent
     tried.append(str(here / _SONAME))  # a wheel that bundles the library
+    # Build trees (a source checkout): the most recently built first, so a stale preset's
+    # library is not picked over the one just built.
+    trees: List[Path] = []
     for start in (here, Path.cwd().resolve()):
-        tried.extend(str(p) for p in _build_tree_candidates(start))
+        trees.extend(_build_tree_candidates(start))
+    existing = sorted({p for p in trees if p.exists()}, key=lambda p: p.stat().st_mtime, reverse=True)
+    tried.extend(str(p) for p in existing)
+    tried.extend(str(p) for p in trees if p not in existing)
     found = ctypes.util.find_library("ion")
     if found:
         tried.append(found)

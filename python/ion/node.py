@@ -266,7 +266,6 @@ class Node:
         self.name = name if name is not None else str(config)
         self.channels = int(channels)
         self.ports = int(ports)
-        self._config = config is not None
         self._callback = None
         self._close_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, lib.ion_close, handle.value)
@@ -288,8 +287,12 @@ class Node:
     def wait_registered(self, timeout_s: Optional[float] = 10.0) -> None:
         """Waits until registered with network time (seconds; None: forever). Raises
         RefusedError with the broker's reason, or RegistrationTimeout."""
-        ms = -1 if timeout_s is None else max(0, int(timeout_s * 1000))
-        rc = self._lib.ion_wait_registered(self._h(), ms)
+        end = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:  # slices, so that Ctrl-C is seen between them
+            left = 250 if end is None else min(250, max(0, int((end - time.monotonic()) * 1000)))
+            rc = self._lib.ion_wait_registered(self._h(), left)
+            if rc != ERR_TIMEOUT or (end is not None and time.monotonic() >= end):
+                break
         if rc != OK:
             _raise(rc)
 
