@@ -118,6 +118,12 @@ def node_config(tmp: Path, name: str, broker: str, driver: str) -> Path:
     return p
 
 
+def start_node(daemons, tmp: Path, name: str, broker: str, driver: str) -> Daemon:
+    """ion-node for `name` with the given `driver:` mapping (YAML lines), its log in tmp."""
+    return daemons([str(BIN / "ion-node"), "--config", str(node_config(tmp, name, broker, driver))],
+                   tmp / f"{name}.log")
+
+
 def stopped_counts(log: str) -> Dict[str, int]:
     """ion-node's last words: 'node stopped: emitted=N dropped=N received=N lost=N late=N ...'."""
     m = re.search(r"node stopped: (.*)", log)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, ROOT, driver_counts, eventually, node_config, status_received, stopped_counts
+from conftest import start_node, ROOT, driver_counts, eventually, status_received, stopped_counts
 
 
 def _mea_driver(seed: int = 1) -> str:
@@ -29,8 +29,8 @@ def test_brian2_lab_against_the_emulated_mea(broker, daemons, tmp_path):
     brian = daemons(["/usr/bin/python3", str(ROOT / "examples" / "brian2_lab.py"), "--broker",
                      b.endpoint, "--duration", "10", "--json"], tmp_path / "brian.log")
     b.daemon.wait_for(r"node 'brian' .*registered", 60)
-    mea = daemons([str(BIN / "ion-node"), "--config",
-                   str(node_config(tmp_path, "padova", b.endpoint, _mea_driver()))], tmp_path / "mea.log")
+    mea = start_node(daemons, tmp_path, "padova", b.endpoint,
+            _mea_driver())
     assert brian.proc.wait(120) == 0, brian.text()
     mea.stop()
     summary = json.loads(brian.text().strip().splitlines()[-1])
@@ -62,8 +62,8 @@ def test_closed_loop_stimulates_bursts(broker, daemons, tmp_path):
     ctl = daemons(["/usr/bin/python3", str(ROOT / "examples" / "closed_loop.py"), "--broker",
                    b.endpoint, "--duration", "12", "--json"], tmp_path / "controller.log")
     b.daemon.wait_for(r"node 'controller' .*registered", 60)
-    mea = daemons([str(BIN / "ion-node"), "--config",
-                   str(node_config(tmp_path, "padova", b.endpoint, _mea_driver()))], tmp_path / "mea.log")
+    mea = start_node(daemons, tmp_path, "padova", b.endpoint,
+            _mea_driver())
     assert ctl.proc.wait(120) == 0, ctl.text()
     summary = json.loads(ctl.text().strip().splitlines()[-1])
     print(ctl.text().strip().splitlines()[-2])

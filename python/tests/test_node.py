@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ion
-from conftest import BIN, driver_counts, eventually, node_config, status_received, stopped_counts
+from conftest import BIN, start_node, driver_counts, eventually, status_received, stopped_counts
 
 DELAY = "50ms"
 
@@ -18,9 +18,8 @@ def test_python_generator_to_cpp_sink(broker, daemons, tmp_path):
     order, at its deadline (none early, none late, none lost)."""
     b = broker({"pygen": "{kind: external, channels: 8}", "sink": "{kind: sink, ports: 8}"},
                [f'{{from: "pygen:*", to: ["sink:*"], delay: {DELAY}}}'])
-    sink = daemons([str(BIN / "ion-node"), "--config",
-                    str(node_config(tmp_path, "sink", b.endpoint, "  kind: sink\n  ports: 8\n"))],
-                   tmp_path / "sink.log")
+    sink = start_node(daemons, tmp_path, "sink", b.endpoint,
+            "  kind: sink\n  ports: 8\n")
     sink.wait_for(r"node 'sink' registered")
     rng = np.random.default_rng(1)
     sent = 0
@@ -57,10 +56,8 @@ def test_cpp_generator_to_python_receiver(broker, daemons, tmp_path):
     b = broker({"gen": "{kind: generator, channels: 16}", "pysink": "{kind: external, ports: 16}"},
                [f'{{from: "gen:*", to: ["pysink:*"], delay: {DELAY}}}'])
     with ion.Node("pysink", broker=b.endpoint, ports=16) as node:
-        gen = daemons([str(BIN / "ion-node"), "--config", str(node_config(
-            tmp_path, "gen", b.endpoint,
-            "  kind: generator\n  channels: 16\n  rate_hz: 50\n  seed: 3\n  batch_interval: 1ms\n"))],
-            tmp_path / "gen.log")
+        gen = start_node(daemons, tmp_path, "gen", b.endpoint,
+            "  kind: generator\n  channels: 16\n  rate_hz: 50\n  seed: 3\n  batch_interval: 1ms\n")
         errors = []
         received = 0
         flagged = 0
@@ -150,10 +147,8 @@ def test_broker_restart_is_survived_and_the_gap_counted(broker, daemons, tmp_pat
     b = broker({"gen": "{kind: generator, channels: 4}", "pysink": "{kind: external, ports: 4}"},
                [f'{{from: "gen:*", to: ["pysink:*"], delay: {DELAY}}}'])
     with ion.Node("pysink", broker=b.endpoint, ports=4) as node:
-        gen = daemons([str(BIN / "ion-node"), "--config", str(node_config(
-            tmp_path, "gen", b.endpoint,
-            "  kind: generator\n  channels: 4\n  rate_hz: 200\n  seed: 5\n  batch_interval: 1ms\n"))],
-            tmp_path / "gen.log")
+        gen = start_node(daemons, tmp_path, "gen", b.endpoint,
+            "  kind: generator\n  channels: 4\n  rate_hz: 200\n  seed: 5\n  batch_interval: 1ms\n")
         received = 0
 
         def pump(until):
