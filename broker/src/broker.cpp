@@ -12,6 +12,7 @@
 #include "ion/core/frame_ring.h"
 #include "ion/core/histogram.h"
 #include "ion/core/log.h"
+#include "ion/core/names.h"
 #include "ion/core/sequence.h"
 #include "ion/core/transport.h"
 #include "ion/v1/ion.pb.h"
@@ -54,6 +55,26 @@ struct RouteGroup {
 };
 
 // One per topology node, created at start and never moved (counters are read by other threads).
+NodeHealthStats health_stats(bool reported, const v1::NodeHealth& h) {
+  NodeHealthStats x;
+  x.reported = reported;
+  x.clock_synced = h.clock_synced();
+  x.clock_offset_ns = h.clock_offset_ns();
+  x.clock_uncertainty_ns = h.clock_uncertainty_ns();
+  x.clock_drift_ppb = h.clock_drift_ppb();
+  x.received_events = h.received_events();
+  x.lost_events = h.lost_events();
+  x.late_events = h.late_events();
+  x.late_dropped = h.late_dropped();
+  x.emitted_events = h.emitted_events();
+  x.dropped_events = h.dropped_events();
+  x.playout_overrun = h.playout_overrun();
+  x.device_trouble = h.device_trouble();
+  x.driver_counters.insert(h.driver_counters().begin(), h.driver_counters().end());
+  x.trouble_counters.assign(h.trouble_counters().begin(), h.trouble_counters().end());
+  return x;
+}
+
 struct NodeSlot {
   NodeSlot(uint32_t node_id, const NodeSpec& spec, size_t ring_frames, size_t ring_bytes)
       : id(node_id),
@@ -73,6 +94,8 @@ struct NodeSlot {
   bool registered = false;
   std::string routing_id;
   uint64_t epoch = 0;
+  std::string peer;                // the holder's address, for the one-holder refusal
+  int64_t registered_ns = 0;       // broker clock, when the holder registered
   uint32_t declared_channels = 0;
   uint32_t declared_ports = 0;
   int64_t last_seen_ns = 0;
@@ -90,11 +113,10 @@ struct NodeSlot {
       dropped_events, lost_upstream_batches, reordered_batches, source_restarts,
       rejected_batches, timeouts;
   Histogram ingress_latency;  // source -> broker, per event
-  // The node's own report (heartbeats), readable from any thread.
-  std::atomic<bool> health_reported{false}, clock_synced{false};
-  std::atomic<int64_t> clock_offset_ns{0}, clock_uncertainty_ns{0}, clock_drift_ppb{0};
-  std::atomic<uint64_t> h_received{0}, h_lost{0}, h_late{0}, h_late_dropped{0}, h_emitted{0},
-      h_dropped{0};
+  // The node's own report (its latest heartbeat's health), readable from any thread.
+  mutable std::mutex health_mu;
+  bool health_reported = false;  // guarded by health_mu
+  v1::NodeHealth health;         // guarded by health_mu
   std::vector<std::atomic<float>> weights;  // latest reported, readable from any thread
   // End-to-end latency of the links into this node, as it reports them (heartbeats).
   struct LinkTotals {
@@ -119,6 +141,9 @@ struct TapSlot {
   bool registered = false;
   std::string name;        // written under taps_mu_
   std::string routing_id;
+  uint64_t epoch = 0;            // the holder's process
+  std::string peer;
+  int64_t registered_ns = 0;
   std::vector<uint8_t> sources;  // per node id; empty: every node
   int64_t last_seen_ns = 0;
   uint64_t next_link_sequence = 0;
@@ -376,18 +401,10 @@ class Broker::Impl {
       const auto le = s->ingress_latency.counts_at_bounds();
       n.ingress_latency_le.assign(le.begin(), le.end());
       for (const auto& w : s->weights) n.weights.push_back(w.load(std::memory_order_relaxed));
-      NodeHealthStats& h = n.health;
-      h.reported = s->health_reported.load(std::memory_order_relaxed);
-      h.clock_synced = s->clock_synced.load(std::memory_order_relaxed);
-      h.clock_offset_ns = s->clock_offset_ns.load(std::memory_order_relaxed);
-      h.clock_uncertainty_ns = s->clock_uncertainty_ns.load(std::memory_order_relaxed);
-      h.clock_drift_ppb = s->clock_drift_ppb.load(std::memory_order_relaxed);
-      h.received_events = s->h_received.load(std::memory_order_relaxed);
-      h.lost_events = s->h_lost.load(std::memory_order_relaxed);
-      h.late_events = s->h_late.load(std::memory_order_relaxed);
-      h.late_dropped = s->h_late_dropped.load(std::memory_order_relaxed);
-      h.emitted_events = s->h_emitted.load(std::memory_order_relaxed);
-      h.dropped_events = s->h_dropped.load(std::memory_order_relaxed);
+      {
+        std::lock_guard lock(s->health_mu);
+        n.health = health_stats(s->health_reported, s->health);
+      }
       out.push_back(std::move(n));
     }
     return out;
@@ -491,7 +508,9 @@ class Broker::Impl {
       return;
     }
     if (d.body == Body::hello) {
-      on_hello(rid, m.user, t_recv);
+      // Looked up only here: metadata reads are not free, and only a Hello needs the address.
+      const char* peer = zmq_msg_gets(m.body.handle(), "Peer-Address");
+      on_hello(rid, m.user, peer != nullptr ? peer : "an unknown address", t_recv);
       return;
     }
     if (d.body == Body::status_request) {
@@ -580,18 +599,9 @@ class Broker::Impl {
 
   void on_health(NodeSlot& s) noexcept {
     if (!codec_.heartbeat().has_health()) return;
-    const v1::NodeHealth& h = codec_.heartbeat().health();
-    s.clock_synced.store(h.clock_synced(), std::memory_order_relaxed);
-    s.clock_offset_ns.store(h.clock_offset_ns(), std::memory_order_relaxed);
-    s.clock_uncertainty_ns.store(h.clock_uncertainty_ns(), std::memory_order_relaxed);
-    s.clock_drift_ppb.store(h.clock_drift_ppb(), std::memory_order_relaxed);
-    s.h_received.store(h.received_events(), std::memory_order_relaxed);
-    s.h_lost.store(h.lost_events(), std::memory_order_relaxed);
-    s.h_late.store(h.late_events(), std::memory_order_relaxed);
-    s.h_late_dropped.store(h.late_dropped(), std::memory_order_relaxed);
-    s.h_emitted.store(h.emitted_events(), std::memory_order_relaxed);
-    s.h_dropped.store(h.dropped_events(), std::memory_order_relaxed);
-    s.health_reported.store(true, std::memory_order_relaxed);
+    std::lock_guard lock(s.health_mu);
+    s.health = codec_.heartbeat().health();  // as reported: one copy, no field-by-field relay
+    s.health_reported = true;
   }
 
   // --- Taps (recorders) ---
@@ -616,7 +626,7 @@ class Broker::Impl {
     }
   }
 
-  void on_tap_hello(std::string_view rid, int64_t t_recv) {
+  void on_tap_hello(std::string_view rid, std::string_view peer, int64_t t_recv) {
     const v1::Hello& h = codec_.hello();
     std::vector<uint8_t> sources;
     if (h.tap_sources_size() > 0) {
@@ -624,27 +634,30 @@ class Broker::Impl {
       for (const auto& name : h.tap_sources()) {
         const int64_t id = table_.find_node(name);
         if (id < 0) {
-          reject(Reject::unknown_node, nullptr);
-          reply_error(rid, v1::Error::REJECTED,
-                      "tap '" + h.node_name() + "' selects node '" + name +
-                          "', which is not in this broker's topology");
+          std::vector<std::string> known;
+          for (size_t i = 0; i < table_.node_count(); ++i) {
+            known.push_back(table_.node(static_cast<uint32_t>(i)).name);
+          }
+          refuse_hello(rid, peer, h.node_name(), Reject::unknown_node, v1::Error::NOT_IN_TOPOLOGY,
+                       "tap '" + h.node_name() + "' selects node '" + name +
+                           "', which is not in this broker's topology" + closest_names(name, known));
           return;
         }
         sources[static_cast<size_t>(id)] = 1;
       }
     }
-    // The same name again (a reconnect) takes its slot back; else the first free slot.
+    // The same name again takes its slot back if may_hold allows; else the first free slot.
     TapSlot* slot = nullptr;
     for (auto& t : taps_) {
       if (t->in_use && t->name == h.node_name()) slot = t.get();
     }
+    if (slot != nullptr && !may_hold(*slot, "recorder", rid, peer, h, t_recv)) return;
     for (auto& t : taps_) {
       if (slot == nullptr && !t->in_use) slot = t.get();
     }
     if (slot == nullptr) {
-      reject(Reject::too_many_nodes, nullptr);
-      reply_error(rid, v1::Error::TOO_MANY_NODES,
-                  "this broker takes at most " + std::to_string(opts_.max_taps) + " taps");
+      refuse_hello(rid, peer, h.node_name(), Reject::too_many_nodes, v1::Error::TOO_MANY_NODES,
+                   "this broker takes at most " + std::to_string(opts_.max_taps) + " taps");
       return;
     }
     {
@@ -657,8 +670,11 @@ class Broker::Impl {
       slot->dropped_batches.add(dropped.dropped_frames);
       slot->dropped_events.add(dropped.dropped_events);
     }
+    if (!slot->registered || slot->routing_id != rid) slot->registered_ns = t_recv;
     slot->registered = true;
     slot->routing_id = std::string(rid);
+    slot->epoch = h.epoch();
+    slot->peer = std::string(peer);
     slot->sources = std::move(sources);
     slot->last_seen_ns = t_recv;
     slot->connected.store(true, std::memory_order_relaxed);
@@ -752,7 +768,8 @@ class Broker::Impl {
     }
   }
 
-  void reply_error(std::string_view rid, v1::Error::Code code, const std::string& msg) noexcept {
+  void reply_error(std::string_view rid, v1::Error::Code code, const std::string& msg,
+                   uint32_t retry_after_ms = 0) noexcept {
     // Bounded: at most one error reply per peer message, and at most 200 per second overall.
     const int64_t now = clock_.now_ns();
     if (now - error_window_start_ns_ > 1'000'000'000) {
@@ -763,6 +780,7 @@ class Broker::Impl {
     v1::Error e;
     e.set_code(code);
     e.set_message(msg);
+    e.set_retry_after_ms(retry_after_ms);
     if (codec_.encode(e, scratch_)) send_direct(rid, scratch_);
   }
 
@@ -770,70 +788,113 @@ class Broker::Impl {
     if (socket_->send_to(rid, frame) != IoStatus::ok) ++control_send_failures_;
   }
 
-  void on_hello(std::string_view rid, std::string_view user, int64_t t_recv) {
+  // A refused Hello: counted, logged (rate-limited, naming the peer and the name it claimed)
+  // and answered with the reason, so the refused process can say what went wrong.
+  void refuse_hello(std::string_view rid, std::string_view peer, std::string_view name, Reject why,
+                    v1::Error::Code code, const std::string& reason,
+                    uint32_t retry_after_ms = 0) noexcept {
+    rejects_.add(why);
+    uint64_t suppressed = 0;
+    if (hello_log_.allow(clock_.now_ns(), suppressed)) {
+      spdlog::warn("refused a Hello as '{}' from {}: {} ({} more refused Hellos since the last line)",
+                   name, peer, reason, suppressed);
+    }
+    reply_error(rid, code, reason, retry_after_ms);
+  }
+
+  // One holder per name, for nodes and taps alike: the live holder keeps it; the same process
+  // (same epoch) on a new connection takes it back; another process only with `replace`, and
+  // the holder is then told it was replaced. A holder is live until it says goodbye or stays
+  // silent beyond heartbeat_timeout. Returns whether the claimant may take the name.
+  template <class Slot>
+  bool may_hold(Slot& s, const char* what, std::string_view rid, std::string_view peer,
+                const v1::Hello& h, int64_t now) noexcept {
+    if (!s.registered || s.routing_id == rid || s.epoch == h.epoch()) return true;
+    // Messages are handled after a drain, so a holder's last message may be stamped after this.
+    const auto secs = [](int64_t ns) {
+      return fmt::format("{:.1f} s", static_cast<double>(std::max<int64_t>(ns, 0)) / 1e9);
+    };
+    if (!h.replace()) {
+      refuse_hello(rid, peer, h.node_name(), Reject::name_in_use, v1::Error::NAME_IN_USE,
+                   fmt::format("{} '{}' is held by a live connection from {} (registered {} ago, "
+                               "last heard {} ago); stop that process, or start this one with "
+                               "--replace (a holder silent for {} ms is released)",
+                               what, h.node_name(), s.peer, secs(now - s.registered_ns),
+                               secs(now - s.last_seen_ns), opts_.heartbeat_timeout.count()),
+                   static_cast<uint32_t>(std::clamp<int64_t>(
+                       (ms_to_ns(opts_.heartbeat_timeout) - (now - s.last_seen_ns)) / 1'000'000, 1,
+                       opts_.heartbeat_timeout.count())));
+      return false;
+    }
+    spdlog::warn("{} '{}' replaced: the connection from {} took it over from {} (--replace)", what,
+                 h.node_name(), peer, s.peer);
+    reply_error(s.routing_id, v1::Error::NAME_IN_USE,
+                fmt::format("{} '{}' was taken over by a connection from {} started with --replace",
+                            what, h.node_name(), peer));
+    return true;
+  }
+
+  void on_hello(std::string_view rid, std::string_view user, std::string_view peer, int64_t t_recv) {
     const v1::Hello& h = codec_.hello();
     if (h.protocol_version() != kProtocolVersion) {
-      reject(Reject::version_mismatch, nullptr);
-      reply_error(rid, v1::Error::VERSION_MISMATCH,
-                  "this broker speaks IoN protocol " + std::to_string(kProtocolVersion) +
-                      "; node '" + h.node_name() + "' speaks " +
-                      std::to_string(h.protocol_version()));
+      refuse_hello(rid, peer, h.node_name(), Reject::version_mismatch, v1::Error::VERSION_MISMATCH,
+                   "this broker speaks IoN protocol " + std::to_string(kProtocolVersion) +
+                       "; node '" + h.node_name() + "' speaks " +
+                       std::to_string(h.protocol_version()));
       return;
     }
     if (auth_ && !auth_->name_allowed(std::string(user))) {
-      reject(Reject::revoked, nullptr);
-      reply_error(rid, v1::Error::NOT_AUTHORIZED,
-                  "the key of '" + std::string(user) + "' is no longer on the allowlist");
+      refuse_hello(rid, peer, h.node_name(), Reject::revoked, v1::Error::NOT_AUTHORIZED,
+                   "the key of '" + std::string(user) + "' is no longer on the allowlist");
       return;
     }
     if (auth_ && h.node_name() != user) {
       // The identity is the key's name on the allowlist, never the name a payload claims.
-      reject(Reject::impersonation, nullptr);
-      spdlog::warn("refused a Hello as '{}' from a connection authenticated as '{}'",
-                   h.node_name(), user);
-      reply_error(rid, v1::Error::NOT_AUTHORIZED,
-                  "this connection's key is listed as '" + std::string(user) +
-                      "'; it cannot register as '" + h.node_name() + "'");
+      refuse_hello(rid, peer, h.node_name(), Reject::impersonation, v1::Error::NOT_AUTHORIZED,
+                   "this connection's key is listed as '" + std::string(user) +
+                       "'; it cannot register as '" + h.node_name() + "'");
       return;
     }
     if (h.tap()) {
-      on_tap_hello(rid, t_recv);
+      on_tap_hello(rid, peer, t_recv);
       return;
     }
     const int64_t id = table_.find_node(h.node_name());
     if (id < 0) {
-      reject(Reject::unknown_node, nullptr);
-      std::string known;
+      std::vector<std::string> known;
       for (size_t i = 0; i < table_.node_count(); ++i) {
-        known += (i == 0 ? "" : ", ") + table_.node(static_cast<uint32_t>(i)).name;
+        known.push_back(table_.node(static_cast<uint32_t>(i)).name);
       }
-      reply_error(rid, v1::Error::NOT_IN_TOPOLOGY,
-                  "node '" + h.node_name() + "' is not in this broker's topology (known: " +
-                      known + ")");
+      refuse_hello(rid, peer, h.node_name(), Reject::unknown_node, v1::Error::NOT_IN_TOPOLOGY,
+                   "node '" + h.node_name() + "' is not in this broker's topology" +
+                       closest_names(h.node_name(), known));
       return;
     }
     const NodeSpec& spec = table_.node(static_cast<uint32_t>(id));
     NodeSlot& slot = *slots_[static_cast<size_t>(id)];
     if (h.output_channels() > spec.channels || h.input_ports() < spec.ports) {
-      reject(Reject::declared_too_large, &slot);
-      reply_error(rid, v1::Error::REJECTED,
-                  "node '" + spec.name + "' declares " + std::to_string(h.output_channels()) +
-                      " output channels and " + std::to_string(h.input_ports()) +
-                      " input ports; the topology needs at most " +
-                      std::to_string(spec.channels) + " channels and at least " +
-                      std::to_string(spec.ports) + " ports");
+      slot.rejected_batches.add();
+      refuse_hello(rid, peer, h.node_name(), Reject::declared_too_large, v1::Error::REJECTED,
+                   "node '" + spec.name + "' declares " + std::to_string(h.output_channels()) +
+                       " output channels and " + std::to_string(h.input_ports()) +
+                       " input ports; the topology needs at most " +
+                       std::to_string(spec.channels) + " channels and at least " +
+                       std::to_string(spec.ports) + " ports");
       return;
     }
+    if (!may_hold(slot, "node", rid, peer, h, t_recv)) return;
     if (slot.registered && slot.routing_id != rid) {
-      spdlog::warn("node '{}' registered again from a new connection; the old one is dropped",
-                   slot.name);
+      spdlog::info("node '{}' registered again from a new connection ({}); the old one is dropped",
+                   slot.name, peer);
       by_routing_id_.erase(slot.routing_id);
     }
     if (slot.epoch != 0 && slot.epoch != h.epoch()) {
       spdlog::info("node '{}' restarted (epoch {:016x} -> {:016x})", slot.name, slot.epoch,
                    h.epoch());
     }
+    if (!slot.registered || slot.routing_id != rid) slot.registered_ns = t_recv;
     slot.routing_id = std::string(rid);
+    slot.peer = std::string(peer);
     by_routing_id_[slot.routing_id] = static_cast<uint32_t>(id);
     slot.registered = true;
     slot.connected.store(true, std::memory_order_relaxed);
@@ -844,8 +905,8 @@ class Broker::Impl {
     slot.last_seen_ns = t_recv;
 
     send_welcome(rid, static_cast<uint32_t>(id));
-    spdlog::info("node '{}' ({}) registered: {} channels, {} ports", slot.name, h.software(),
-                 h.output_channels(), h.input_ports());
+    spdlog::info("node '{}' ({}) registered from {}: {} channels, {} ports", slot.name,
+                 h.software(), peer, h.output_channels(), h.input_ports());
   }
 
   void on_status(std::string_view rid) {
@@ -891,18 +952,10 @@ class Broker::Impl {
       v1::NodeStatus* s = r.add_nodes();
       s->set_name(n.name);
       s->set_kind_name(n.kind);
-      if (n.health.reported) {
-        v1::NodeHealth* h = s->mutable_health();
-        h->set_clock_synced(n.health.clock_synced);
-        h->set_clock_offset_ns(n.health.clock_offset_ns);
-        h->set_clock_uncertainty_ns(n.health.clock_uncertainty_ns);
-        h->set_clock_drift_ppb(n.health.clock_drift_ppb);
-        h->set_received_events(n.health.received_events);
-        h->set_lost_events(n.health.lost_events);
-        h->set_late_events(n.health.late_events);
-        h->set_late_dropped(n.health.late_dropped);
-        h->set_emitted_events(n.health.emitted_events);
-        h->set_dropped_events(n.health.dropped_events);
+      {
+        const NodeSlot& slot = *slots_[static_cast<size_t>(table_.find_node(n.name))];
+        std::lock_guard lock(slot.health_mu);
+        if (slot.health_reported) *s->mutable_health() = slot.health;
       }
       s->set_connected(n.connected);
       s->set_batches_in(n.batches_in);
@@ -1279,6 +1332,7 @@ class Broker::Impl {
   uint32_t errors_in_window_ = 0;
   uint64_t control_send_failures_ = 0;
   std::array<LogLimiter, kRejectCount> reject_log_{};
+  LogLimiter hello_log_;
 };
 
 Broker::Broker(BrokerOptions options, const Clock& clock)

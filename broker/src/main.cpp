@@ -45,7 +45,12 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", insecure,
                "accept plaintext, unauthenticated nodes on an address other machines can reach "
                "(never across the internet; see docs/security.md)");
-  CLI11_PARSE(app, argc, argv);
+  app.set_version_flag("--version", "ion-broker " ION_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // usage errors are status 2; --help and --version 0
+  }
   if (!ion::set_log_level(log_level.c_str())) {
     std::fprintf(stderr, "ion-broker: --log-level: unknown level '%s'\n", log_level.c_str());
     return 2;

@@ -148,4 +148,8 @@ std::map<std::string, int64_t> ApiDriver::counters() const {
           {"receive_queued", static_cast<int64_t>(queued_events_)}};
 }
 
+std::vector<std::string> ApiDriver::trouble_counters() const {
+  return {"receive_overflow"};
+}
+
 }  // namespace ion::capi

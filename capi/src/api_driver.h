@@ -8,6 +8,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "ion/core/config.h"
 #include "ion/core/driver.h"
@@ -45,6 +46,7 @@ class ApiDriver final : public Driver {
                const Delivery& delivery) noexcept override;
   void stop() noexcept override;
   [[nodiscard]] std::map<std::string, int64_t> counters() const override;
+  [[nodiscard]] std::vector<std::string> trouble_counters() const override;
 
   // Null until the node first has network time.
   [[nodiscard]] Emitter* emitter() const noexcept { return emitter_.load(std::memory_order_acquire); }

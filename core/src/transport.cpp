@@ -132,7 +132,7 @@ HandshakeMonitor::HandshakeMonitor(zmq::context_t& ctx, Socket& socket)
   // A unique name per monitor: many nodes may share a process (the C API, tests).
   static std::atomic<uint64_t> instances{0};
   const std::string ep = "inproc://ion-handshake-" + std::to_string(instances.fetch_add(1));
-  const int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+  const int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                      ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
   if (zmq_socket_monitor(watched_->handle(), ep.c_str(), events) != 0) {
     throw TransportError(std::string("cannot monitor the connection's handshakes: ") +
@@ -172,6 +172,7 @@ std::optional<HandshakeFailure> HandshakeMonitor::poll(bool& succeeded) noexcept
     HandshakeFailure f;
     f.detail = value;
     switch (event) {
+      case ZMQ_EVENT_CONNECTED: connected_ = true; continue;
       case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         succeeded = true;
         last.reset();
@@ -189,6 +190,29 @@ std::optional<HandshakeFailure> HandshakeMonitor::poll(bool& succeeded) noexcept
     last = f;
   }
   return last;
+}
+
+std::string endpoint_problem(std::string_view ep) {
+  const std::string e(ep);
+  if (ep.empty()) return "empty: write tcp://HOST:PORT";
+  if (ep.starts_with("ipc://") || ep.starts_with("inproc://")) {
+    return ep.size() > (ep[0] == 'i' && ep[1] == 'p' ? 6u : 9u) ? "" : "'" + e + "' names no path";
+  }
+  if (!ep.starts_with("tcp://")) {
+    if (ep.find("://") != std::string_view::npos) {
+      return "'" + e + "': unknown scheme (tcp://HOST:PORT, ipc://PATH or inproc://NAME)";
+    }
+    return "'" + e + "' has no scheme: write tcp://" + e;
+  }
+  const std::string_view hp = ep.substr(6);
+  const auto colon = hp.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == hp.size()) {
+    return "'" + e + "' needs a host and a port: tcp://HOST:PORT";
+  }
+  for (const char c : hp.substr(colon + 1)) {
+    if (c < '0' || c > '9') return "'" + e + "': the port must be a number (tcp://HOST:PORT)";
+  }
+  return "";
 }
 
 Wakeup::Wakeup() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {

@@ -32,8 +32,20 @@ int main(int argc, char** argv) {
                  "override node.broker_key: the broker's public key (its .pub file or the key)");
   app.add_flag("--insecure", insecure,
                "connect without CURVE to a broker on another machine (never across the internet)");
+  bool replace = false;
+  bool keep_retrying = false;
+  app.add_flag("--replace", replace,
+               "take this node's name over from a live process holding it (that one is cut off)");
+  app.add_flag("--keep-retrying", keep_retrying,
+               "after a refusal, keep retrying quietly instead of exiting with status 2 "
+               "(node.on_refusal: retry)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
-  CLI11_PARSE(app, argc, argv);
+  app.set_version_flag("--version", "ion-node " ION_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // usage errors are status 2; --help and --version 0
+  }
   if (!ion::set_log_level(log_level.c_str())) {
     std::fprintf(stderr, "ion-node: --log-level: unknown level '%s'\n", log_level.c_str());
     return 2;
@@ -44,6 +56,8 @@ int main(int argc, char** argv) {
     ion::NodeOptions options = ion::NodeOptions::from_config(root);
     if (!broker.empty()) options.broker = broker;
     options.insecure = options.insecure || insecure;
+    options.replace = options.replace || replace;
+    if (keep_retrying) options.exit_on_refusal = false;
     if (auto keys = ion::client_keys(key_file, broker_key)) options.curve = std::move(keys);
     ion::Node node(std::move(options), ion::make_driver(root));
     g_node = &node;
@@ -59,6 +73,11 @@ int main(int argc, char** argv) {
     std::string counters;
     for (const auto& [k, v] : node.driver().counters()) counters += " " + k + "=" + std::to_string(v);
     if (!counters.empty()) spdlog::info("driver counters:{}", counters);
+    if (const ion::Refusal r = node.last_refusal(); r.kind != ion::RefusalKind::none &&
+                                                    node.options().exit_on_refusal) {
+      std::fprintf(stderr, "ion-node: refused: %s\n", r.reason.c_str());
+      return 2;
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ion-node: %s\n", e.what());
     return 2;

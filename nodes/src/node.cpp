@@ -49,6 +49,7 @@ const char* to_string(RefusalKind kind) noexcept {
     case RefusalKind::encryption_mismatch: return "encryption_mismatch";
     case RefusalKind::key_refused: return "key_refused";
     case RefusalKind::handshake_failed: return "handshake_failed";
+    case RefusalKind::name_in_use: return "name_in_use";
     case RefusalKind::other: return "other";
   }
   return "other";
@@ -60,7 +61,7 @@ NodeOptions NodeOptions::from_config(const ConfigNode& root) {
                "reconnect_max", "send_queue_frames", "send_queue_bytes", "probe_burst",
                "resync_interval", "max_events_per_batch", "max_message_bytes", "playout_capacity",
                "playout_spin", "playout_precision", "batch_budget", "batch_max_events",
-               "secret_key", "broker_key", "insecure"});
+               "secret_key", "broker_key", "insecure", "on_refusal", "replace"});
   using std::chrono::milliseconds;
   using std::chrono::seconds;
   const auto ms = [](std::chrono::nanoseconds d) {
@@ -70,6 +71,11 @@ NodeOptions NodeOptions::from_config(const ConfigNode& root) {
   o.name = n.string("name");
   if (o.name.empty() || o.name.size() > 64) n.fail("name", "a node name of 1 to 64 characters");
   o.broker = n.string("broker", o.broker);
+  if (const std::string why = endpoint_problem(o.broker); !why.empty()) n.fail("broker", why);
+  const std::string on_refusal = n.string("on_refusal", "exit");
+  if (on_refusal != "exit" && on_refusal != "retry") n.fail("on_refusal", "exit or retry");
+  o.exit_on_refusal = on_refusal == "exit";
+  o.replace = n.boolean("replace", false);
   if (n.has("secret_key") != n.has("broker_key")) {
     n.fail(n.has("secret_key") ? "broker_key" : "secret_key",
            "both secret_key and broker_key (CURVE needs this node's key and the broker's)");
@@ -137,6 +143,9 @@ class Node::Impl final : public Emitter {
                    driver_->deliver(h, e, d);
                  }) {
     epoch_ = random_epoch();
+    if (const std::string why = endpoint_problem(opts_.broker); !why.empty()) {
+      throw TransportError("node '" + opts_.name + "': broker endpoint: " + why);
+    }
     if (opts_.curve) {
       require_curve("ion-node");
     } else if (!local_only_endpoint(opts_.broker) && !opts_.insecure) {
@@ -432,9 +441,13 @@ class Node::Impl final : public Emitter {
       if (refusal_.kind == kind && refusal_.reason == reason) return;
       refusal_.kind = kind;
       refusal_.reason = std::move(reason);
-      spdlog::error("node '{}': refused: {}", opts_.name, refusal_.reason);
+      // When it stops the node, the caller says it (ion-node's last line, the C API's error).
+      if (!opts_.exit_on_refusal) {
+        spdlog::error("node '{}': refused: {} (retrying quietly)", opts_.name, refusal_.reason);
+      }
     }
     reg_cv_.notify_all();
+    if (opts_.exit_on_refusal) stop();
   }
 
   const NodeOptions opts_;
@@ -443,6 +456,8 @@ class Node::Impl final : public Emitter {
   uint64_t epoch_ = 0;
 
  private:
+  std::string said_no_answer_;  // the last no-answer diagnosis logged (node loop only)
+  int64_t name_wait_until_ns_ = 0;  // NAME_IN_USE: until when a silent holder may be released
   std::atomic<int64_t> next_batch_flush_ns_{INT64_MAX};
 
   // Releases queued events at their deadlines: sleep until `playout_spin` before the next one,
@@ -532,6 +547,33 @@ class Node::Impl final : public Emitter {
     ++backoff_attempt_;
   }
 
+  // No Welcome within broker_timeout: said once, in one line, with what to check; the retries
+  // that follow are quiet (debug) until the node registers or the diagnosis changes.
+  void no_answer(int64_t now) noexcept {
+    check_handshakes();
+    const bool connected = monitor_ && monitor_->ever_connected();
+    const std::string t = std::to_string(opts_.broker_timeout.count()) + " ms";
+    std::string why;
+    if (!connected) {
+      why = "nothing answers at " + opts_.broker + " (no broker listening there, or the host is "
+            "unreachable): is the broker running, and is node.broker its address?";
+    } else if (opts_.curve) {
+      why = "the broker at " + opts_.broker + " did not answer within " + t +
+            ": is node.broker_key that broker's public key, and this node's key on its allowlist?";
+    } else {
+      why = "something at " + opts_.broker + " accepted the connection but did not answer the "
+            "Hello within " + t + ": is it an IoN broker (ion-broker)?";
+    }
+    if (why != said_no_answer_) {
+      spdlog::warn("node '{}': {} (retrying quietly)", opts_.name, why);
+      said_no_answer_ = why;
+    } else {
+      spdlog::debug("node '{}': {} (retrying)", opts_.name, why);
+    }
+    close_socket();
+    schedule_reconnect(now);
+  }
+
   void lose_broker(int64_t now, const char* why) noexcept {
     spdlog::warn("node '{}': {}; reconnecting", opts_.name, why);
     close_socket();
@@ -546,7 +588,8 @@ class Node::Impl final : public Emitter {
     h.set_output_channels(info_.output_channels);
     h.set_input_ports(info_.input_ports);
     h.set_epoch(epoch_);
-    h.set_software("ion-node 0.1.0 " + info_.kind);
+    h.set_replace(opts_.replace);
+    h.set_software("ion-node " ION_VERSION " " + info_.kind);
     if (codec_.encode(h, scratch_)) (void)socket_->send(scratch_);  // retried until Welcome
     next_hello_ns_ = now + std::min<int64_t>(250'000'000, broker_timeout_ns_ / 4);
   }
@@ -554,9 +597,7 @@ class Node::Impl final : public Emitter {
   void on_timers(int64_t now) noexcept {
     if (state_ == State::hello_pending) {
       if (now - connect_started_ns_ > broker_timeout_ns_) {
-        lose_broker(now, opts_.curve ? "no Welcome from the broker (with CURVE: is node.broker_key "
-                                       "the broker's public key, and this node's on its allowlist?)"
-                                     : "no Welcome from the broker");
+        no_answer(now);
         return;
       }
       if (now >= next_hello_ns_) send_hello(now);
@@ -620,6 +661,19 @@ class Node::Impl final : public Emitter {
     h.set_late_dropped(s.late_dropped);
     h.set_emitted_events(s.emitted_events);
     h.set_dropped_events(s.dropped_events);
+    h.set_playout_overrun(s.playout_overrun);
+    // The driver's trouble travels in every heartbeat, not only in the log at stop.
+    if (!driver_started_) return;
+    const std::map<std::string, int64_t> c = driver_->counters();
+    uint64_t trouble = 0;
+    for (const std::string& name : driver_->trouble_counters()) {
+      const auto it = c.find(name);
+      if (it == c.end()) continue;
+      h.add_trouble_counters(name);
+      trouble += static_cast<uint64_t>(std::max<int64_t>(it->second, 0));
+    }
+    h.set_device_trouble(trouble);
+    h.mutable_driver_counters()->insert(c.begin(), c.end());
   }
 
   void add_latency_reports(v1::Heartbeat& hb, int64_t now) noexcept {
@@ -710,6 +764,8 @@ class Node::Impl final : public Emitter {
     state_ = State::registered;
     registered_.store(true, std::memory_order_relaxed);
     backoff_attempt_ = 0;
+    said_no_answer_.clear();
+    name_wait_until_ns_ = 0;
     next_heartbeat_ns_ = now + heartbeat_interval_ns_;
     probes_left_ = opts_.probe_burst;
     bursts_since_welcome_ = 0;
@@ -754,6 +810,31 @@ class Node::Impl final : public Emitter {
         return;
       }
     }
+    if (e.code() == v1::Error::NAME_IN_USE && state_ == State::registered) {
+      // Another process took this name over (--replace): this one is no longer the holder.
+      refused(RefusalKind::name_in_use, "the broker at " + opts_.broker + ": " + e.message());
+      close_socket();
+      backoff_attempt_ = 31;
+      schedule_reconnect(now);
+      return;
+    }
+    if (state_ == State::hello_pending && e.code() == v1::Error::NAME_IN_USE &&
+        e.retry_after_ms() > 0) {
+      // The holder may be this node's previous life (killed, its goodbye never sent): wait as
+      // long as the broker takes to release a silent holder, then take the refusal as final.
+      if (name_wait_until_ns_ == 0) {
+        name_wait_until_ns_ = now + static_cast<int64_t>(e.retry_after_ms()) * 1'000'000 +
+                              heartbeat_interval_ns_ + 250'000'000;
+        spdlog::info("node '{}': the name is held by another connection; waiting up to {} ms for "
+                     "the broker to release it if that holder is gone",
+                     opts_.name, e.retry_after_ms());
+      }
+      if (now < name_wait_until_ns_) {
+        connect_started_ns_ = now;  // an answer, not silence
+        next_hello_ns_ = now + 200'000'000;
+        return;
+      }
+    }
     if (state_ == State::hello_pending && e.code() != v1::Error::UNKNOWN_NODE) {
       // A refusal of our Hello (name, version, declared sizes, key): kept for whoever waits for
       // registration; retry slowly, it needs an operator.
@@ -778,6 +859,7 @@ class Node::Impl final : public Emitter {
       case v1::Error::NOT_AUTHORIZED: return RefusalKind::not_authorized;
       case v1::Error::VERSION_MISMATCH: return RefusalKind::version;
       case v1::Error::TOO_MANY_NODES: return RefusalKind::too_many_nodes;
+      case v1::Error::NAME_IN_USE: return RefusalKind::name_in_use;
       default: return RefusalKind::other;
     }
   }

@@ -57,6 +57,7 @@ TEST(Record, LiveSessionIsRecordedExactly) {
   t.connections = {connect_all("gen", "sink")};
   BrokerRunner broker(broker_options(t));
   RecordOptions ro;
+  ro.name = "recorder";
   ro.broker = broker.endpoint();
   ro.out = tmp("live.ionrec");
   ro.status_interval = 200ms;
@@ -167,6 +168,7 @@ TEST(Replay, LiveReplayKeepsTheRecordedRelativeTiming) {
     NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(4));
     ASSERT_TRUE(snk.node().wait_registered(1, 10s));
     RecordOptions ro;
+    ro.name = "recorder";
     ro.broker = broker.endpoint();
     ro.out = tmp("replayed.ionrec");
     RecorderRunner rec(ro);
@@ -273,6 +275,7 @@ TEST(Record, UnknownNodeSelectionIsRefused) {
   t.nodes = {{"gen", "generator", 8, 0}};
   BrokerRunner broker(broker_options(t));
   RecordOptions ro;
+  ro.name = "recorder";
   ro.broker = broker.endpoint();
   ro.out = tmp("refused.ionrec");
   ro.nodes = {"ghost"};

@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <memory>
 #include <ostream>
+#include <sstream>
 #include <thread>
 
 #include "ion/core/record.h"
@@ -18,6 +19,9 @@
 namespace ion {
 
 int run_import(const ImportCommand& c, std::ostream& out) {
+  if (c.sample_rate_hz < 0 || !std::isfinite(c.sample_rate_hz)) {
+    throw std::runtime_error("ion import: --sample-rate must be a rate in Hz > 0");
+  }
   interchange::ImportOptions o;
   o.source_name = c.name;
   o.sample_rate_hz = c.sample_rate_hz;
@@ -31,6 +35,9 @@ int run_import(const ImportCommand& c, std::ostream& out) {
 }
 
 int run_export(const ExportCommand& c, std::ostream& out) {
+  if (c.sample_rate_hz < 0 || !std::isfinite(c.sample_rate_hz)) {
+    throw std::runtime_error("ion export: --sample-rate must be a rate in Hz > 0");
+  }
   interchange::LoadStats st;
   const interchange::Dataset d = interchange::load_recording(c.file, &st);
   if (st.torn) out << "ion export: " << c.file << " has a torn tail (" << st.tail_reason << "); exporting what precedes it\n";
@@ -60,6 +67,12 @@ int run_inspect(const InspectCommand& c, std::ostream& out) {
 
 namespace {
 
+std::string fmt_number(double x) {
+  std::ostringstream s;
+  s << x;
+  return s.str();
+}
+
 std::map<uint32_t, uint32_t> parse_remap(const std::string& s) {
   std::map<uint32_t, uint32_t> m;
   size_t i = 0;
@@ -67,11 +80,27 @@ std::map<uint32_t, uint32_t> parse_remap(const std::string& s) {
     const size_t comma = s.find(',', i);
     const std::string pair = s.substr(i, comma == std::string::npos ? std::string::npos : comma - i);
     const size_t colon = pair.find(':');
+    uint32_t from = 0;
+    uint32_t to = 0;
     try {
       if (colon == std::string::npos) throw std::invalid_argument(pair);
-      m[static_cast<uint32_t>(std::stoul(pair.substr(0, colon)))] = static_cast<uint32_t>(std::stoul(pair.substr(colon + 1)));
+      size_t used_from = 0;
+      size_t used_to = 0;
+      const std::string a = pair.substr(0, colon);
+      const std::string b = pair.substr(colon + 1);
+      const unsigned long f = std::stoul(a, &used_from);
+      const unsigned long t = std::stoul(b, &used_to);
+      if (used_from != a.size() || used_to != b.size() || a.front() == '-' || b.front() == '-' ||
+          f > UINT32_MAX - 1 || t > UINT32_MAX - 1) {
+        throw std::invalid_argument(pair);
+      }
+      from = static_cast<uint32_t>(f);
+      to = static_cast<uint32_t>(t);
     } catch (const std::exception&) {
-      throw std::runtime_error("--remap: expected FROM:TO[,FROM:TO...], got '" + pair + "'");
+      throw std::runtime_error("--remap: expected FROM:TO[,FROM:TO...] with channel numbers, got '" + pair + "'");
+    }
+    if (!m.emplace(from, to).second) {
+      throw std::runtime_error("--remap: channel " + std::to_string(from) + " is mapped twice");
     }
     if (comma == std::string::npos) break;
     i = comma + 1;
@@ -79,11 +108,48 @@ std::map<uint32_t, uint32_t> parse_remap(const std::string& s) {
   return m;
 }
 
+// A remap must name channels the source has, and must not merge two channels into one (their
+// spikes would become one unit's) unless the user asked for it.
+void check_remap(const std::map<uint32_t, uint32_t>& remap, const interchange::SourceData& s,
+                 bool allow_merge) {
+  if (remap.empty()) return;
+  std::vector<uint8_t> present(s.desc.channels(), 0);
+  for (const uint32_t ch : s.channels) {
+    if (ch < present.size()) present[ch] = 1;
+  }
+  std::map<uint32_t, uint32_t> target_of;  // emitted channel -> recorded channel feeding it
+  for (uint32_t ch = 0; ch < present.size(); ++ch) {
+    if (present[ch] != 0 && !remap.contains(ch)) target_of[ch] = ch;
+  }
+  for (const auto& [from, to] : remap) {
+    if (from >= s.desc.channels()) {
+      throw std::runtime_error("--remap: channel " + std::to_string(from) + " is not a channel of '" +
+                               s.desc.name() + "' (0-" + std::to_string(s.desc.channels() - 1) + ")");
+    }
+    if (present[from] == 0) continue;
+    const auto [it, fresh] = target_of.emplace(to, from);
+    if (!fresh && !allow_merge) {
+      throw std::runtime_error("--remap: channels " + std::to_string(it->second) + " and " +
+                               std::to_string(from) + " of '" + s.desc.name() +
+                               "' would both become channel " + std::to_string(to) +
+                               " (give --merge to merge them)");
+    }
+  }
+}
+
 }  // namespace
 
 int run_replay(const ReplayCommand& c, const std::atomic<bool>& stop, std::ostream& out) {
   if (c.broker.empty() == c.to.empty()) throw std::runtime_error("ion replay: give exactly one of --broker or --to");
-  if (!(c.speed > 0)) throw std::runtime_error("ion replay: --speed must be > 0");
+  if (!(c.speed >= 0.001 && c.speed <= 1000)) {
+    throw std::runtime_error("ion replay: --speed must be within 0.001-1000, got " + fmt_number(c.speed));
+  }
+  if (!(c.start_s >= 0) || !std::isfinite(c.start_s)) {
+    throw std::runtime_error("ion replay: --start must be a number of seconds >= 0");
+  }
+  if (!(c.end_s >= 0) || !std::isfinite(c.end_s)) {
+    throw std::runtime_error("ion replay: --end must be a number of seconds >= 0 (0: to the end)");
+  }
   replay::ReplayOptions base;
   base.speed = c.speed;
   base.from_ns = static_cast<int64_t>(std::llround(c.start_s * 1e9));
@@ -100,6 +166,15 @@ int run_replay(const ReplayCommand& c, const std::atomic<bool>& stop, std::ostre
   }
   if (sources.empty()) throw std::runtime_error(c.file + ": nothing to replay" + (c.source.empty() ? "" : " from '" + c.source + "'"));
   if (!c.as.empty() && sources.size() != 1) throw std::runtime_error("ion replay: --as needs exactly one source (use --source)");
+  int64_t span_ns = 0;
+  for (const auto* s : sources) {
+    check_remap(base.remap, *s, c.merge);
+    span_ns = std::max(span_ns, s->times_ns.back() - s->times_ns.front());
+  }
+  if (base.from_ns > span_ns) {
+    throw std::runtime_error("ion replay: --start " + fmt_number(c.start_s) + " s is beyond the end of " +
+                             c.file + " (its events span " + fmt_number(static_cast<double>(span_ns) / 1e9) + " s)");
+  }
 
   if (!c.to.empty()) {
     if (c.loop) throw std::runtime_error("ion replay: --loop has no end; it cannot go --to a file");
@@ -168,9 +243,13 @@ int run_replay(const ReplayCommand& c, const std::atomic<bool>& stop, std::ostre
     }
   };
   for (auto& p : players) {
-    if (!p.node->wait_registered(1, std::chrono::seconds(10))) {
-      out << "ion replay: node '" << p.name << "' could not register with " << c.broker
-          << " (is it in the broker's topology?)\n";
+    Refusal refusal;
+    const Registration r = p.node->wait_registration(1, std::chrono::seconds(10), &refusal);
+    if (r != Registration::registered) {
+      out << "ion replay: node '" << p.name << "': "
+          << (r == Registration::refused ? refusal.reason
+                                         : "no answer from " + c.broker + " within 10 s (is the broker running there?)")
+          << "\n";
       stop_all();
       return 2;
     }

@@ -47,6 +47,7 @@ struct ReplayCommand {
   double end_s = 0;     // 0: to the end
   bool loop = false;
   std::string remap;    // "3:0,4:1": recorded channel -> emitted channel
+  bool merge = false;   // let --remap send two recorded channels to one emitted channel
   std::optional<CurveClientKeys> curve;  // a CURVE broker: one key, so one source (its name)
 };
 int run_replay(const ReplayCommand& c, const std::atomic<bool>& stop, std::ostream& out);

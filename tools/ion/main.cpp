@@ -22,6 +22,7 @@
 #include "ion/bench_record.h"
 #include "ion/bench_timing.h"
 #include "ion/data.h"
+#include "ion/outputs.h"
 #include "ion/record.h"
 #include "ion/report.h"
 #include "ion/demo.h"
@@ -71,6 +72,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
+  app.set_version_flag("--version", "ion " ION_VERSION);
+  app.fallthrough();  // --log-level before or after the subcommand
+  app.footer("Exit status: 0 ok; 1 a broken promise or a failed check; 2 a usage, config or "
+             "connection error (docs/cli.md).");
 
   ion::DemoOptions demo;
   double delay_ms = 20;
@@ -108,6 +113,7 @@ int main(int argc, char** argv) {
       "report", "write an HTML page (raster, weights, latency, clocks) of a recording");
   report_cmd->add_option("file", report_in, "recording")->required();
   report_cmd->add_option("-o,--out", report_out, "HTML file to write")->required();
+  bool force = false;  // every command that writes a file: replace an existing one
 
   ion::StatusOptions status;
   int64_t status_timeout_ms = 3000;
@@ -198,7 +204,10 @@ int main(int argc, char** argv) {
   record_cmd->add_option("--broker", record.broker, "broker endpoint")->capture_default_str();
   record_cmd->add_option("-o,--out", record.out, "recording file to write")->required();
   record_cmd->add_option("--nodes", record.nodes, "record only these nodes")->delimiter(',');
-  record_cmd->add_option("--name", record.name, "the recorder's name at the broker")->capture_default_str();
+  record_cmd->add_option("--name", record.name,
+                         "the recorder's name at the broker (default: recorder-HOST-PID)");
+  record_cmd->add_flag("--replace", record.replace,
+                       "take the name over from a live recorder holding it (that one stops)");
   record_cmd->add_option("--duration", record.duration_s, "seconds to record (0: until Ctrl-C)")
       ->check(CLI::Range(0.0, 1e7))->capture_default_str();
   record_cmd->add_option("--flush-ms", record_flush_ms, "records reach the kernel this often")
@@ -213,11 +222,12 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--to", replay.to, "write the replayed events into this recording instead");
   replay_cmd->add_option("--source", replay.source, "replay only this source");
   replay_cmd->add_option("--as", replay.as, "node name for the replayed source");
-  replay_cmd->add_option("--speed", replay.speed, "2 = twice as fast")->capture_default_str();
+  replay_cmd->add_option("--speed", replay.speed, "2 = twice as fast (0.001-1000)")->capture_default_str();
   replay_cmd->add_option("--start", replay.start_s, "seconds into the recording to start from");
   replay_cmd->add_option("--end", replay.end_s, "seconds into the recording to stop at");
   replay_cmd->add_flag("--loop", replay.loop, "start again after the last event (until Ctrl-C)");
   replay_cmd->add_option("--remap", replay.remap, "recorded:emitted channel pairs, e.g. 3:0,4:1");
+  replay_cmd->add_flag("--merge", replay.merge, "let --remap send two recorded channels to one");
 
   ion::ImportCommand import;
   CLI::App* import_cmd = app.add_subcommand(
@@ -227,7 +237,8 @@ int main(int argc, char** argv) {
   import_cmd->add_option("input", import.input, "input file")->required();
   import_cmd->add_option("-o,--out", import.out, "recording to write")->required();
   import_cmd->add_option("--name", import.name, "source name (default: the input's stem)");
-  import_cmd->add_option("--sample-rate", import.sample_rate_hz, "Hz; default: the file's own or detected");
+  import_cmd->add_option("--sample-rate", import.sample_rate_hz, "Hz; default: the file's own or detected")
+      ->check(CLI::PositiveNumber);
 
   ion::ExportCommand exp;
   CLI::App* export_cmd = app.add_subcommand(
@@ -237,7 +248,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"csv", "npy", "nwb"}));
   export_cmd->add_option("-o,--out", exp.out, "output file (npy: a folder)")->required();
   export_cmd->add_option("--source", exp.source, "only this source");
-  export_cmd->add_option("--sample-rate", exp.sample_rate_hz, "npy: samples per second when the recording has no grid");
+  export_cmd->add_option("--sample-rate", exp.sample_rate_hz, "npy: samples per second when the recording has no grid")
+      ->check(CLI::PositiveNumber);
 
   ion::InspectCommand inspect;
   CLI::App* inspect_cmd = app.add_subcommand(
@@ -261,13 +273,27 @@ int main(int argc, char** argv) {
     cmd->add_option("--broker-key", broker_key, "the broker's public key: its .pub file or the key");
   }
 
-  CLI11_PARSE(app, argc, argv);
+  for (CLI::App* cmd : {report_cmd, record_cmd, replay_cmd, import_cmd, export_cmd}) {
+    cmd->add_flag("--force", force, "replace an existing output file (never one of the inputs)");
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help and --version are not errors
+  }
   if (!ion::set_log_level(log_level.c_str())) {
     std::fprintf(stderr, "ion: --log-level: unknown level '%s'\n", log_level.c_str());
     return 2;
   }
   try {
     if (*keygen_cmd) return ion::run_keygen(keygen, std::cout);
+    // An output never replaces an input, nor an existing file without --force.
+    if (*report_cmd) ion::check_output(report_out, {report_in}, force, "-o");
+    if (*record_cmd) ion::check_output(record.out, {}, force, "-o");
+    if (*replay_cmd && !replay.to.empty()) ion::check_output(replay.to, {replay.file}, force, "--to");
+    if (*import_cmd) ion::check_output(import.out, {import.input}, force, "-o");
+    if (*export_cmd) ion::check_output(exp.out, {exp.file}, force, "-o");
     status.curve = record.curve = replay.curve = ion::client_keys(key_file, broker_key);
     // A recorder is known by its key's name unless told otherwise.
     if (record.curve && record_cmd->count("--name") == 0) record.name = record.curve->name;

@@ -2,11 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <ostream>
 #include <random>
 #include <thread>
+
+#include <unistd.h>
+#include <cstring>
 
 #include "ion/broker/topology.h"
 #include "ion/core/clock.h"
@@ -48,7 +52,7 @@ class Recorder {
     int64_t last_heard = start;
     while (!stop.load() && clock_.now_ns() < end) {
       const int64_t now = clock_.now_ns();
-      if (refused_) return 2;
+      if (refused_) break;  // what was recorded is closed properly; the status is still 2
       if (!welcomed_) {
         if (now - start > o_.connect_timeout.count() * kMs && writer_ == nullptr) {
           out_ << "ion record: no answer from " << o_.broker << " within "
@@ -117,6 +121,7 @@ class Recorder {
     sum.events = writer_->events();
     sum.bytes = writer_->bytes();
     sum.write_errors = writer_->write_errors();
+    if (refused_) return 2;
     return sum.write_errors == 0 ? 0 : 1;
   }
 
@@ -129,8 +134,9 @@ class Recorder {
     h.set_kind(v1::NODE_KIND_TOOL);
     h.set_protocol_version(kProtocolVersion);
     h.set_epoch(epoch_);
-    h.set_software("ion record 0.1.0");
+    h.set_software("ion record " ION_VERSION);
     h.set_tap(true);
+    h.set_replace(o_.replace);
     for (const auto& n : o_.nodes) h.add_tap_sources(n);
     if (codec_.encode(h, scratch_)) (void)sock_->send(scratch_);
   }
@@ -184,6 +190,7 @@ class Recorder {
         heartbeat_ns_ = std::max<int64_t>(10, w.heartbeat_interval_ms()) * kMs;
         timeout_ns_ = std::max<int64_t>(50, w.heartbeat_timeout_ms()) * kMs;
         welcomed_ = true;
+        name_wait_until_ = 0;
         break;
       }
       case Body::time_reply: {
@@ -230,7 +237,15 @@ class Recorder {
       case Body::error:
         if (codec_.error().code() == v1::Error::UNKNOWN_NODE) {
           welcomed_ = false;
-        } else if (!welcomed_) {
+        } else if (!welcomed_ && codec_.error().code() == v1::Error::NAME_IN_USE &&
+                   codec_.error().retry_after_ms() > 0 &&
+                   (name_wait_until_ == 0 || t_recv < name_wait_until_)) {
+          // The holder may be this recorder's previous life: wait until a silent one is released.
+          if (name_wait_until_ == 0) {
+            name_wait_until_ = t_recv + (int64_t{codec_.error().retry_after_ms()} + 1000) * kMs;
+          }
+        } else if (!welcomed_ || codec_.error().code() == v1::Error::NAME_IN_USE) {
+          // Refused, or (NAME_IN_USE while recording) another recorder took this name over.
           out_ << "ion record: the broker refused the recorder: " << codec_.error().message() << "\n";
           refused_ = true;
         }
@@ -271,7 +286,7 @@ class Recorder {
   void open_writer(const v1::StatusReply& s) {
     v1::RecordHeader h;
     h.set_session_id(session_);
-    h.set_software("ion record 0.1.0");
+    h.set_software("ion record " ION_VERSION);
     h.set_origin("ion record " + o_.broker);
     h.set_broker_epoch(s.broker_epoch());
     h.set_anchor_network_ns(s.anchor_network_ns());
@@ -336,6 +351,7 @@ class Recorder {
   int64_t timeout_ns_ = 3000 * kMs;
   bool welcomed_ = false;
   bool refused_ = false;
+  int64_t name_wait_until_ = 0;  // NAME_IN_USE: until when a silent holder may be released
   bool have_link_ = false;
   uint64_t next_link_ = 0;
   uint64_t status_id_ = 0;
@@ -347,13 +363,29 @@ class Recorder {
 
 }  // namespace
 
+std::string default_recorder_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "host");
+  // A second recorder in the same process (tests, an embedding program) gets a suffix.
+  static std::atomic<uint32_t> made{0};
+  const uint32_t n = made.fetch_add(1);
+  return "recorder-" + std::string(host) + "-" + std::to_string(::getpid()) +
+         (n == 0 ? std::string() : "-" + std::to_string(n + 1));
+}
+
 int run_record(const RecordOptions& o, const std::atomic<bool>& stop, std::ostream& out,
                RecordSummary* summary) {
   if (o.out.empty()) {
     out << "ion record: -o FILE is required\n";
     return 2;
   }
-  Recorder r(o, out);
+  if (const std::string why = endpoint_problem(o.broker); !why.empty()) {
+    out << "ion record: --broker " << why << "\n";
+    return 2;
+  }
+  RecordOptions opts = o;
+  if (opts.name.empty()) opts.name = default_recorder_name();
+  Recorder r(opts, out);
   RecordSummary s;
   const int rc = r.run(stop, s);
   if (rc != 2) {

@@ -19,7 +19,10 @@ namespace ion {
 struct RecordOptions {
   std::string broker = "tcp://127.0.0.1:5555";
   std::string out;
-  std::string name = "recorder";
+  // The recorder's name at the broker; empty: default_recorder_name(), unique per process, so
+  // two recorders never contend for one name by default.
+  std::string name;
+  bool replace = false;  // take the name over from a live recorder holding it
   std::vector<std::string> nodes;   // empty: every node
   double duration_s = 0;            // 0: until stopped
   std::chrono::milliseconds status_interval{1000};  // broker status snapshots (clock, counters)
@@ -38,6 +41,9 @@ struct RecordSummary {
   uint64_t write_errors = 0;
   uint64_t undecodable = 0;
 };
+
+// "recorder-HOST-PID".
+[[nodiscard]] std::string default_recorder_name();
 
 // Runs until `stop` or the duration; returns the exit status (0 ok, 2 could not start).
 int run_record(const RecordOptions& options, const std::atomic<bool>& stop, std::ostream& out,

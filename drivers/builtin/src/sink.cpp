@@ -55,4 +55,8 @@ std::map<std::string, int64_t> SinkDriver::counters() const {
           {"early", static_cast<int64_t>(early_.load())}};
 }
 
+std::vector<std::string> SinkDriver::trouble_counters() const {
+  return {"late", "early", "out_of_order"};
+}
+
 }  // namespace ion

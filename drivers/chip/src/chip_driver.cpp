@@ -494,4 +494,8 @@ std::map<std::string, int64_t> ChipDriver::counters() const {
   return c;
 }
 
+std::vector<std::string> ChipDriver::trouble_counters() const {
+  return {"inputs_late", "processing_behind", "steps_skipped", "datagrams_lost"};
+}
+
 }  // namespace ion::chip

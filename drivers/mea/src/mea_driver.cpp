@@ -372,4 +372,17 @@ std::map<std::string, int64_t> MeaDriver::counters() const {
   return c;
 }
 
+std::vector<std::string> MeaDriver::trouble_counters() const {
+  // The driver's own, and its source's where the source has them (emulator, TCP stream, file).
+  static const std::vector<std::string> kTrouble = {
+      "stim_late", "processing_behind", "stimulations_late", "tcp_dropped_frames",
+      "tcp_stim_unsent", "file_read_errors"};
+  const auto c = counters();
+  std::vector<std::string> out;
+  for (const auto& n : kTrouble) {
+    if (c.contains(n)) out.push_back(n);
+  }
+  return out;
+}
+
 }  // namespace ion::mea

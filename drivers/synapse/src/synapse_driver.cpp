@@ -655,4 +655,8 @@ std::map<std::string, int64_t> SynapseDriver::counters() const {
   return c;
 }
 
+std::vector<std::string> SynapseDriver::trouble_counters() const {
+  return {"received_late", "plasticity_inbox_full", "instrument_queue_full", "instrument_failed"};
+}
+
 }  // namespace ion::synapse

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -80,6 +81,10 @@ struct NodeHealthStats {
   uint64_t late_dropped = 0;
   uint64_t emitted_events = 0;
   uint64_t dropped_events = 0;
+  uint64_t playout_overrun = 0;  // handed to the device beyond deadline + precision (flagged late)
+  uint64_t device_trouble = 0;   // sum of the driver's trouble counters
+  std::map<std::string, int64_t> driver_counters;
+  std::vector<std::string> trouble_counters;  // names among driver_counters
 };
 
 // A snapshot of one node's counters (safe to take from any thread).

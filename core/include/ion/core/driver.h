@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "ion/core/event_batch.h"
 
@@ -54,8 +55,12 @@ class Driver {
                        const Delivery& delivery) noexcept = 0;
   // Stops producing; idempotent.
   virtual void stop() noexcept = 0;
-  // Driver-specific counters for status output.
+  // Driver-specific counters for status output, sent to the broker in every heartbeat.
   [[nodiscard]] virtual std::map<std::string, int64_t> counters() const { return {}; }
+  // The names among counters() that count device trouble: an event that reached the device after
+  // its deadline, processing that fell behind real time, a device queue that was full. Their sum
+  // is the node's device_trouble, shown red in status, dashboard, metrics and report when > 0.
+  [[nodiscard]] virtual std::vector<std::string> trouble_counters() const { return {}; }
 };
 
 }  // namespace ion

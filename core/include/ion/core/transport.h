@@ -100,12 +100,20 @@ class HandshakeMonitor {
   // Non-blocking: the last handshake failure among the events pending; `succeeded` is set when a
   // handshake succeeded after it (the failure is then history, not the current state).
   [[nodiscard]] std::optional<HandshakeFailure> poll(bool& succeeded) noexcept;
+  // Whether a TCP (or ipc) connection was ever made, as of the last poll: tells "nothing is
+  // listening there" from "something answered but not as a broker".
+  [[nodiscard]] bool ever_connected() const noexcept { return connected_; }
   void stop() noexcept;
 
  private:
   zmq::socket_t* watched_;
   zmq::socket_t pair_;
+  bool connected_ = false;
 };
+
+// Empty when `endpoint` has a form a client can connect to (tcp://HOST:PORT, ipc://PATH,
+// inproc://NAME); else a one-line reason with the fix ("127.0.0.1:5555" has no scheme).
+[[nodiscard]] std::string endpoint_problem(std::string_view endpoint);
 
 // Waits until the socket is readable, `extra_fd` (if >= 0) is readable, or the timeout passes.
 // Returns bit 0 set for the socket, bit 1 for the fd; 0 on timeout or error.

@@ -24,6 +24,13 @@ struct NodeOptions {
   // node connects only to a loopback broker, unless `insecure`.
   std::optional<CurveClientKeys> curve;
   bool insecure = false;
+  // Take this name over from a live holder (another process registered under it), which the
+  // broker then cuts off. Without it, a live holder keeps its name and this node is refused.
+  bool replace = false;
+  // A refusal (a name not in the topology or held by another process, sizes, key, encryption,
+  // version) stops run(): the caller reports last_refusal() and exits non-zero. Else the node
+  // keeps retrying quietly with the longest backoff, for an operator to fix the broker's side.
+  bool exit_on_refusal = false;
   std::chrono::milliseconds heartbeat_interval{500};  // until the broker's Welcome says otherwise
   std::chrono::milliseconds broker_timeout{3000};     // broker silent this long -> reconnect
   std::chrono::milliseconds reconnect_min{100};       // backoff: min * 2^attempt, capped, with
@@ -107,6 +114,7 @@ enum class RefusalKind : uint8_t {
   encryption_mismatch,  // one side uses CURVE, the other plaintext
   key_refused,          // CURVE: the broker's authenticator refused this node's key
   handshake_failed,     // CURVE: the handshake did not decrypt (a wrong broker key?)
+  name_in_use,          // another live process holds this name (or took it over with replace)
   other,
 };
 [[nodiscard]] const char* to_string(RefusalKind kind) noexcept;

@@ -27,6 +27,7 @@ class SinkDriver final : public Driver {
                const Delivery& delivery) noexcept override;
   void stop() noexcept override {}
   [[nodiscard]] std::map<std::string, int64_t> counters() const override;
+  [[nodiscard]] std::vector<std::string> trouble_counters() const override;
 
   [[nodiscard]] uint64_t received() const noexcept { return received_.load(); }
   // Events whose time is earlier than the previous event of the same source stream.

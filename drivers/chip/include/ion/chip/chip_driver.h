@@ -76,6 +76,7 @@ class ChipDriver final : public Driver {
                const Delivery& delivery) noexcept override;
   void stop() noexcept override;
   [[nodiscard]] std::map<std::string, int64_t> counters() const override;
+  [[nodiscard]] std::vector<std::string> trouble_counters() const override;
 
   [[nodiscard]] uint16_t udp_port() const noexcept { return udp_ ? udp_->port() : 0; }
   [[nodiscard]] uint64_t spikes() const noexcept { return spikes_.load(); }

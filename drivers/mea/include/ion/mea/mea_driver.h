@@ -58,6 +58,7 @@ class MeaDriver final : public Driver {
                const Delivery& delivery) noexcept override;
   void stop() noexcept override;
   [[nodiscard]] std::map<std::string, int64_t> counters() const override;
+  [[nodiscard]] std::vector<std::string> trouble_counters() const override;
 
   [[nodiscard]] SignalSource& source() noexcept { return *source_; }
   [[nodiscard]] bool finished() const noexcept { return finished_.load(); }

@@ -96,6 +96,7 @@ class SynapseDriver final : public Driver {
                const Delivery& delivery) noexcept override;
   void stop() noexcept override;
   [[nodiscard]] std::map<std::string, int64_t> counters() const override;
+  [[nodiscard]] std::vector<std::string> trouble_counters() const override;
 
   // Current weight of each synapse (latest read, mapped); NaN until its first read.
   [[nodiscard]] std::vector<float> weights() const;
