@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 #include "ion/core/histogram.h"
@@ -99,7 +100,21 @@ std::string status_json(const v1::StatusReply& r) {
         << ",\"clock_drift_ppb\":" << h.clock_drift_ppb() << ",\"received_events\":" << h.received_events()
         << ",\"lost_events\":" << h.lost_events() << ",\"late_events\":" << h.late_events()
         << ",\"late_dropped\":" << h.late_dropped() << ",\"emitted_events\":" << h.emitted_events()
-        << ",\"node_dropped_events\":" << h.dropped_events();
+        << ",\"node_dropped_events\":" << h.dropped_events()
+        << ",\"playout_overrun\":" << h.playout_overrun()
+        << ",\"device_trouble\":" << h.device_trouble() << ",\"trouble_counters\":[";
+      for (int k = 0; k < h.trouble_counters_size(); ++k) {
+        j << (k ? "," : "") << '"' << json_escape(h.trouble_counters(k)) << '"';
+      }
+      j << "],\"driver_counters\":{";
+      // Sorted by name: the same order in every reply (protobuf maps have none).
+      const std::map<std::string, int64_t> dc(h.driver_counters().begin(), h.driver_counters().end());
+      bool first_counter = true;
+      for (const auto& [k, v] : dc) {
+        j << (first_counter ? "" : ",") << '"' << json_escape(k) << "\":" << v;
+        first_counter = false;
+      }
+      j << "}";
     }
     j << "}";
   }
@@ -190,6 +205,24 @@ std::string prometheus_metrics(const v1::StatusReply& r, const HttpFigures* http
              [](const auto& h) { return static_cast<double>(h.late_events()); });
   per_health("ion_node_late_dropped_total", "counter", "Late events dropped by the connection's policy.",
              [](const auto& h) { return static_cast<double>(h.late_dropped()); });
+  per_health("ion_node_playout_overrun_total", "counter",
+             "Events handed to the device later than deadline + the playout's precision (flagged late).",
+             [](const auto& h) { return static_cast<double>(h.playout_overrun()); });
+  per_health("ion_node_device_trouble_total", "counter",
+             "Sum of the driver's trouble counters: late at the device, behind real time, queue full.",
+             [](const auto& h) { return static_cast<double>(h.device_trouble()); });
+  m.family("ion_driver_counter", "gauge", "The driver's own counters (docs/devices/), by name.");
+  for (const auto& n : r.nodes()) {
+    if (!n.has_health()) continue;
+    const auto& dc = n.health().driver_counters();
+    const std::map<std::string, int64_t> sorted(dc.begin(), dc.end());
+    for (const auto& [k, v] : sorted) {
+      bool trouble = false;
+      for (const auto& t : n.health().trouble_counters()) trouble = trouble || t == k;
+      m.sample(node_label(n) + ",counter=\"" + label(k) + "\",trouble=\"" + (trouble ? "1" : "0") + "\"",
+               static_cast<double>(v));
+    }
+  }
   per_health("ion_node_emitted_events_total", "counter", "Events the node's device emitted.",
              [](const auto& h) { return static_cast<double>(h.emitted_events()); });
   per_health("ion_node_send_dropped_events_total", "counter", "Events dropped in the node's send queue.",
@@ -290,7 +323,7 @@ std::string status_table(const v1::StatusReply& r, const std::string& broker) {
       << "up" << std::right << std::setw(11) << "events in" << std::setw(11) << "events out"
       << std::setw(9) << "dropped" << std::setw(7) << "gaps" << std::setw(9) << "rejected"
       << std::setw(12) << "in p99 ms" << std::setw(8) << "late" << std::setw(8) << "lost"
-      << std::setw(22) << "clock offset us" << "\n";
+      << std::setw(9) << "trouble" << std::setw(22) << "clock offset us" << "\n";
   for (const auto& n : r.nodes()) {
     out << "  " << std::left << std::setw(14) << n.name() << std::setw(10) << n.kind_name()
         << std::setw(4) << (n.connected() ? "yes" : "no") << std::right << std::setw(11)
@@ -307,10 +340,19 @@ std::string status_table(const v1::StatusReply& r, const std::string& broker) {
       } else {
         clock << "not synced";
       }
-      out << std::setw(8) << h.late_events() << std::setw(8) << h.lost_events() << std::setw(22)
-          << clock.str();
+      // Every delivery flagged late: arrived after the deadline, or handed over beyond precision.
+      out << std::setw(8) << h.late_events() + h.playout_overrun() << std::setw(8)
+          << h.lost_events() << std::setw(9) << h.device_trouble() << std::setw(22) << clock.str();
     }
     out << "\n";
+    if (n.has_health() && n.health().device_trouble() > 0) {
+      out << "      device trouble:";
+      for (const auto& t : n.health().trouble_counters()) {
+        const auto it = n.health().driver_counters().find(t);
+        if (it != n.health().driver_counters().end() && it->second > 0) out << ' ' << t << '=' << it->second;
+      }
+      out << "\n";
+    }
     if (n.weights_size() > 0) {
       out << "      weights:";
       for (int k = 0; k < n.weights_size(); ++k) {

@@ -92,10 +92,16 @@ function renderTable(s) {
     cell(tr, n.connected ? "up" : "down", n.connected ? "up" : "down");
     cell(tr, fmt(l.rateIn));
     cell(tr, fmt(l.rateOut));
-    // A broken promise shows in red: late, lost, dropped, gaps, rejected.
-    for (const v of [n.late_events, n.lost_events, n.dropped_events, n.lost_upstream_batches, n.rejected]) {
+    // A broken promise shows in red: late (after the deadline, or handed over beyond the
+    // playout's precision), lost, dropped, gaps, rejected, device trouble.
+    const late = n.late_events === undefined ? undefined : n.late_events + (n.playout_overrun || 0);
+    for (const v of [late, n.lost_events, n.dropped_events, n.lost_upstream_batches, n.rejected]) {
       cell(tr, v === undefined ? "–" : String(v), v > 0 ? "bad counter" : "counter");
     }
+    const trouble = cell(tr, n.device_trouble === undefined ? "–" : String(n.device_trouble),
+                         n.device_trouble > 0 ? "bad counter" : "counter");
+    const parts = (n.trouble_counters || []).map((k) => `${k} ${(n.driver_counters || {})[k] ?? 0}`);
+    trouble.title = parts.length ? parts.join(", ") : "this driver declares no trouble counters";
     cell(tr, n.ingress_latency_count > 0 ? fmt(n.ingress_latency_p99_ns / 1e6, 2) + " ms" : "–");
     cell(tr, n.clock_synced ? `${fmt(n.clock_offset_ns / 1e3, 1)} ± ${fmt(n.clock_uncertainty_ns / 1e3, 1)} µs` : "not synced");
     body.appendChild(tr);

@@ -77,7 +77,7 @@ def check_http(base):
     for need in ("ion_events_received", "ion_events_sent", "ion_node_late_events", "ion_node_lost_events",
                  "ion_events_dropped", "ion_clock_offset_seconds", "ion_clock_uncertainty_seconds",
                  "ion_ingress_latency_seconds", "ion_link_latency_seconds", "ion_synapse_weight",
-                 "ion_curve"):
+                 "ion_curve", "ion_node_playout_overrun", "ion_node_device_trouble", "ion_driver_counter"):
         assert need in families, f"{need} missing from /metrics"
     received = {s.labels["node"]: s.value for s in families["ion_events_received"].samples
                 if s.name == "ion_events_received_total"}
@@ -91,6 +91,13 @@ def check_http(base):
     links = {(s.labels["from"], s.labels["to"]) for s in families["ion_link_latency_seconds"].samples
              if s.name.endswith("_count") and s.value > 0}
     assert want <= links, f"end-to-end histograms in /metrics: {sorted(links)}"
+    # Device trouble travels in heartbeats (issue: "the device counters were printed only when the
+    # nodes stopped"): every lab's driver counters are there while it runs, trouble ones flagged.
+    dc = families["ion_driver_counter"].samples
+    for lab in LABS:
+        mine = {s.labels["counter"]: s for s in dc if s.labels["node"] == lab}
+        assert mine, f"no driver counters for {lab} in /metrics"
+        assert any(s.labels["trouble"] == "1" for s in mine.values()), f"{lab} declares no trouble counters"
     weights = [s for s in families["ion_synapse_weight"].samples if s.labels["node"] == "southampton"]
     assert len(weights) >= 2 and all(0 <= s.value <= 1 for s in weights), weights
     assert [s.value for s in families["ion_curve"].samples] == [1.0], "the demo runs with CURVE"

@@ -244,7 +244,10 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
            << "/s in " << s.received_events << " lat99 " << std::setprecision(1)
            << static_cast<double>(s.latency_p99_ns) / 1e6 << "ms clk " << std::setprecision(0)
            << static_cast<double>(s.clock_offset_ns) / 1e3 << "+/-" << static_cast<double>(s.clock_uncertainty_ns) / 1e3
-           << "us late " << s.late_events << " lost " << s.lost_events;
+           << "us late " << s.late_events + s.playout_overrun << " lost " << s.lost_events;
+      if (const uint64_t trouble = device_trouble(l.node->driver()); trouble > 0) {
+        line << " TROUBLE " << trouble;  // the device's own: late at the device, behind, queue full
+      }
       if (a.late_uncounted + a.early > 0) line << " BROKEN " << a.late_uncounted + a.early;
       l.last_emitted = s.emitted_events;
       if (l.synapse != nullptr) {

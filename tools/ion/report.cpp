@@ -325,15 +325,26 @@ ReportStats write_report(const std::string& recording, const std::string& html_p
   if (have_status) {
     h << "<h2>Counters at the end (broker and each node's own report)</h2><table><tr><th>node</th><th>events in</th>"
          "<th>events out</th><th>dropped at broker</th><th>received</th><th>lost</th><th>late</th>"
-         "<th>clock offset (us)</th><th>bound (us)</th></tr>";
+         "<th>device trouble</th><th>clock offset (us)</th><th>bound (us)</th></tr>";
     for (const auto& n : last_status.nodes()) {
       const auto& hl = n.health();
       const bool bad = hl.lost_events() > 0 || n.dropped_events() > 0;
+      // Late: every delivery flagged late (after the deadline, or beyond the playout's precision).
+      const uint64_t late = hl.late_events() + hl.playout_overrun();
+      std::string trouble;
+      for (const auto& t : hl.trouble_counters()) {
+        const auto it = hl.driver_counters().find(t);
+        if (it != hl.driver_counters().end() && it->second > 0) {
+          trouble += (trouble.empty() ? " (" : ", ") + t + " " + std::to_string(it->second);
+        }
+      }
+      if (!trouble.empty()) trouble += ")";
       h << "<tr><td>" << esc(n.name()) << "</td><td>" << n.events_in() << "</td><td>" << n.events_out() << "</td><td"
         << (n.dropped_events() > 0 ? " class='bad'" : "") << ">" << n.dropped_events() << "</td><td>" << hl.received_events()
         << "</td><td" << (bad ? " class='bad'" : "") << ">" << hl.lost_events() << "</td><td"
-        << (hl.late_events() > 0 ? " class='bad'" : "") << ">" << hl.late_events() << "</td><td>"
-        << num(static_cast<double>(hl.clock_offset_ns()) / 1e3, 1) << "</td><td>"
+        << (late > 0 ? " class='bad'" : "") << ">" << late << "</td><td"
+        << (hl.device_trouble() > 0 ? " class='bad'" : "") << ">" << hl.device_trouble() << esc(trouble)
+        << "</td><td>" << num(static_cast<double>(hl.clock_offset_ns()) / 1e3, 1) << "</td><td>"
         << num(static_cast<double>(hl.clock_uncertainty_ns()) / 1e3, 1) << "</td></tr>";
     }
     h << "</table>";

@@ -63,4 +63,15 @@ class Driver {
   [[nodiscard]] virtual std::vector<std::string> trouble_counters() const { return {}; }
 };
 
+// The sum of a driver's trouble counters: 0 on a healthy run.
+[[nodiscard]] inline uint64_t device_trouble(const Driver& d) {
+  const std::map<std::string, int64_t> c = d.counters();
+  uint64_t sum = 0;
+  for (const std::string& name : d.trouble_counters()) {
+    const auto it = c.find(name);
+    if (it != c.end() && it->second > 0) sum += static_cast<uint64_t>(it->second);
+  }
+  return sum;
+}
+
 }  // namespace ion
