@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -158,7 +159,7 @@ struct TapSlot {
 BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
   root.only_keys({"broker"});
   const ConfigNode b = root.child("broker");
-  b.only_keys({"listen", "http", "topology", "heartbeat_interval", "heartbeat_timeout", "max_nodes",
+  b.only_keys({"listen", "http", "topology", "heartbeat_interval", "heartbeat_timeout", "startup_grace", "max_nodes",
                "max_streams_per_node", "ring_frames", "ring_bytes", "send_hwm", "socket_send_buffer",
                "max_message_bytes", "max_events_per_batch", "max_past", "max_future",
                "stats_interval", "max_taps", "tap_ring_frames", "tap_ring_bytes", "secret_key",
@@ -192,6 +193,8 @@ BrokerOptions BrokerOptions::from_config(const ConfigNode& root) {
   o.max_future = b.duration("max_future", o.max_future, milliseconds(1), std::chrono::hours(24));
   o.stats_interval = std::chrono::duration_cast<milliseconds>(
       b.duration("stats_interval", o.stats_interval, milliseconds(0), std::chrono::hours(1)));
+  o.startup_grace = std::chrono::duration_cast<milliseconds>(
+      b.duration("startup_grace", o.startup_grace, milliseconds(0), seconds(600)));
   o.max_taps = static_cast<uint32_t>(b.integer("max_taps", o.max_taps, 0, 64));
   o.tap_ring_frames = static_cast<size_t>(b.integer("tap_ring_frames", 16384, 1, 1 << 24));
   o.tap_ring_bytes =
@@ -331,6 +334,11 @@ class Broker::Impl {
     if (!socket_) bind();
     pthread_setname_np(pthread_self(), "ion-broker");  // visible in top -H and perf
     next_stats_ns_ = clock_.now_ns() + ms_to_ns(opts_.stats_interval);
+    if (opts_.startup_grace.count() > 0) {
+      in_grace_ = true;
+      grace_end_ns_ = clock_.now_ns() + ms_to_ns(opts_.startup_grace);
+      if (opts_.max_taps > 0) held_for_taps_ = FrameRing(opts_.tap_ring_frames, opts_.tap_ring_bytes);
+    }
     while (!stop_.load(std::memory_order_acquire)) {
       const int ready = poll_readable(*socket_, wakeup_.fd(), any_pending_ ? 1 : 20);
       if ((ready & 2) != 0) wakeup_.drain();
@@ -652,8 +660,12 @@ class Broker::Impl {
       if (t->in_use && t->name == h.node_name()) slot = t.get();
     }
     if (slot != nullptr && !may_hold(*slot, "recorder", rid, peer, h, t_recv)) return;
+    bool fresh = false;  // a slot not used since this broker started
     for (auto& t : taps_) {
-      if (slot == nullptr && !t->in_use) slot = t.get();
+      if (slot == nullptr && !t->in_use) {
+        slot = t.get();
+        fresh = true;
+      }
     }
     if (slot == nullptr) {
       refuse_hello(rid, peer, h.node_name(), Reject::too_many_nodes, v1::Error::TOO_MANY_NODES,
@@ -679,6 +691,7 @@ class Broker::Impl {
     slot->last_seen_ns = t_recv;
     slot->connected.store(true, std::memory_order_relaxed);
     send_welcome(rid, UINT32_MAX);  // taps have no node id
+    if (fresh && in_grace_) replay_held(*slot);
     spdlog::info("tap '{}' ({}) registered: {} sources", slot->name, h.software(),
                  slot->sources.empty() ? std::string("all")
                                        : std::to_string(h.tap_sources_size()));
@@ -696,28 +709,84 @@ class Broker::Impl {
   // came (its bytes and a routing header, like a whole route), stamped with the broker's receive
   // time, never waiting for the tap (its ring drops the oldest).
   void copy_to_taps(const NodeSlot& src, std::span<const uint8_t> frame, int64_t t_recv) noexcept {
-    bool encoded = false;
+    if (in_grace_) hold_for_taps(src.id, frame, t_recv);
+    const auto n = static_cast<uint32_t>(in_events_.size());
     for (auto& tp : taps_) {
       TapSlot& t = *tp;
-      if (!t.registered || (!t.sources.empty() && t.sources[src.id] == 0)) continue;
-      BatchHeader h;
-      h.source_node_id = src.id;
-      h.source_node = src.name;
-      h.broker_epoch = epoch_;
-      h.link_sequence = t.next_link_sequence++;
-      h.broker_time_ns = t_recv;
-      h.complete = true;
-      if (!codec_.reroute_batch(frame, h, scratch_)) {
-        t.dropped_batches.add();
-        t.dropped_events.add(in_events_.size());
-        continue;
-      }
-      encoded = true;
-      const auto pr = t.ring.push(scratch_, static_cast<uint32_t>(in_events_.size()));
-      t.dropped_batches.add(pr.dropped_frames);
-      t.dropped_events.add(pr.dropped_events);
+      if (t.registered) copy_to_tap(t, src.id, frame, t_recv, n);
     }
-    any_pending_ = any_pending_ || encoded;
+  }
+
+  void copy_to_tap(TapSlot& t, uint32_t src, std::span<const uint8_t> frame, int64_t t_recv,
+                   uint32_t events) noexcept {
+    if (!t.sources.empty() && t.sources[src] == 0) return;
+    BatchHeader h;
+    h.source_node_id = src;
+    h.source_node = slots_[src]->name;
+    h.broker_epoch = epoch_;
+    h.link_sequence = t.next_link_sequence++;
+    h.broker_time_ns = t_recv;
+    h.complete = true;
+    if (!codec_.reroute_batch(frame, h, scratch_)) {
+      t.dropped_batches.add();
+      t.dropped_events.add(events);
+      return;
+    }
+    const auto pr = t.ring.push(scratch_, events);
+    t.dropped_batches.add(pr.dropped_frames);
+    t.dropped_events.add(pr.dropped_events);
+    any_pending_ = true;
+  }
+
+  // --- Startup grace: after a (re)start, nothing is dropped only because its target or a
+  // recorder has not registered yet; bounded by the rings, counted when it ends.
+
+  [[nodiscard]] bool holding(const NodeSlot& t) const noexcept {
+    return in_grace_ && t.registrations.get() == 0;  // never registered with this broker yet
+  }
+
+  // A copy of an accepted batch, kept for recorders that register during the grace period:
+  // [source id (4 bytes) | broker receive time (8 bytes) | the batch as it came].
+  void hold_for_taps(uint32_t src, std::span<const uint8_t> frame, int64_t t_recv) noexcept {
+    held_scratch_.resize(12 + frame.size());
+    std::memcpy(held_scratch_.data(), &src, 4);
+    std::memcpy(held_scratch_.data() + 4, &t_recv, 8);
+    std::memcpy(held_scratch_.data() + 12, frame.data(), frame.size());
+    const auto pr = held_for_taps_.push(held_scratch_, static_cast<uint32_t>(in_events_.size()));
+    held_for_taps_dropped_ += pr.dropped_events;
+  }
+
+  // A recorder that registers during the grace period gets what was accepted before it came.
+  void replay_held(TapSlot& t) noexcept {
+    uint64_t events = 0;
+    held_for_taps_.for_each([&](std::string_view held, uint32_t n) {
+      uint32_t src = 0;
+      int64_t t_recv = 0;
+      std::memcpy(&src, held.data(), 4);
+      std::memcpy(&t_recv, held.data() + 4, 8);
+      const auto* bytes = reinterpret_cast<const uint8_t*>(held.data() + 12);
+      copy_to_tap(t, src, {bytes, held.size() - 12}, t_recv, n);
+      events += n;
+    });
+    if (events > 0) {
+      spdlog::info("tap '{}': {} events accepted before it registered were held for it "
+                   "(startup grace)", t.name, events);
+    }
+  }
+
+  void end_grace() noexcept {
+    in_grace_ = false;
+    uint64_t dropped = 0;
+    for (auto& sp : slots_) {
+      if (sp->registered) continue;
+      const auto d = sp->ring.clear();
+      sp->drop(d.dropped_frames, d.dropped_events);
+      dropped += d.dropped_events;
+    }
+    held_for_taps_.clear();
+    spdlog::info("startup grace over: {} events held for nodes that did not come were dropped "
+                 "(counted); {} events held for recorders did not fit the ring",
+                 dropped, held_for_taps_dropped_);
   }
 
   // `delay: auto`: a target's latency reports drive the connections that feed it.
@@ -1112,7 +1181,7 @@ class Broker::Impl {
     const auto n = static_cast<uint32_t>(in_events_.size());
     for (const WholeRoute& w : whole_[src]) {
       NodeSlot& t = *slots_[w.target];
-      if (!t.registered) {
+      if (!t.registered && !holding(t)) {
         t.drop(1, n);
         continue;
       }
@@ -1170,7 +1239,7 @@ class Broker::Impl {
 
   void enqueue(uint32_t src, NodeSlot& t, RouteGroup& g, bool complete) noexcept {
     const auto n = static_cast<uint32_t>(g.events.size());
-    if (!t.registered) {  // nobody to deliver to: counted, not queued
+    if (!t.registered && !holding(t)) {  // nobody to deliver to: counted, not queued
       t.drop(1, n);
       g.events.clear();
       return;
@@ -1257,6 +1326,7 @@ class Broker::Impl {
 
   void timers(int64_t now) noexcept {
     enforce_allowlist();
+    if (in_grace_ && now >= grace_end_ns_) end_grace();
     const int64_t timeout = ms_to_ns(opts_.heartbeat_timeout);
     for (auto& sp : slots_) {
       NodeSlot& s = *sp;
@@ -1332,6 +1402,11 @@ class Broker::Impl {
   uint32_t errors_in_window_ = 0;
   uint64_t control_send_failures_ = 0;
   std::array<LogLimiter, kRejectCount> reject_log_{};
+  bool in_grace_ = false;   // startup grace (broker loop only)
+  int64_t grace_end_ns_ = 0;
+  FrameRing held_for_taps_{1, 0};  // sized at start from tap_ring_frames, tap_ring_bytes
+  std::string held_scratch_;
+  uint64_t held_for_taps_dropped_ = 0;
   LogLimiter hello_log_;
 };
 

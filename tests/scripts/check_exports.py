@@ -6,6 +6,7 @@ With a sjemea file (the real hiPSN culture in ../shared/data) the exported spike
 compared with the original file's, channel by channel; without one, a synthetic CSV is used.
 """
 import subprocess
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,7 +23,9 @@ def run(*args):
 
 def main():
     ion, work = sys.argv[1], Path(sys.argv[2])
-    work.mkdir(parents=True, exist_ok=True)
+    if work.exists():  # outputs of an earlier run: ion never writes over a file without --force
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
     src = sys.argv[3] if len(sys.argv) > 3 and Path(sys.argv[3]).exists() else None
     expected = {}  # channel name -> spike times (s)
     if src:

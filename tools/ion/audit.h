@@ -68,6 +68,9 @@ class AuditDriver final : public Driver {
   }
   void stop() noexcept override { inner_->stop(); }
   [[nodiscard]] std::map<std::string, int64_t> counters() const override { return inner_->counters(); }
+  [[nodiscard]] std::vector<std::string> trouble_counters() const override {
+    return inner_->trouble_counters();
+  }
 
   [[nodiscard]] Driver& inner() noexcept { return *inner_; }
   [[nodiscard]] AuditCounts counts() const {

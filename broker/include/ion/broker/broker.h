@@ -43,6 +43,11 @@ struct BrokerOptions {
   Topology topology;
   std::chrono::milliseconds heartbeat_interval{500};  // application heartbeats and ZMTP PINGs
   std::chrono::milliseconds heartbeat_timeout{3000};  // silent this long -> node is gone
+  // For this long after start, traffic for topology nodes that have not registered yet is held
+  // in their rings (not dropped), and a copy of everything accepted is kept for recorders that
+  // register in that time: after a broker restart, what the nodes kept during the outage reaches
+  // targets and recorders that come back later than its sources. 0: off. docs/timing.md.
+  std::chrono::milliseconds startup_grace{10000};
   uint32_t max_nodes = 256;
   uint32_t max_streams_per_node = 16;
   uint32_t max_channels_per_node = 1u << 16;  // channels or ports a topology node may declare

@@ -53,6 +53,15 @@ class FrameRing {
     --size_;
   }
 
+  // Calls f(frame, events) for every frame, oldest first.
+  template <class F>
+  void for_each(F f) const {
+    for (size_t i = 0; i < size_; ++i) {
+      const Slot& s = slots_[(head_ + i) % slots_.size()];
+      f(std::string_view(s.data), s.events);
+    }
+  }
+
   // Drops everything, returning what was dropped.
   PushResult clear() noexcept {
     PushResult r;
