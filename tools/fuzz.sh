@@ -10,7 +10,7 @@ cd "$root"
 runs="${1:-1000000}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_envelope fuzz_record fuzz_text fuzz_config)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_envelope fuzz_record fuzz_text fuzz_config fuzz_http fuzz_hdf5)
 
 if ! command -v clang++-14 >/dev/null || [ ! -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a ]; then
   echo "installing clang-14 and its libFuzzer runtime"

@@ -26,6 +26,40 @@ struct WebAsset {
 extern const WebAsset kWebAssets[];
 extern const size_t kWebAssetCount;
 
+HttpRoute route_request(std::string_view head) {
+  HttpRoute r;
+  const std::string_view line = head.substr(0, head.find_first_of("\r\n"));
+  // Exactly three fields separated by single spaces: METHOD TARGET VERSION.
+  const size_t a = line.find(' ');
+  const size_t b = a == std::string_view::npos ? a : line.find(' ', a + 1);
+  if (a == std::string_view::npos || b == std::string_view::npos ||
+      line.find(' ', b + 1) != std::string_view::npos) {
+    return r;
+  }
+  const std::string_view method = line.substr(0, a);
+  const std::string_view target = line.substr(a + 1, b - a - 1);
+  const std::string_view version = line.substr(b + 1);
+  if (!version.starts_with("HTTP/1.") || target.empty() || target.front() != '/') return r;
+  if (method != "GET") {
+    r.kind = HttpRoute::Kind::method_not_allowed;
+    return r;
+  }
+  const std::string_view path = target.substr(0, target.find('?'));
+  const std::string_view query = target.size() > path.size() ? target.substr(path.size() + 1) : "";
+  if (path == "/metrics") {
+    r.kind = HttpRoute::Kind::metrics;
+  } else if (path == "/api/status") {
+    r.kind = HttpRoute::Kind::status;
+    r.topology = query.find("topology=1") != std::string_view::npos;
+  } else if (path == "/api/live") {
+    r.kind = HttpRoute::Kind::live;
+  } else {
+    r.kind = HttpRoute::Kind::file;
+    r.path = path == "/" ? "/index.html" : std::string(path);
+  }
+  return r;
+}
+
 bool parse_host_port(const std::string& text, std::string& host, uint16_t& port) {
   const auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 >= text.size()) return false;
@@ -186,35 +220,33 @@ class HttpServer::Impl {
   }
 
   void serve(const std::shared_ptr<Session>& s) {
-    std::istream in(&s->request);
-    std::string method;
-    std::string target;
-    std::string version;
-    in >> method >> target >> version;
+    const auto data = s->request.data();
+    const std::string head(asio::buffers_begin(data), asio::buffers_end(data));
     requests_.add();
-    if (!version.starts_with("HTTP/1.")) {
-      refused_.add();
-      reply(s, response(400, "Bad Request", "text/plain", "not an HTTP/1 request\n"));
-      return;
-    }
-    if (method != "GET") {
-      reply(s, response(405, "Method Not Allowed", "text/plain", "only GET\n"));
-      return;
-    }
-    const std::string path = target.substr(0, target.find('?'));
-    if (path == "/metrics") {
-      v1::StatusReply r;
-      broker_.status(r);
-      const HttpFigures f = figures();
-      reply(s, response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", prometheus_metrics(r, &f)));
-    } else if (path == "/api/status") {
-      v1::StatusReply r;
-      broker_.status(r, target.find("topology=1") != std::string::npos);
-      reply(s, response(200, "OK", "application/json", status_json(r)));
-    } else if (path == "/api/live") {
-      start_live(s);
-    } else {
-      serve_file(s, path == "/" ? "/index.html" : path);
+    const HttpRoute r = route_request(head);
+    switch (r.kind) {
+      case HttpRoute::Kind::bad_request:
+        refused_.add();
+        reply(s, response(400, "Bad Request", "text/plain", "not an HTTP/1 request\n"));
+        return;
+      case HttpRoute::Kind::method_not_allowed:
+        reply(s, response(405, "Method Not Allowed", "text/plain", "only GET\n"));
+        return;
+      case HttpRoute::Kind::metrics: {
+        v1::StatusReply st;
+        broker_.status(st);
+        const HttpFigures f = figures();
+        reply(s, response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", prometheus_metrics(st, &f)));
+        return;
+      }
+      case HttpRoute::Kind::status: {
+        v1::StatusReply st;
+        broker_.status(st, r.topology);
+        reply(s, response(200, "OK", "application/json", status_json(st)));
+        return;
+      }
+      case HttpRoute::Kind::live: start_live(s); return;
+      case HttpRoute::Kind::file: serve_file(s, r.path); return;
     }
   }
 

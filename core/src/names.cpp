@@ -1,6 +1,7 @@
 #include "ion/core/names.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cctype>
 #include <numeric>
 #include <vector>
@@ -48,6 +49,47 @@ std::string closest_names(std::string_view name, std::span<const std::string> kn
   for (size_t i = 0; i < known.size() && i < 20; ++i) out += (i == 0 ? "" : ", ") + known[i];
   if (known.size() > 20) out += ", and " + std::to_string(known.size() - 20) + " more";
   return out + ")";
+}
+
+std::string valid_utf8(std::string_view t) {
+  std::string out;
+  out.reserve(t.size());
+  size_t i = 0;
+  while (i < t.size()) {
+    const auto b = static_cast<unsigned char>(t[i]);
+    size_t len = 0;
+    uint32_t cp = 0;
+    if (b < 0x80) {
+      len = 1;
+      cp = b;
+    } else if ((b & 0xE0) == 0xC0) {
+      len = 2;
+      cp = b & 0x1F;
+    } else if ((b & 0xF0) == 0xE0) {
+      len = 3;
+      cp = b & 0x0F;
+    } else if ((b & 0xF8) == 0xF0) {
+      len = 4;
+      cp = b & 0x07;
+    }
+    bool ok = len > 0 && i + len <= t.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      const auto c = static_cast<unsigned char>(t[i + k]);
+      ok = (c & 0xC0) == 0x80;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    // Overlong forms, surrogates and code points beyond U+10FFFF are not valid either.
+    static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+    ok = ok && cp >= kMin[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+    if (ok) {
+      out.append(t.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
 }
 
 }  // namespace ion

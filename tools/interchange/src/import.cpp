@@ -1,5 +1,13 @@
 #include "ion/interchange/import.h"
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <filesystem>
+
 #include <hdf5.h>
 #include <zlib.h>
 
@@ -11,6 +19,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "ion/core/names.h"
 #include "ion/core/clock.h"
 #include "ion/core/counter.h"
 
@@ -116,7 +125,7 @@ SourceData make_source(const std::string& name, const std::string& kind,
   }
   std::map<std::string, uint32_t> id;
   SourceData s;
-  s.desc.set_name(name);
+  s.desc.set_name(valid_utf8(name));  // a file's bytes, not necessarily UTF-8 (protobuf needs it)
   s.desc.set_kind(kind);
   s.desc.set_sample_rate_hz(rate_hz);
   s.desc.set_channels(static_cast<uint32_t>(names.size()));
@@ -124,7 +133,7 @@ SourceData make_source(const std::string& name, const std::string& kind,
     id[names[i]] = i;
     v1::ChannelInfo* c = s.desc.add_channel_info();
     c->set_id(i);
-    c->set_name(names[i]);
+    c->set_name(valid_utf8(names[i]));
     if (auto p = positions.find(names[i]); p != positions.end()) {
       c->set_x_um(p->second.first);
       c->set_y_um(p->second.second);
@@ -293,12 +302,32 @@ struct H5 {
 
 bool has(hid_t file, const char* name) { return H5Lexists(file, name, H5P_DEFAULT) > 0; }
 
+// A dataset's extent is the file's claim; what it stores is the file's content. An extent far
+// beyond the stored bytes (unwritten fill values, or a corrupt header) would make us allocate
+// gigabytes for nothing: refused, with the bound stated. Compression up to 64x is allowed.
+void check_extent(hid_t ds, hssize_t n, size_t element_bytes, const char* name,
+                  const std::string& path) {
+  constexpr uint64_t kFloorBytes = 1u << 20;
+  constexpr uint64_t kMaxBytes = uint64_t{1} << 30;
+  if (n < 0 || element_bytes == 0 || element_bytes > 65536) {
+    throw std::runtime_error(path + ": " + name + " has a bad size");
+  }
+  const uint64_t stored = H5Dget_storage_size(ds);
+  // Divided, not multiplied: a corrupt extent near 2^62 must not wrap around to a small size.
+  const bool too_many = static_cast<uint64_t>(n) > kMaxBytes / element_bytes;
+  const uint64_t want = too_many ? kMaxBytes : static_cast<uint64_t>(n) * element_bytes;
+  if (too_many || (want > kFloorBytes && want / 64 > stored)) {
+    throw std::runtime_error(path + ": " + name + " claims " + std::to_string(n) + " elements but the file stores " +
+                             std::to_string(stored) + " bytes of them");
+  }
+}
+
 std::vector<double> read_doubles(hid_t file, const char* name, const std::string& path) {
   H5 ds(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
   if (ds.id < 0) throw std::runtime_error(path + ": no dataset " + name);
   H5 sp(H5Dget_space(ds.id), H5Sclose);
   const hssize_t n = H5Sget_simple_extent_npoints(sp.id);
-  if (n < 0 || n > (int64_t{1} << 32)) throw std::runtime_error(path + ": " + name + " has a bad size");
+  check_extent(ds.id, n, sizeof(double), name, path);
   std::vector<double> v(static_cast<size_t>(n));
   if (n > 0 && H5Dread(ds.id, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0) {
     throw std::runtime_error(path + ": cannot read " + name + " as numbers");
@@ -313,9 +342,10 @@ std::vector<std::string> read_strings(hid_t file, const char* name, const std::s
   if (H5Tget_class(type.id) != H5T_STRING) throw std::runtime_error(path + ": " + name + " is not text");
   H5 sp(H5Dget_space(ds.id), H5Sclose);
   const hssize_t n = H5Sget_simple_extent_npoints(sp.id);
-  if (n < 0 || n > (1 << 24)) throw std::runtime_error(path + ": " + name + " has a bad size");
+  const bool variable = H5Tis_variable_str(type.id) > 0;
+  check_extent(ds.id, n, variable ? sizeof(char*) : H5Tget_size(type.id), name, path);
   std::vector<std::string> out;
-  if (H5Tis_variable_str(type.id) > 0) {
+  if (variable) {
     std::vector<char*> p(static_cast<size_t>(n), nullptr);
     H5 mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.id, H5T_VARIABLE);
@@ -340,7 +370,7 @@ std::vector<std::string> read_strings(hid_t file, const char* name, const std::s
 
 }  // namespace
 
-ImportResult import_sjemea(const std::string& path, const ImportOptions& o) {
+ImportResult import_sjemea_in_process(const std::string& path, const ImportOptions& o) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors come back as our messages, not stderr
   if (H5Fis_hdf5(path.c_str()) <= 0) throw std::runtime_error(path + ": not an HDF5 file");
   H5 file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
@@ -424,6 +454,158 @@ ImportResult import_sjemea(const std::string& path, const ImportOptions& o) {
                                      std::move(ns), {}, rate, pos),
                          "ion import sjemea " + path);
   return r;
+}
+
+namespace {
+
+// The child's answer on a pipe: status byte, then length-prefixed pieces.
+void put_bytes(std::string& out, const void* p, size_t n) {
+  const uint64_t len = n;
+  out.append(reinterpret_cast<const char*>(&len), 8);
+  out.append(static_cast<const char*>(p), n);
+}
+void put_string(std::string& out, const std::string& s) { put_bytes(out, s.data(), s.size()); }
+
+struct Cursor {
+  const std::string& in;
+  size_t pos = 0;
+  std::string_view take() {
+    uint64_t len = 0;
+    if (in.size() - pos < 8) throw std::runtime_error("the HDF5 reader's answer was cut short");
+    std::memcpy(&len, in.data() + pos, 8);
+    pos += 8;
+    if (in.size() - pos < len) throw std::runtime_error("the HDF5 reader's answer was cut short");
+    const std::string_view v(in.data() + pos, len);
+    pos += len;
+    return v;
+  }
+  template <class T>
+  void take_vector(std::vector<T>& v) {
+    const std::string_view b = take();
+    v.resize(b.size() / sizeof(T));
+    if (!b.empty()) std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
+  }
+};
+
+std::string encode_result(const ImportResult& r) {
+  std::string out;
+  put_string(out, r.data.header.SerializeAsString());
+  const uint64_t n = r.data.sources.size();
+  out.append(reinterpret_cast<const char*>(&n), 8);
+  for (const auto& s : r.data.sources) {
+    put_string(out, s.desc.SerializeAsString());
+    const uint32_t meta[2] = {s.stream, static_cast<uint32_t>(s.kind)};
+    put_bytes(out, meta, sizeof meta);
+    put_bytes(out, s.channels.data(), s.channels.size() * sizeof(uint32_t));
+    put_bytes(out, s.times_ns.data(), s.times_ns.size() * sizeof(int64_t));
+    put_bytes(out, s.payload.data(), s.payload.size() * sizeof(float));
+  }
+  const uint64_t notes = r.notes.size();
+  out.append(reinterpret_cast<const char*>(&notes), 8);
+  for (const auto& note : r.notes) put_string(out, note);
+  return out;
+}
+
+ImportResult decode_result(const std::string& in) {
+  ImportResult r;
+  Cursor c{in};
+  const std::string_view header = c.take();
+  if (!r.data.header.ParseFromArray(header.data(), static_cast<int>(header.size()))) {
+    throw std::runtime_error("the HDF5 reader's answer did not decode");
+  }
+  const auto count = [&] {
+    uint64_t n = 0;
+    if (in.size() - c.pos < 8) throw std::runtime_error("the HDF5 reader's answer was cut short");
+    std::memcpy(&n, in.data() + c.pos, 8);
+    c.pos += 8;
+    return n;
+  };
+  for (uint64_t i = count(); i > 0; --i) {
+    SourceData s;
+    const std::string_view desc = c.take();
+    if (!s.desc.ParseFromArray(desc.data(), static_cast<int>(desc.size()))) {
+      throw std::runtime_error("the HDF5 reader's answer did not decode");
+    }
+    std::vector<uint32_t> meta;
+    c.take_vector(meta);
+    if (meta.size() != 2) throw std::runtime_error("the HDF5 reader's answer did not decode");
+    s.stream = meta[0];
+    s.kind = static_cast<EventKind>(meta[1]);
+    c.take_vector(s.channels);
+    c.take_vector(s.times_ns);
+    c.take_vector(s.payload);
+    r.data.sources.push_back(std::move(s));
+  }
+  for (uint64_t i = count(); i > 0; --i) r.notes.emplace_back(c.take());
+  return r;
+}
+
+}  // namespace
+
+// libhdf5 can loop forever or crash on a corrupt file (tests/fuzz/fuzz_hdf5.cpp found a loop in
+// 1.10's global-heap reader): the library reads the file in a child process with a CPU-time
+// limit, so a bad download costs the user a one-line error, never a hang or a crash.
+ImportResult import_sjemea(const std::string& path, const ImportOptions& o) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return import_sjemea_in_process(path, o);  // no pipe: read in place
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(path, ec);
+  const rlim_t cpu_s = o.max_cpu_s > 0 ? o.max_cpu_s : 60 + (ec ? 0 : static_cast<rlim_t>(bytes >> 20));
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return import_sjemea_in_process(path, o);
+  }
+  if (pid == 0) {  // the child: read, answer, leave without running the parent's exit handlers
+    ::close(fds[0]);
+    const struct rlimit cpu{cpu_s, cpu_s};
+    ::setrlimit(RLIMIT_CPU, &cpu);
+    std::string answer;
+    char status = 0;
+    try {
+      answer = encode_result(import_sjemea_in_process(path, o));
+    } catch (const std::exception& e) {
+      status = 1;
+      answer = e.what();
+    }
+    const auto write_all = [&](const char* p, size_t n) {
+      while (n > 0) {
+        const ssize_t w = ::write(fds[1], p, n);
+        if (w <= 0) return;
+        p += w;
+        n -= static_cast<size_t>(w);
+      }
+    };
+    write_all(&status, 1);
+    write_all(answer.data(), answer.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string in;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n > 0) {
+      in.append(buf, static_cast<size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  ::close(fds[0]);
+  int wstatus = 0;
+  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(wstatus)) {
+    const int sig = WTERMSIG(wstatus);
+    throw std::runtime_error(path + (sig == SIGXCPU ? ": the HDF5 library did not finish reading it within " +
+                                                          std::to_string(cpu_s) + " s of CPU time (a corrupt file?)"
+                                                    : ": the HDF5 library crashed reading it (signal " +
+                                                          std::to_string(sig) + "): the file is corrupt"));
+  }
+  if (in.empty()) throw std::runtime_error(path + ": the HDF5 reader gave no answer");
+  if (in[0] != 0) throw std::runtime_error(in.substr(1));
+  return decode_result(in.substr(1));
 }
 
 ImportResult import_file(const std::string& format, const std::string& path, const ImportOptions& o) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "ion/broker/broker.h"
 #include "ion/broker/status_text.h"
@@ -37,6 +38,17 @@ class HttpServer {
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// What a request's head asks for: the part of the HTTP side with no socket (fuzzed by
+// tests/fuzz/fuzz_http.cpp). Only "GET TARGET HTTP/1.x" on the first line is served; the target
+// must be an absolute path.
+struct HttpRoute {
+  enum class Kind : uint8_t { metrics, status, live, file, bad_request, method_not_allowed };
+  Kind kind = Kind::bad_request;
+  bool topology = false;  // status: ?topology=1
+  std::string path;       // file: the path asked for ("/" is "/index.html")
+};
+[[nodiscard]] HttpRoute route_request(std::string_view head);
 
 // "host:port" with the port 1..65535 or 0; false for anything else.
 [[nodiscard]] bool parse_host_port(const std::string& text, std::string& host, uint16_t& port);

@@ -14,4 +14,8 @@ namespace ion {
 // "(none are known)" for an empty list. At most 20 names are listed.
 [[nodiscard]] std::string closest_names(std::string_view name, std::span<const std::string> known);
 
+// `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD: protobuf
+// string fields (names in recordings) must be valid UTF-8, or the recording cannot be read back.
+[[nodiscard]] std::string valid_utf8(std::string_view text);
+
 }  // namespace ion

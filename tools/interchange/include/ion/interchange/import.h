@@ -17,6 +17,9 @@ namespace ion::interchange {
 struct ImportOptions {
   std::string source_name;  // default: the input file's stem
   double sample_rate_hz = 0;  // 0: the file's own, else detected from the times
+  // sjemea: CPU seconds the HDF5 reader may use before the file is declared unreadable (it runs in
+  // a child process); 0: 60 s plus 1 s per MiB of file.
+  uint32_t max_cpu_s = 0;
 };
 
 struct ImportResult {
@@ -27,6 +30,9 @@ struct ImportResult {
 ImportResult import_csv(const std::string& path, const ImportOptions& options = {});
 ImportResult import_axion_csv(const std::string& path, const ImportOptions& options = {});
 ImportResult import_sjemea(const std::string& path, const ImportOptions& options = {});
+// The same read in this process, which import_sjemea runs in a child process with a CPU-time
+// limit because libhdf5 can hang or crash on a corrupt file. For the fuzz target (coverage).
+ImportResult import_sjemea_in_process(const std::string& path, const ImportOptions& options = {});
 
 // By format name: "csv", "axion-csv", "sjemea".
 ImportResult import_file(const std::string& format, const std::string& path,
