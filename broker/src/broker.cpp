@@ -941,6 +941,8 @@ class Broker::Impl {
     }
     const NodeSpec& spec = table_.node(static_cast<uint32_t>(id));
     NodeSlot& slot = *slots_[static_cast<size_t>(id)];
+    // A name held by another live process is refused as such first, whatever else is wrong.
+    if (!may_hold(slot, "node", rid, peer, h, t_recv)) return;
     if (h.output_channels() > spec.channels || h.input_ports() < spec.ports) {
       slot.rejected_batches.add();
       refuse_hello(rid, peer, h.node_name(), Reject::declared_too_large, v1::Error::REJECTED,
@@ -951,7 +953,6 @@ class Broker::Impl {
                        std::to_string(spec.ports) + " ports");
       return;
     }
-    if (!may_hold(slot, "node", rid, peer, h, t_recv)) return;
     if (slot.registered && slot.routing_id != rid) {
       spdlog::info("node '{}' registered again from a new connection ({}); the old one is dropped",
                    slot.name, peer);

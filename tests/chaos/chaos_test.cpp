@@ -115,7 +115,9 @@ TEST(Chaos, ThreeLabsThroughBrokerKillsAFrozenLabAnIntruderAndASecondRecorder) {
     }
     auto lab = std::make_unique<LabDriver>(sp.channels, sp.rate_hz, sp.ports, seed++);
     l.lab = lab.get();
-    auto audit = std::make_unique<AuditDriver>(std::move(lab), 5'000'000, 200'000);
+    // The demo's tolerances: twice the playout's 5 ms precision (the node checks the clock
+    // before it hands over, the audit after), and 1 ms for clock-estimate steps.
+    auto audit = std::make_unique<AuditDriver>(std::move(lab), 10'000'000, 1'000'000);
     l.audit = audit.get();
     NodeOptions o = node_options(sp.name, ep);
     o.exit_on_refusal = true;

@@ -46,8 +46,11 @@ class AuditDriver final : public Driver {
       // A batch may be handed over in pieces (its events fall due at different times), so the
       // same sequence may repeat; an older one may not.
       auto& [epoch, sequence] = last_batch_[(uint64_t{h.source_node_id} << 32) | ev.stream];
-      if (epoch == h.epoch && h.sequence < sequence) ++c_.out_of_order;
-      if (epoch != h.epoch || h.sequence > sequence) {
+      // Pieces released from the playout's queue carry the source fields only (sequence 0: they
+      // go by deadline); the batch order is checked on what carries its sequence.
+      const bool sequenced = h.sequence != 0 || h.link_sequence != 0;
+      if (sequenced && epoch == h.epoch && h.sequence < sequence) ++c_.out_of_order;
+      if (sequenced && (epoch != h.epoch || h.sequence > sequence)) {
         epoch = h.epoch;
         sequence = h.sequence;
       }
