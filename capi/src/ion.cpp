@@ -89,6 +89,7 @@ int refusal_code(ion::RefusalKind k) noexcept {
     case ion::RefusalKind::version: return ION_ERR_REFUSED_VERSION;
     case ion::RefusalKind::encryption_mismatch:
     case ion::RefusalKind::handshake_failed: return ION_ERR_REFUSED_ENCRYPTION;
+    case ion::RefusalKind::name_in_use: return ION_ERR_REFUSED_NAME_IN_USE;
     default: return ION_ERR_REFUSED_OTHER;
   }
 }
@@ -212,6 +213,7 @@ const char* ion_error_name(int code) {
     case ION_ERR_REFUSED_VERSION: return "ION_ERR_REFUSED_VERSION";
     case ION_ERR_REFUSED_ENCRYPTION: return "ION_ERR_REFUSED_ENCRYPTION";
     case ION_ERR_REFUSED_OTHER: return "ION_ERR_REFUSED_OTHER";
+    case ION_ERR_REFUSED_NAME_IN_USE: return "ION_ERR_REFUSED_NAME_IN_USE";
     case ION_ERR_INTERNAL: return "ION_ERR_INTERNAL";
     default: return "ION_ERR_UNKNOWN";
   }

@@ -132,7 +132,7 @@ HandshakeMonitor::HandshakeMonitor(zmq::context_t& ctx, Socket& socket)
   // A unique name per monitor: many nodes may share a process (the C API, tests).
   static std::atomic<uint64_t> instances{0};
   const std::string ep = "inproc://ion-handshake-" + std::to_string(instances.fetch_add(1));
-  const int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+  const int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                      ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
   if (zmq_socket_monitor(watched_->handle(), ep.c_str(), events) != 0) {
     throw TransportError(std::string("cannot monitor the connection's handshakes: ") +
@@ -173,6 +173,7 @@ std::optional<HandshakeFailure> HandshakeMonitor::poll(bool& succeeded) noexcept
     f.detail = value;
     switch (event) {
       case ZMQ_EVENT_CONNECTED: connected_ = true; continue;
+      case ZMQ_EVENT_DISCONNECTED: ++disconnects_; continue;
       case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         succeeded = true;
         last.reset();

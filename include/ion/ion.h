@@ -55,6 +55,7 @@ typedef enum ion_error {
   ION_ERR_REFUSED_VERSION = -23,    /* the broker speaks another protocol version */
   ION_ERR_REFUSED_ENCRYPTION = -24, /* CURVE on one side only, or a wrong broker key */
   ION_ERR_REFUSED_OTHER = -25,      /* e.g. too many nodes */
+  ION_ERR_REFUSED_NAME_IN_USE = -26, /* another live process holds this name (docs/cli.md) */
   ION_ERR_INTERNAL = -99
 } ion_error;
 

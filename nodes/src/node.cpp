@@ -310,12 +310,30 @@ class Node::Impl final : public Emitter {
     } join_on_exit{this, playout_thread};
     while (!stop_.load(std::memory_order_acquire)) {
       const int64_t now = clock_.now_ns();
+      check_stall(now);
       if (!socket_ && now >= reconnect_at_ns_) open_socket(now);
       if (socket_) {
         const int ready = poll_readable(*socket_, wakeup_.fd(), poll_timeout_ms(now));
         if ((ready & 2) != 0) wakeup_.drain();
         receive_all();
-        if (state_ == State::hello_pending) check_handshakes();
+        if (state_ == State::hello_pending) {
+          check_handshakes();
+        } else if (monitor_) {
+          bool succeeded = false;
+          (void)monitor_->poll(succeeded);  // registered: only whether the connection dropped
+        }
+        if (state_ == State::registered && monitor_ && monitor_->take_disconnects() > 0) {
+          // The connection dropped (a broker killed or restarted, a cut link). ZeroMQ reconnects
+          // by itself, possibly to a new broker that does not know this node: a backlog sent
+          // before registering there would be refused and lost. Register again first; what the
+          // driver emits meanwhile waits in the send queue.
+          spdlog::warn("node '{}': the connection to the broker dropped; registering again before "
+                       "sending", opts_.name);
+          state_ = State::hello_pending;
+          registered_.store(false, std::memory_order_relaxed);
+          connect_started_ns_ = clock_.now_ns();
+          next_hello_ns_ = connect_started_ns_;
+        }
         if (start_driver_) {  // first network time: the driver may now stamp events
           start_driver_ = false;
           driver_started_ = true;
@@ -458,6 +476,7 @@ class Node::Impl final : public Emitter {
  private:
   std::string said_no_answer_;  // the last no-answer diagnosis logged (node loop only)
   int64_t name_wait_until_ns_ = 0;  // NAME_IN_USE: until when a silent holder may be released
+  int64_t last_loop_ns_ = 0;        // the node loop's previous turn: a longer gap is a stall
   std::atomic<int64_t> next_batch_flush_ns_{INT64_MAX};
 
   // Releases queued events at their deadlines: sleep until `playout_spin` before the next one,
@@ -700,7 +719,26 @@ class Node::Impl final : public Emitter {
     }
   }
 
+  // Stalled (SIGSTOP, a suspended machine) beyond the broker's timeout since the loop's last
+  // turn: the broker has let this node go, and would refuse what it sends now. Register again
+  // before sending. Checked at each turn and again just before sending: the stall may fall
+  // between the two.
+  void check_stall(int64_t now) noexcept {
+    if (state_ == State::registered && last_loop_ns_ != 0 && now - last_loop_ns_ > broker_timeout_ns_) {
+      spdlog::warn("node '{}': stalled for {} ms, beyond the broker's timeout; registering again "
+                   "before sending what it kept",
+                   opts_.name, (now - last_loop_ns_) / 1'000'000);
+      state_ = State::hello_pending;
+      registered_.store(false, std::memory_order_relaxed);
+      connect_started_ns_ = now;
+      send_hello(now);
+    }
+    last_loop_ns_ = now;
+  }
+
   void send_queued() noexcept {
+    check_stall(clock_.now_ns());
+    if (state_ != State::registered) return;
     std::lock_guard lock(emit_mu_);
     send_blocked_ = false;
     while (!queue_.empty()) {

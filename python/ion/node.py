@@ -17,7 +17,8 @@ ArrayLike = Any
 
 OK = 0
 ERR_ARGUMENT, ERR_CONFIG, ERR_SECURITY, ERR_TIMEOUT, ERR_NOT_READY, ERR_CLOSED = -1, -2, -3, -4, -5, -6
-_REFUSALS = {-20: "name", -21: "sizes", -22: "auth", -23: "version", -24: "encryption", -25: "other"}
+_REFUSALS = {-20: "name", -21: "sizes", -22: "auth", -23: "version", -24: "encryption", -25: "other",
+             -26: "name_in_use"}
 
 
 class IonError(Exception):
@@ -31,7 +32,7 @@ class IonError(Exception):
 
 class RefusedError(IonError):
     """The broker (or the connection's handshake) refused the node. `reason` is the broker's own
-    message; `kind` is one of name, sizes, auth, version, encryption, other."""
+    message; `kind` is one of name, sizes, auth, version, encryption, name_in_use, other."""
 
     def __init__(self, code: int, message: str):
         super().__init__(code, message)

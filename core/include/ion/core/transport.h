@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace ion {
 
@@ -103,12 +104,16 @@ class HandshakeMonitor {
   // Whether a TCP (or ipc) connection was ever made, as of the last poll: tells "nothing is
   // listening there" from "something answered but not as a broker".
   [[nodiscard]] bool ever_connected() const noexcept { return connected_; }
+  // Connections that dropped since the last call, as of the last poll: a peer that went away (a
+  // broker killed) and may come back as another process that does not know this client.
+  [[nodiscard]] uint32_t take_disconnects() noexcept { return std::exchange(disconnects_, 0); }
   void stop() noexcept;
 
  private:
   zmq::socket_t* watched_;
   zmq::socket_t pair_;
   bool connected_ = false;
+  uint32_t disconnects_ = 0;
 };
 
 // Empty when `endpoint` has a form a client can connect to (tcp://HOST:PORT, ipc://PATH,
