@@ -355,6 +355,22 @@ TEST_F(Outputs, AnExistingFileIsReplacedOnlyWithForce) {
   EXPECT_EQ(read_all(rec), before_);
 }
 
+// --- 7. Untrusted files: a corrupt HDF5 file found by tests/fuzz/fuzz_hdf5.cpp makes libhdf5
+// 1.10 itself crash (SIGSEGV in its global-heap reader). `ion import` contains it: one line,
+// status 2, no output file, never a crash of `ion` (docs/security.md, Fuzzing).
+TEST(Untrusted, AnHdf5FileThatCrashesTheLibraryIsAOneLineError) {
+  const std::string out = tmp("segfault.ionrec");
+  std::filesystem::remove(out);
+  Child c({ION_TOOL_BIN, "import", "sjemea", std::string(ION_SOURCE_DIR) + "/tests/data/libhdf5-segfault.h5",
+           "-o", out},
+          tmp("segfault.log"));
+  EXPECT_EQ(c.wait(), 2) << c.output();
+  const std::string text = c.output();
+  EXPECT_EQ(count_lines_with(text, "libhdf5-segfault.h5"), 1u) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
 // --- 6. Arguments are checked ---
 
 TEST_F(Outputs, ReplayArgumentsAreCheckedWithOneLineErrors) {

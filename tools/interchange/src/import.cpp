@@ -15,6 +15,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <sstream>
+#include <iomanip>
 #include <map>
 #include <random>
 #include <stdexcept>
@@ -394,8 +396,11 @@ ImportResult import_sjemea_in_process(const std::string& path, const ImportOptio
     total += c;
   }
   if (total != static_cast<double>(spikes.size())) {
-    throw std::runtime_error(path + ": sum(/sCount) = " + std::to_string(static_cast<int64_t>(total)) +
-                             " but /spikes holds " + std::to_string(spikes.size()));
+    // Printed as a number, not converted: a corrupt count may be beyond any integer (UB).
+    std::ostringstream sum;
+    sum << std::setprecision(15) << total;
+    throw std::runtime_error(path + ": sum(/sCount) = " + sum.str() + " but /spikes holds " +
+                             std::to_string(spikes.size()));
   }
   std::map<std::string, std::pair<double, double>> pos;
   if (has(file.id, "/epos")) {
@@ -559,7 +564,7 @@ ImportResult import_sjemea(const std::string& path, const ImportOptions& o) {
   }
   if (pid == 0) {  // the child: read, answer, leave without running the parent's exit handlers
     ::close(fds[0]);
-    const struct rlimit cpu{cpu_s, cpu_s};
+    const struct rlimit cpu{cpu_s, cpu_s + 2};  // SIGXCPU at the limit, SIGKILL 2 s later
     ::setrlimit(RLIMIT_CPU, &cpu);
     std::string answer;
     char status = 0;
@@ -598,7 +603,7 @@ ImportResult import_sjemea(const std::string& path, const ImportOptions& o) {
   }
   if (WIFSIGNALED(wstatus)) {
     const int sig = WTERMSIG(wstatus);
-    throw std::runtime_error(path + (sig == SIGXCPU ? ": the HDF5 library did not finish reading it within " +
+    throw std::runtime_error(path + (sig == SIGXCPU || sig == SIGKILL ? ": the HDF5 library did not finish reading it within " +
                                                           std::to_string(cpu_s) + " s of CPU time (a corrupt file?)"
                                                     : ": the HDF5 library crashed reading it (signal " +
                                                           std::to_string(sig) + "): the file is corrupt"));
