@@ -566,6 +566,14 @@ ImportResult import_sjemea(const std::string& path, const ImportOptions& o) {
     ::close(fds[0]);
     const struct rlimit cpu{cpu_s, cpu_s + 2};  // SIGXCPU at the limit, SIGKILL 2 s later
     ::setrlimit(RLIMIT_CPU, &cpu);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    // libhdf5 believes a corrupt variable-length string's length (fuzzing saw 4 GiB mallocs):
+    // bounded address space makes such an allocation fail inside the library, which then
+    // reports an error. (Not under sanitizers: their shadow memory is terabytes of address space.)
+    const rlim_t as_bytes = (rlim_t{4} << 30) + (ec ? 0 : 4 * static_cast<rlim_t>(bytes));
+    const struct rlimit as{as_bytes, as_bytes};
+    ::setrlimit(RLIMIT_AS, &as);
+#endif
     std::string answer;
     char status = 0;
     try {
