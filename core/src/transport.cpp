@@ -172,8 +172,14 @@ std::optional<HandshakeFailure> HandshakeMonitor::poll(bool& succeeded) noexcept
     HandshakeFailure f;
     f.detail = value;
     switch (event) {
-      case ZMQ_EVENT_CONNECTED: connected_ = true; continue;
-      case ZMQ_EVENT_DISCONNECTED: ++disconnects_; continue;
+      case ZMQ_EVENT_CONNECTED:
+        connected_ = true;
+        up_ = true;
+        continue;
+      case ZMQ_EVENT_DISCONNECTED:
+        ++disconnects_;
+        up_ = false;
+        continue;
       case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         succeeded = true;
         last.reset();

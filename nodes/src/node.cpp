@@ -570,7 +570,8 @@ class Node::Impl final : public Emitter {
   // that follow are quiet (debug) until the node registers or the diagnosis changes.
   void no_answer(int64_t now) noexcept {
     check_handshakes();
-    const bool connected = monitor_ && monitor_->ever_connected();
+    // Up now, not ever: during a broker outage the old connection is gone, and nothing answers.
+    const bool connected = monitor_ && monitor_->connected_now();
     const std::string t = std::to_string(opts_.broker_timeout.count()) + " ms";
     std::string why;
     if (!connected) {

@@ -104,6 +104,8 @@ class HandshakeMonitor {
   // Whether a TCP (or ipc) connection was ever made, as of the last poll: tells "nothing is
   // listening there" from "something answered but not as a broker".
   [[nodiscard]] bool ever_connected() const noexcept { return connected_; }
+  // Whether a connection is up now (connected, and not dropped since), as of the last poll.
+  [[nodiscard]] bool connected_now() const noexcept { return up_; }
   // Connections that dropped since the last call, as of the last poll: a peer that went away (a
   // broker killed) and may come back as another process that does not know this client.
   [[nodiscard]] uint32_t take_disconnects() noexcept { return std::exchange(disconnects_, 0); }
@@ -113,6 +115,7 @@ class HandshakeMonitor {
   zmq::socket_t* watched_;
   zmq::socket_t pair_;
   bool connected_ = false;
+  bool up_ = false;
   uint32_t disconnects_ = 0;
 };
 
