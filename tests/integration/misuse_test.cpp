@@ -299,7 +299,8 @@ std::string read_all(const std::string& path) {
 class Outputs : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = tmp("outputs");
+    // One folder per test: ctest runs these tests in parallel processes.
+    dir_ = tmp(std::string("outputs-") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_ + "/sub");
     std::string csv = "channel,time_s\n";

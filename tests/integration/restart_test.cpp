@@ -89,7 +89,9 @@ TEST(Restart, BrokerKilledAndRestartedIsSurvivedAndTheGapIsCounted) {
 // grace). 1 k events/s flow; the broker is killed (-9) and restarted; the sink and the recorder
 // come back later than the generator. What can be lost is only what was in flight at the kill.
 void kill_and_restart_the_broker(uint64_t outage_events, std::chrono::milliseconds sink_reconnect) {
-  const std::string dir = ::testing::TempDir();
+  // Files of their own: ctest runs the tests that share this helper in parallel processes.
+  const std::string dir = ::testing::TempDir() + "/grace-" + std::to_string(outage_events);
+  std::filesystem::create_directories(dir);
   write_file(dir + "/grace-topo.yaml",
              "nodes:\n  gen: {kind: generator, channels: 16}\n  sink: {kind: sink, ports: 16}\n"
              "connections:\n  - {from: 'gen:*', to: 'sink:*', delay: 20ms}\n");
