@@ -12,6 +12,7 @@
 #include <regex>
 
 #include "../integration/harness.h"
+#include "../integration/recorder_runner.h"
 #include "ion/audit.h"
 #include "ion/linkem/link_emulator.h"
 #include "ion/record.h"
@@ -140,19 +141,7 @@ TEST(Chaos, ThreeLabsThroughBrokerKillsAFrozenLabAnIntruderAndASecondRecorder) {
   std::filesystem::remove(ro.out);
   ro.name = "recorder";
   ro.status_interval = 1000ms;
-  std::atomic<bool> rec_stop{false};
-  std::ostringstream rec_log;
-  RecordSummary rec_sum;
-  int rec_rc = -1;
-  std::thread rec([&] { rec_rc = run_record(ro, rec_stop, rec_log, &rec_sum); });
-  struct JoinRec {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~JoinRec() {
-      stop.store(true);
-      if (t.joinable()) t.join();
-    }
-  } join_rec{rec_stop, rec};
+  RecorderRunner rec(ro);
 
   const auto t0 = std::chrono::steady_clock::now();
   const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -205,13 +194,11 @@ TEST(Chaos, ThreeLabsThroughBrokerKillsAFrozenLabAnIntruderAndASecondRecorder) {
       r2.name.clear();
       r2.out = tmp("second.ionrec");
       std::filesystem::remove(r2.out);
-      std::atomic<bool> stop2{false};
-      std::ostringstream log2;
-      std::thread t2([&] { second_rc = run_record(r2, stop2, log2, &second_sum); });
+      RecorderRunner second(r2);
       const uint64_t at = emitted_total();
       (void)eventually([&] { return emitted_total() > at + 1000; }, 30s);
-      stop2.store(true);
-      t2.join();
+      second_sum = second.stop();
+      second_rc = second.rc();
       continue;
     }
     std::this_thread::sleep_for(100ms);  // the scenario's clock, not a wait for an event
@@ -242,8 +229,7 @@ TEST(Chaos, ThreeLabsThroughBrokerKillsAFrozenLabAnIntruderAndASecondRecorder) {
       return t.received_events + t.lost_events >= s.emitted;
     }, 30s);
   }
-  rec_stop.store(true);
-  rec.join();
+  const RecordSummary rec_sum = rec.stop();
 
   uint64_t emitted_all = 0;
   uint64_t lost_all = 0;
@@ -278,7 +264,7 @@ TEST(Chaos, ThreeLabsThroughBrokerKillsAFrozenLabAnIntruderAndASecondRecorder) {
   EXPECT_NE(intruder_out.find("held by a live connection"), std::string::npos) << intruder_out;
   EXPECT_EQ(second_rc, 0);
   EXPECT_GT(second_sum.events, 0u);
-  EXPECT_EQ(rec_rc, 0) << rec_log.str();
+  EXPECT_EQ(rec.rc(), 0) << rec.log();
   const uint64_t recordable = emitted_all;
   std::printf("FIGURES chaos run %.0f s, %d broker kills: emitted %llu, lost %llu (%.4f %%), late %llu; "
               "recorded %llu (%.3f %% of emitted); second recorder %llu events; intruder exit %d\n",

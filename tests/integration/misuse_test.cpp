@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "harness.h"
+#include "recorder_runner.h"
 #include "ion/interchange/dataset.h"
 #include "ion/record.h"
 
@@ -148,24 +149,7 @@ TEST(Identity, ANodeRestartedRightAfterItDiedWaitsForItsOldSelfToBeReleased) {
 
 TEST(Identity, RecordersNeverContendByDefaultAndAnExplicitDuplicateIsRefused) {
   BrokerRunner broker(broker_options(gen_sink()));
-  struct Run {
-    std::ostringstream log;
-    RecordSummary sum;
-    int rc = -1;
-    std::thread t;
-  };
-  std::vector<std::unique_ptr<Run>> runs;
-  std::atomic<bool> stop{false};
-  struct JoinAll {  // on any exit from the test, recorders stop before what they use goes
-    std::atomic<bool>& stop;
-    std::vector<std::unique_ptr<Run>>& runs;
-    ~JoinAll() {
-      stop.store(true);
-      for (auto& r : runs) {
-        if (r->t.joinable()) r->t.join();
-      }
-    }
-  } join_all{stop, runs};
+  std::vector<std::unique_ptr<RecorderRunner>> runs;  // each stops on any exit from the test
   const auto start = [&](const std::string& name, const std::string& file) {
     RecordOptions ro;
     ro.broker = broker.endpoint();
@@ -173,23 +157,19 @@ TEST(Identity, RecordersNeverContendByDefaultAndAnExplicitDuplicateIsRefused) {
     std::filesystem::remove(ro.out);
     ro.name = name;
     ro.status_interval = 200ms;
-    auto r = std::make_unique<Run>();
-    Run* p = r.get();
-    p->t = std::thread([p, ro, &stop] { p->rc = run_record(ro, stop, p->log, &p->sum); });
-    runs.push_back(std::move(r));
-    return p;
+    runs.push_back(std::make_unique<RecorderRunner>(ro));
+    return runs.back().get();
   };
-  Run* a = start("", "a.ionrec");  // default names: recorder-HOST-PID... twice in one process
-  ASSERT_TRUE(eventually([&] { return broker.broker().tap_stats().size() == 1; }, 10s)) << a->log.str();
-  Run* b = start("", "b.ionrec");
-  ASSERT_TRUE(eventually([&] { return broker.broker().tap_stats().size() == 2; }, 10s)) << b->log.str();
-  Run* named = start("lab-recorder", "named.ionrec");
+  RecorderRunner* a = start("", "a.ionrec");  // default names: recorder-HOST-PID... twice in one process
+  ASSERT_TRUE(eventually([&] { return broker.broker().tap_stats().size() == 1; }, 10s));
+  RecorderRunner* b = start("", "b.ionrec");
+  ASSERT_TRUE(eventually([&] { return broker.broker().tap_stats().size() == 2; }, 10s));
+  RecorderRunner* named = start("lab-recorder", "named.ionrec");
   ASSERT_TRUE(eventually([&] { return broker.broker().tap_stats().size() == 3; }, 10s));
-  Run* dup = start("lab-recorder", "dup.ionrec");
-  dup->t.join();  // a refused recorder ends at once
-  EXPECT_EQ(dup->rc, 2);
-  EXPECT_NE(dup->log.str().find("'lab-recorder' is held by a live connection"), std::string::npos)
-      << dup->log.str();
+  RecorderRunner* dup = start("lab-recorder", "dup.ionrec");
+  EXPECT_EQ(dup->wait(), 2);  // a refused recorder ends at once
+  EXPECT_NE(dup->log().find("'lab-recorder' is held by a live connection"), std::string::npos)
+      << dup->log();
 
   NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(4));
   ASSERT_TRUE(snk.node().wait_registered(1, 10s));
@@ -202,14 +182,11 @@ TEST(Identity, RecordersNeverContendByDefaultAndAnExplicitDuplicateIsRefused) {
   for (const auto& n : names) {
     ASSERT_TRUE(eventually([&] { return tap_events(broker, n) == kEvents; }, 10s)) << n;
   }
-  stop.store(true);
-  for (auto& r : runs) {
-    if (r->t.joinable()) r->t.join();
-  }
-  for (Run* r : {a, b, named}) {
-    EXPECT_EQ(r->rc, 0) << r->log.str();
-    EXPECT_EQ(r->sum.events, kEvents) << r->log.str();
-    EXPECT_EQ(r->sum.tap_gap_batches, 0u);
+  for (RecorderRunner* r : {a, b, named}) {
+    const RecordSummary sum = r->stop();
+    EXPECT_EQ(r->rc(), 0) << r->log();
+    EXPECT_EQ(sum.events, kEvents) << r->log();
+    EXPECT_EQ(sum.tap_gap_batches, 0u);
   }
   EXPECT_NE(names[0], names[1]);
   EXPECT_EQ(names[0].rfind("recorder-", 0), 0u) << names[0];

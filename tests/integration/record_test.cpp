@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "harness.h"
+#include "recorder_runner.h"
 #include "ion/core/record.h"
 #include "ion/data.h"
 #include "ion/interchange/dataset.h"
@@ -20,29 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 std::string tmp(const std::string& name) { return ::testing::TempDir() + "/" + name; }
-
-// Runs `ion record` in-process until stopped.
-class RecorderRunner {
- public:
-  explicit RecorderRunner(RecordOptions o) {
-    thread_ = std::thread([this, o] { rc_ = run_record(o, stop_, log_, &summary_); });
-  }
-  ~RecorderRunner() { stop(); }
-  RecordSummary stop() {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-    return summary_;
-  }
-  int rc() const { return rc_; }
-  std::string log() const { return log_.str(); }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::ostringstream log_;
-  RecordSummary summary_;
-  int rc_ = -1;
-  std::thread thread_;
-};
 
 uint64_t tap_events(const BrokerRunner& b, const std::string& name) {
   for (const auto& t : const_cast<BrokerRunner&>(b).broker().tap_stats()) {

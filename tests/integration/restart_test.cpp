@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "harness.h"
+#include "recorder_runner.h"
 #include "ion/record.h"
 
 namespace ion::test {
@@ -114,19 +115,7 @@ void kill_and_restart_the_broker(uint64_t outage_events, std::chrono::millisecon
   std::filesystem::remove(ro.out);
   ro.name = "recorder";
   ro.status_interval = 500ms;
-  std::atomic<bool> rec_stop{false};
-  std::ostringstream rec_log;
-  RecordSummary rec_sum;
-  int rec_rc = -1;
-  std::thread rec([&] { rec_rc = run_record(ro, rec_stop, rec_log, &rec_sum); });
-  struct JoinRec {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~JoinRec() {
-      stop.store(true);
-      if (t.joinable()) t.join();
-    }
-  } join_rec{rec_stop, rec};
+  RecorderRunner rec(ro);
   NodeOptions go = node_options("gen", endpoint);
   NodeRunner<GeneratorDriver> gen(go, generator(16, 62.5, 0));  // 1000 events/s
   ASSERT_TRUE(gen.node().wait_registered(1, 15s));
@@ -149,9 +138,8 @@ void kill_and_restart_the_broker(uint64_t outage_events, std::chrono::millisecon
     const auto s = snk.stats();
     return s.received_events + s.lost_events >= emitted;
   })) << "received " << snk.stats().received_events << " lost " << snk.stats().lost_events << " of " << emitted;
-  rec_stop.store(true);
-  rec.join();
-  ASSERT_EQ(rec_rc, 0) << rec_log.str();
+  const RecordSummary rec_sum = rec.stop();
+  ASSERT_EQ(rec.rc(), 0) << rec.log();
 
   const NodeStats s = snk.stats();
   const NodeStats g = gen.stats();

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "harness.h"
+#include "recorder_runner.h"
 #include "ion/broker/status_text.h"
 #include "ion/core/record.h"
 #include "ion/record.h"
@@ -50,18 +51,7 @@ TEST(Visibility, OverrunsAndDeviceTroubleReachStatusMetricsRecordingAndReportWhi
   std::filesystem::remove(ro.out);
   ro.name = "recorder";
   ro.status_interval = 200ms;
-  std::atomic<bool> rec_stop{false};
-  std::ostringstream rec_log;
-  int rec_rc = -1;
-  std::thread rec([&] { rec_rc = run_record(ro, rec_stop, rec_log); });
-  struct JoinRec {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~JoinRec() {
-      stop.store(true);
-      if (t.joinable()) t.join();
-    }
-  } join_rec{rec_stop, rec};
+  RecorderRunner rec(ro);
   ASSERT_TRUE(eventually([&] { return broker.broker().tap_stats().size() == 1; }, 10s));
 
   NodeRunner<SlowDevice> slow(node_options("slow", broker.endpoint()), std::make_unique<SlowDevice>());
@@ -109,9 +99,8 @@ TEST(Visibility, OverrunsAndDeviceTroubleReachStatusMetricsRecordingAndReportWhi
   }, 10s));
   gen.stop();
   slow.stop();
-  rec_stop.store(true);
-  rec.join();
-  ASSERT_EQ(rec_rc, 0) << rec_log.str();
+  (void)rec.stop();
+  ASSERT_EQ(rec.rc(), 0) << rec.log();
   uint64_t recorded_overrun = 0;
   uint64_t recorded_trouble = 0;
   record::Reader reader(ro.out);
