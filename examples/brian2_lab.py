@@ -13,6 +13,11 @@ The simulation is paced by network time: at every --step of simulated time it wa
 network clock has reached the same instant, then sends the spikes of that step and takes the
 deliveries that are due. So a spike at simulated time t leaves stamped t0 + t, and an input
 delivered at deadline D acts at the first step after D (at most --step late; reported).
+
+With --wait-input S the simulation starts only when the first spikes from another lab arrive
+(within S seconds, or it exits 1). Otherwise the spikes it sends to a lab that has not registered
+yet wait for it at the broker (start-up grace) and reach it after their deadlines: counted late
+there, but avoidable.
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=10.0, help="seconds of network time")
     p.add_argument("--step", type=float, default=1.0, help="ms between exchanges with the network")
     p.add_argument("--weight-mv", type=float, default=4.0, help="mV added per input spike")
+    p.add_argument("--wait-input", type=float, default=0.0, metavar="S",
+                   help="start when the first input arrives, waiting at most S seconds (0: start now)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     a = p.parse_args()
 
@@ -60,6 +67,13 @@ def main() -> int:
 
     with ion.Node(a.node, broker=a.broker, kind="external", channels=n, ports=a.ports) as node:
         state = {"t0": None, "sent": 0, "last": 0, "received": 0, "max_lag_ns": 0, "lags": [], "input_delay_ns": []}
+        if a.wait_input > 0:  # an event to wait for, not a fixed pause: the partner lab is live
+            first = node.receive(timeout_s=a.wait_input)
+            if first is None:
+                print(f"brian2 lab '{a.node}': no input within {a.wait_input} s; is the other lab "
+                      "running and connected to this node's ports?", file=sys.stderr)
+                return 1
+            state["received"] += len(first)
         step_ns = int(a.step * 1e6)
 
         @b2.network_operation(dt=a.step * b2.ms, when="end")

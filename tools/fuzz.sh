@@ -38,7 +38,7 @@ for t in "${targets[@]}"; do
   # libhdf5 itself hangs, crashes and leaks on some corrupt files (docs/security.md): keep going,
   # and check afterwards that every artifact's stack ends in libhdf5, not in IoN's code.
   if [ "$t" = fuzz_hdf5 ]; then
-    extra=(-fork=1 -ignore_timeouts=1 -ignore_crashes=1 -detect_leaks=0 -timeout=5)
+    extra=(-fork=1 -ignore_timeouts=1 -ignore_crashes=1 -detect_leaks=0 -timeout=2)
     asan="${asan:+$asan:}detect_leaks=0"
   fi
   ASAN_OPTIONS="$asan" \

@@ -6,6 +6,9 @@
 #include <map>
 #include <sstream>
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+
 #include "ion/core/histogram.h"
 #include "ion/core/json.h"
 #include "ion/v1/ion.pb.h"
@@ -65,6 +68,66 @@ class Metrics {
 
 std::string node_label(const v1::NodeStatus& n) { return "node=\"" + label(n.name()) + "\""; }
 
+namespace pb = google::protobuf;
+
+// The scalar fields of a status message that declare how they are shown (ion.proto's `shown`
+// option), in declaration order: the one place a counter's key, family and help are written.
+template <class F>
+void for_each_shown(const pb::Descriptor* d, F f) {
+  for (int i = 0; i < d->field_count(); ++i) {
+    const pb::FieldDescriptor* field = d->field(i);
+    if (field->is_repeated() || !field->options().HasExtension(v1::shown)) continue;
+    f(field, field->options().GetExtension(v1::shown));
+  }
+}
+
+double number(const pb::Message& m, const pb::FieldDescriptor* f) {
+  const pb::Reflection* r = m.GetReflection();
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_BOOL: return r->GetBool(m, f) ? 1.0 : 0.0;
+    case pb::FieldDescriptor::CPPTYPE_INT32: return r->GetInt32(m, f);
+    case pb::FieldDescriptor::CPPTYPE_INT64: return static_cast<double>(r->GetInt64(m, f));
+    case pb::FieldDescriptor::CPPTYPE_UINT32: return r->GetUInt32(m, f);
+    case pb::FieldDescriptor::CPPTYPE_UINT64: return static_cast<double>(r->GetUInt64(m, f));
+    case pb::FieldDescriptor::CPPTYPE_FLOAT: return r->GetFloat(m, f);
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE: return r->GetDouble(m, f);
+    default: return std::nan("");
+  }
+}
+
+// `"key":value` for each shown field of `m`, each preceded by a comma but the first if `first`.
+void shown_json(std::ostringstream& j, const pb::Message& m, bool first) {
+  const pb::Reflection* r = m.GetReflection();
+  for_each_shown(m.GetDescriptor(), [&](const pb::FieldDescriptor* f, const v1::Shown& how) {
+    j << (first ? "" : ",") << '"' << json_escape(how.json()) << "\":";
+    first = false;
+    switch (f->cpp_type()) {
+      case pb::FieldDescriptor::CPPTYPE_BOOL: j << b(r->GetBool(m, f)); break;
+      case pb::FieldDescriptor::CPPTYPE_INT64: j << r->GetInt64(m, f); break;
+      case pb::FieldDescriptor::CPPTYPE_UINT64: j << r->GetUInt64(m, f); break;
+      case pb::FieldDescriptor::CPPTYPE_INT32: j << r->GetInt32(m, f); break;
+      case pb::FieldDescriptor::CPPTYPE_UINT32: j << r->GetUInt32(m, f); break;
+      case pb::FieldDescriptor::CPPTYPE_STRING: j << '"' << json_escape(r->GetString(m, f)) << '"'; break;
+      case pb::FieldDescriptor::CPPTYPE_ENUM: j << '"' << r->GetEnum(m, f)->name() << '"'; break;
+      default: j << num(number(m, f)); break;
+    }
+  });
+}
+
+// One family per shown field with a metric, one sample per message `each` yields (with its
+// labels); absent messages (a node that has not reported its health) yield none.
+template <class Each>
+void shown_metrics(Metrics& out, const pb::Descriptor* d, Each each) {
+  for_each_shown(d, [&](const pb::FieldDescriptor* f, const v1::Shown& how) {
+    if (how.metric().empty()) return;
+    out.family(how.metric().c_str(), how.gauge() ? "gauge" : "counter", how.help().c_str());
+    const double scale = how.scale() != 0 ? how.scale() : 1.0;
+    each([&](const std::string& labels, const pb::Message& m) {
+      out.sample(labels, number(m, f) * scale);
+    });
+  });
+}
+
 }  // namespace
 
 std::string status_json(const v1::StatusReply& r) {
@@ -76,33 +139,17 @@ std::string status_json(const v1::StatusReply& r) {
   j << "],\"nodes\":[";
   for (int i = 0; i < r.nodes_size(); ++i) {
     const auto& n = r.nodes(i);
-    j << (i == 0 ? "" : ",") << "{\"name\":\"" << json_escape(n.name()) << "\",\"kind\":\""
-      << json_escape(n.kind_name()) << "\",\"connected\":" << b(n.connected())
-      << ",\"registrations\":" << n.registrations() << ",\"timeouts\":" << n.timeouts()
-      << ",\"batches_in\":" << n.batches_in() << ",\"events_in\":" << n.events_in()
-      << ",\"batches_out\":" << n.batches_out() << ",\"events_out\":" << n.events_out()
-      << ",\"dropped_events\":" << n.dropped_events()
-      << ",\"lost_upstream_batches\":" << n.lost_upstream_batches()
-      << ",\"reordered_batches\":" << n.reordered_batches()
-      << ",\"source_restarts\":" << n.source_restarts() << ",\"rejected\":" << n.rejected_batches()
-      << ",\"ingress_latency_p50_ns\":" << n.ingress_latency_p50_ns()
-      << ",\"ingress_latency_p99_ns\":" << n.ingress_latency_p99_ns()
-      << ",\"ingress_latency_max_ns\":" << n.ingress_latency_max_ns()
-      << ",\"ingress_latency_count\":" << n.ingress_latency_count() << ",\"ingress_latency_le\":[";
+    j << (i == 0 ? "" : ",") << "{";
+    shown_json(j, n, true);
+    j << ",\"ingress_latency_le\":[";
     for (int k = 0; k < n.ingress_latency_le_size(); ++k) j << (k ? "," : "") << n.ingress_latency_le(k);
     j << "],\"weights\":[";
     for (int k = 0; k < n.weights_size(); ++k) j << (k ? "," : "") << num(n.weights(k));
     j << "]";
     if (n.has_health()) {
       const auto& h = n.health();
-      j << ",\"clock_synced\":" << b(h.clock_synced()) << ",\"clock_offset_ns\":" << h.clock_offset_ns()
-        << ",\"clock_uncertainty_ns\":" << h.clock_uncertainty_ns()
-        << ",\"clock_drift_ppb\":" << h.clock_drift_ppb() << ",\"received_events\":" << h.received_events()
-        << ",\"lost_events\":" << h.lost_events() << ",\"late_events\":" << h.late_events()
-        << ",\"late_dropped\":" << h.late_dropped() << ",\"emitted_events\":" << h.emitted_events()
-        << ",\"node_dropped_events\":" << h.dropped_events()
-        << ",\"playout_overrun\":" << h.playout_overrun()
-        << ",\"device_trouble\":" << h.device_trouble() << ",\"trouble_counters\":[";
+      shown_json(j, h, false);
+      j << ",\"trouble_counters\":[";
       for (int k = 0; k < h.trouble_counters_size(); ++k) {
         j << (k ? "," : "") << '"' << json_escape(h.trouble_counters(k)) << '"';
       }
@@ -121,9 +168,9 @@ std::string status_json(const v1::StatusReply& r) {
   j << "],\"taps\":[";
   for (int i = 0; i < r.taps_size(); ++i) {
     const auto& t = r.taps(i);
-    j << (i == 0 ? "" : ",") << "{\"name\":\"" << json_escape(t.name()) << "\",\"connected\":"
-      << b(t.connected()) << ",\"events_out\":" << t.events_out()
-      << ",\"dropped_events\":" << t.dropped_events() << "}";
+    j << (i == 0 ? "" : ",") << "{";
+    shown_json(j, t, true);
+    j << "}";
   }
   j << "],\"links\":[";
   for (int i = 0; i < r.links_size(); ++i) {
@@ -162,55 +209,18 @@ std::string status_json(const v1::StatusReply& r) {
 
 std::string prometheus_metrics(const v1::StatusReply& r, const HttpFigures* http) {
   Metrics m;
-  const auto per_node = [&](const char* name, const char* type, const char* help, auto value) {
-    m.family(name, type, help);
-    for (const auto& n : r.nodes()) m.sample(node_label(n), static_cast<double>(value(n)));
-  };
-  const auto per_health = [&](const char* name, const char* type, const char* help, auto value) {
-    m.family(name, type, help);
-    for (const auto& n : r.nodes()) {
-      if (n.has_health()) m.sample(node_label(n), value(n.health()));
-    }
-  };
   m.family("ion_node_info", "gauge", "Topology nodes (value 1), with their kind.");
   for (const auto& n : r.nodes()) {
     m.sample(node_label(n) + ",kind=\"" + label(n.kind_name()) + "\"", 1);
   }
-  per_node("ion_node_connected", "gauge", "1 while the node is registered with the broker.",
-           [](const auto& n) { return n.connected() ? 1 : 0; });
-  per_node("ion_node_registrations_total", "counter", "Registrations (Hello accepted).",
-           [](const auto& n) { return n.registrations(); });
-  per_node("ion_node_timeouts_total", "counter", "Times the node went silent beyond the timeout.",
-           [](const auto& n) { return n.timeouts(); });
-  per_node("ion_events_received_total", "counter", "Events the broker accepted from the node.",
-           [](const auto& n) { return n.events_in(); });
-  per_node("ion_batches_received_total", "counter", "Batches the broker accepted from the node.",
-           [](const auto& n) { return n.batches_in(); });
-  per_node("ion_events_sent_total", "counter", "Events the broker sent to the node.",
-           [](const auto& n) { return n.events_out(); });
-  per_node("ion_batches_sent_total", "counter", "Batches the broker sent to the node.",
-           [](const auto& n) { return n.batches_out(); });
-  per_node("ion_events_dropped_total", "counter",
-           "Events for the node dropped at the broker (ring full or node away).",
-           [](const auto& n) { return n.dropped_events(); });
-  per_node("ion_upstream_gaps_total", "counter", "Batches from the node missing (sequence gaps).",
-           [](const auto& n) { return n.lost_upstream_batches(); });
-  per_node("ion_batches_rejected_total", "counter", "Messages from the node refused by validation.",
-           [](const auto& n) { return n.rejected_batches(); });
-  per_health("ion_node_delivered_events_total", "counter", "Events the node handed to its device.",
-             [](const auto& h) { return static_cast<double>(h.received_events()); });
-  per_health("ion_node_lost_events_total", "counter", "Events the node knows were lost on the way.",
-             [](const auto& h) { return static_cast<double>(h.lost_events()); });
-  per_health("ion_node_late_events_total", "counter", "Events that reached the node after their deadline.",
-             [](const auto& h) { return static_cast<double>(h.late_events()); });
-  per_health("ion_node_late_dropped_total", "counter", "Late events dropped by the connection's policy.",
-             [](const auto& h) { return static_cast<double>(h.late_dropped()); });
-  per_health("ion_node_playout_overrun_total", "counter",
-             "Events handed to the device later than deadline + the playout's precision (flagged late).",
-             [](const auto& h) { return static_cast<double>(h.playout_overrun()); });
-  per_health("ion_node_device_trouble_total", "counter",
-             "Sum of the driver's trouble counters: late at the device, behind real time, queue full.",
-             [](const auto& h) { return static_cast<double>(h.device_trouble()); });
+  shown_metrics(m, v1::NodeStatus::descriptor(), [&](auto sample) {
+    for (const auto& n : r.nodes()) sample(node_label(n), n);
+  });
+  shown_metrics(m, v1::NodeHealth::descriptor(), [&](auto sample) {
+    for (const auto& n : r.nodes()) {
+      if (n.has_health()) sample(node_label(n), n.health());
+    }
+  });
   m.family("ion_driver_counter", "gauge", "The driver's own counters (docs/devices/), by name.");
   for (const auto& n : r.nodes()) {
     if (!n.has_health()) continue;
@@ -223,18 +233,17 @@ std::string prometheus_metrics(const v1::StatusReply& r, const HttpFigures* http
                static_cast<double>(v));
     }
   }
-  per_health("ion_node_emitted_events_total", "counter", "Events the node's device emitted.",
-             [](const auto& h) { return static_cast<double>(h.emitted_events()); });
-  per_health("ion_node_send_dropped_events_total", "counter", "Events dropped in the node's send queue.",
-             [](const auto& h) { return static_cast<double>(h.dropped_events()); });
-  per_health("ion_clock_synced", "gauge", "1 when the node has network time.",
-             [](const auto& h) { return h.clock_synced() ? 1.0 : 0.0; });
-  per_health("ion_clock_offset_seconds", "gauge", "Network time minus the node's clock.",
-             [](const auto& h) { return static_cast<double>(h.clock_offset_ns()) * 1e-9; });
-  per_health("ion_clock_uncertainty_seconds", "gauge", "Stated bound on the clock offset's error.",
-             [](const auto& h) { return static_cast<double>(h.clock_uncertainty_ns()) * 1e-9; });
-  per_health("ion_clock_drift_ppb", "gauge", "The node's clock drift against network time.",
-             [](const auto& h) { return static_cast<double>(h.clock_drift_ppb()); });
+  m.family("ion_driver_gauge", "gauge", "The driver's gauges (docs/devices/), by name and index.");
+  for (const auto& n : r.nodes()) {
+    if (!n.has_health()) continue;
+    for (const auto& g : n.health().gauges()) {
+      for (int k = 0; k < g.values_size(); ++k) {
+        if (!std::isfinite(g.values(k))) continue;  // not known yet
+        m.sample(node_label(n) + ",gauge=\"" + label(g.name()) + "\",index=\"" + std::to_string(k) + "\"",
+                 g.values(k));
+      }
+    }
+  }
 
   m.family("ion_ingress_latency_seconds", "histogram",
            "Broker receive time minus source time of the node's events (the node-to-broker link).");
@@ -263,7 +272,7 @@ std::string prometheus_metrics(const v1::StatusReply& r, const HttpFigures* http
     m.sample(lab, static_cast<double>(l.count()), "_count");
   }
 
-  m.family("ion_synapse_weight", "gauge", "Latest reported weight of each synapse.");
+  m.family("ion_synapse_weight", "gauge", "Latest reported weight of each synapse (the \"weight\" gauge).");
   for (const auto& n : r.nodes()) {
     for (int k = 0; k < n.weights_size(); ++k) {
       if (std::isfinite(n.weights(k))) {
@@ -276,10 +285,9 @@ std::string prometheus_metrics(const v1::StatusReply& r, const HttpFigures* http
     m.sample("connection=\"" + std::to_string(c.index()) + "\",from=\"" + label(c.from()) + "\"",
              static_cast<double>(c.delay_ns()) * 1e-9);
   }
-  m.family("ion_tap_events_sent_total", "counter", "Events sent to each recorder.");
-  for (const auto& t : r.taps()) m.sample("tap=\"" + label(t.name()) + "\"", static_cast<double>(t.events_out()));
-  m.family("ion_tap_events_dropped_total", "counter", "Events a recorder's ring dropped.");
-  for (const auto& t : r.taps()) m.sample("tap=\"" + label(t.name()) + "\"", static_cast<double>(t.dropped_events()));
+  shown_metrics(m, v1::TapStatus::descriptor(), [&](auto sample) {
+    for (const auto& t : r.taps()) sample("tap=\"" + label(t.name()) + "\"", t);
+  });
   m.family("ion_rejected_messages_total", "counter", "Messages refused by the broker, by reason.");
   for (const auto& [why, count] : r.rejects()) m.sample("reason=\"" + label(why) + "\"", static_cast<double>(count));
 
@@ -320,7 +328,7 @@ std::string status_table(const v1::StatusReply& r, const std::string& broker) {
       << ", up " << std::fixed << std::setprecision(0)
       << static_cast<double>(r.network_ns() - r.anchor_network_ns()) * 1e-9 << " s)\n";
   out << "  " << std::left << std::setw(14) << "node" << std::setw(10) << "kind" << std::setw(4)
-      << "up" << std::right << std::setw(11) << "events in" << std::setw(11) << "events out"
+      << "up" << std::right << std::setw(11) << "from node" << std::setw(11) << "to node"
       << std::setw(9) << "dropped" << std::setw(7) << "gaps" << std::setw(9) << "rejected"
       << std::setw(12) << "in p99 ms" << std::setw(8) << "late" << std::setw(8) << "lost"
       << std::setw(9) << "trouble" << std::setw(22) << "clock offset us" << "\n";
@@ -391,6 +399,10 @@ std::string status_table(const v1::StatusReply& r, const std::string& broker) {
   for (const auto& [why, count] : sec.refused()) {
     if (count > 0) out << "  connections refused, " << why << ": " << count << "\n";
   }
+  // The same words as the dashboard and the report.
+  out << "  from node: events the node sent, accepted by the broker; to node: events the broker sent\n"
+         "  it; dropped: at the broker for it (ring full, node away); gaps: batches missing from it;\n"
+         "  in p99: its events' source-to-broker latency; late, lost: as the node reports them\n";
   return out.str();
 }
 

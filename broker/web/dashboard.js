@@ -146,35 +146,54 @@ function renderRasters(s) {
       row.appendChild(label);
       box.appendChild(row);
     }
-    const rows = Math.max(1, l.maxCh + 1);
-    // Taller as channels appear: 2 px per channel row, between 48 and 220 px.
-    const height = Math.min(220, Math.max(48, rows * 2));
+    // A row per channel that has fired this session, in channel order (a chip with 5 active
+    // neurons out of 256 gets 5 rows, not a strip), 4 px each, between 48 and 260 px.
+    if (!l.active) l.active = new Set();
+    for (const [, ch] of l.events) l.active.add(ch);
+    const chans = Array.from(l.active).sort((a, b) => a - b);
+    const index = new Map(chans.map((ch, i) => [ch, i]));
+    const rows = Math.max(1, chans.length);
+    const AXIS = 14;  // px under the rows for the time labels
+    const LEFT = 44;  // px left of the rows for the channel labels
+    const height = Math.min(260, Math.max(48, rows * 4)) + AXIS;
     const c = canvasFor(row, "raster-" + n.name, height);
     if (c.height !== height) c.height = height;
     const g = c.getContext("2d");
     g.clearRect(0, 0, c.width, c.height);
+    const plotW = c.width - LEFT, plotH = c.height - AXIS;
     g.strokeStyle = "#eef";
+    g.fillStyle = "#666";
+    g.font = "11px sans-serif";
     for (let sec = 0; sec <= RASTER_WINDOW_S; sec++) {
-      const x = (sec / RASTER_WINDOW_S) * c.width;
-      g.beginPath(); g.moveTo(x, 0); g.lineTo(x, c.height); g.stroke();
+      const x = LEFT + (sec / RASTER_WINDOW_S) * plotW;
+      g.beginPath(); g.moveTo(x, 0); g.lineTo(x, plotH); g.stroke();
+      if (sec % 2 === 0) {
+        const ago = RASTER_WINDOW_S - sec;
+        g.textAlign = sec === 0 ? "left" : sec === RASTER_WINDOW_S ? "right" : "center";
+        g.fillText(ago === 0 ? "now" : `−${ago} s`, x, c.height - 2);
+      }
     }
+    g.textAlign = "right";  // channel numbers of the bottom and top rows
+    if (chans.length > 0) g.fillText(`ch ${chans[0]}`, LEFT - 4, plotH - 1);
+    if (chans.length > 1) g.fillText(`ch ${chans[chans.length - 1]}`, LEFT - 4, 10);
     g.fillStyle = l.color;
-    const h = c.height / rows;
+    const h = plotH / rows;
     let here = 0;
     for (const [t, ch] of l.events) {
       if (t < start) continue;
-      const x = ((t - start) / (RASTER_WINDOW_S * 1e9)) * c.width;
-      g.fillRect(x, c.height - (ch + 1) * h, 1.5, Math.max(1, h - 0.5));
+      const x = LEFT + ((t - start) / (RASTER_WINDOW_S * 1e9)) * plotW;
+      g.fillRect(x, plotH - (index.get(ch) + 1) * h, 1.5, Math.max(1, h - 0.5));
       here++;
     }
     c.dataset.eventsDrawn = String(here);
+    c.dataset.rows = String(chans.length);
     drawn += here;
     row.querySelector(".label").innerHTML = "";
     const name = document.createElement("b");
     name.textContent = n.name;
     const rate = document.createElement("span");
     rate.className = "rate";
-    rate.textContent = `${fmt(l.rateIn)} ev/s · ${rows} ch`;
+    rate.textContent = `${fmt(l.rateIn)} ev/s · ${chans.length} active of ${n.topology_channels || l.maxCh + 1} ch`;
     row.querySelector(".label").append(name, rate);
   });
   state.eventsDrawn = drawn;
@@ -250,13 +269,19 @@ function latencyFigure(box, id, caption, le, count, bounds, color) {
   const top = Math.max(1, ...counts);
   const w = c.width / counts.length;
   g.font = "10px sans-serif";
+  let labelEnd = -Infinity;  // a label that would touch the previous one is left out
   counts.forEach((v, k) => {
     const h = (v / top) * (c.height - 28);
     g.fillStyle = color;
     g.fillRect(k * w + 2, c.height - 16 - h, w - 4, h);
     g.fillStyle = "#667";
-    const edge = k < bounds.length ? bounds[k] / 1e6 : Infinity;
-    g.fillText(edge === Infinity ? ">" : edge < 1 ? edge.toFixed(2) : edge.toFixed(0), k * w + 2, c.height - 4);
+    const edge = k < bounds.length ? bounds[k] / 1e6 : Infinity;  // ms
+    const text = edge === Infinity ? ">" : edge >= 1000 ? `${edge / 1000}s` : `${edge}`;
+    const x = k * w + w / 2 - g.measureText(text).width / 2;
+    if (x > labelEnd + 3) {
+      g.fillText(text, x, c.height - 4);
+      labelEnd = x + g.measureText(text).width;
+    }
   });
 }
 

@@ -13,9 +13,9 @@
 
 #include "../integration/harness.h"
 #include "../integration/recorder_runner.h"
-#include "ion/audit.h"
+#include "cli/audit.h"
 #include "ion/linkem/link_emulator.h"
-#include "ion/record.h"
+#include "cli/record.h"
 
 namespace ion::test {
 namespace {

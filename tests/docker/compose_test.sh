@@ -17,6 +17,8 @@ project="iontest$$"
 dc=("${compose[@]}" -p "$project" -f docker/docker-compose.yml)
 cleanup() { "${dc[@]}" down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
+# The dashboard is published on the host's loopback; a free port, in case 8080 is taken here.
+export ION_DASHBOARD_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "${dc[@]}" up -d >/dev/null
 
 # Spikes must cross all three labs in both directions: every lab sends to and receives from the
@@ -48,6 +50,19 @@ if [ -z "$ok" ]; then
   exit 1
 fi
 echo "spikes cross all three labs: $status"
+# "docker-compose exposes the dashboard on the host's loopback": the page and /api/status answer
+# there, and the port is bound to 127.0.0.1 only.
+python3 - "$ION_DASHBOARD_PORT" <<'PY'
+import json, sys, urllib.request
+port = sys.argv[1]
+page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
+assert "<html" in page.lower(), page[:200]
+status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10))
+assert {n["name"] for n in status["nodes"]} == {"padova", "zurich", "southampton"}, status["nodes"]
+print(f"dashboard on http://127.0.0.1:{port}/ answers")
+PY
+binding="$("${dc[@]}" port broker 8080)"
+case "$binding" in 127.0.0.1:*) ;; *) echo "FAIL: the dashboard is published on $binding, not the loopback"; exit 1;; esac
 events="$("${dc[@]}" exec -T recorder ion inspect /data/session.ionrec --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_events"])')"
 if [ "${events:-0}" -le 0 ]; then echo "FAIL: the recording holds no events"; exit 1; fi
 echo "recording: $events events in the recordings volume"

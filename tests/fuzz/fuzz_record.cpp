@@ -10,7 +10,7 @@
 
 #include "ion/core/codec.h"
 #include "ion/core/record.h"
-#include "ion/interchange/dataset.h"
+#include "ion/core/dataset.h"
 #include "ion/interchange/inspect.h"
 #include "replay_main.h"
 
@@ -37,7 +37,7 @@ void read_file(const std::string& path) {
     if (rd.valid_bytes() > rd.file_bytes()) std::abort();
     (void)rd.seek_time(0);
     (void)ion::interchange::inspect(path);
-    (void)ion::interchange::load_recording(path);
+    (void)ion::load_recording(path);
   } catch (const std::runtime_error&) {
     // not a recording: a clear error is the right answer
   }
@@ -64,10 +64,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 int main() {
   // Seeds: a real recording (header, batches with and without values, index records, a marker),
   // the bare magic, and nothing.
-  ion::interchange::Dataset d;
+  ion::Dataset d;
   d.header.set_origin("fuzz seed");
   for (int k = 0; k < 2; ++k) {
-    ion::interchange::SourceData s;
+    ion::SourceData s;
     s.desc.set_name(k == 0 ? "culture" : "chip");
     s.desc.set_channels(4);
     for (int i = 0; i < 120; ++i) {
@@ -79,7 +79,7 @@ int main() {
     d.sources.push_back(s);
   }
   const std::string seed_path = scratch_path() + ".seed";
-  ion::interchange::write_recording(seed_path, d, 16);
+  ion::write_recording(seed_path, d, 16);
   std::FILE* f = std::fopen(seed_path.c_str(), "rb");
   std::string bytes;
   char buf[4096];

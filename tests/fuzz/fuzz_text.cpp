@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "ion/chip/aer.h"
-#include "ion/interchange/dataset.h"
+#include "ion/core/dataset.h"
 #include "ion/interchange/import.h"
 #include "ion/synapse/synapse_driver.h"
 #include "replay_main.h"
@@ -63,9 +63,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const std::invalid_argument&) {
   }
   int64_t ns = 0;
-  if (ion::interchange::parse_seconds_ns(text, ns)) {
+  if (ion::parse_seconds_ns(text, ns)) {
     int64_t back = 0;
-    if (!ion::interchange::parse_seconds_ns(ion::interchange::format_seconds(ns), back) || back != ns) std::abort();
+    if (!ion::parse_seconds_ns(ion::format_seconds(ns), back) || back != ns) std::abort();
   }
   ion::chip::AerDatagram dg;
   if (ion::chip::decode_aer({data, size}, dg) == ion::chip::DecodeError::none && dg.events.size() > ion::chip::kAerMaxEvents) {

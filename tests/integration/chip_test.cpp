@@ -105,6 +105,12 @@ class Peer {
     ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
     ::sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
   }
+  [[nodiscard]] uint16_t port() const {
+    sockaddr_in a{};
+    socklen_t n = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n);
+    return ntohs(a.sin_port);
+  }
   std::vector<uint8_t> receive() const {
     std::vector<uint8_t> b(2048);
     const ssize_t n = ::recv(fd_, b.data(), b.size(), 0);
@@ -194,8 +200,8 @@ TEST(ChipUdp, LegacyPeerOfThe2017HubBothWays) {
   o.udp.listen = "127.0.0.1:0";
   o.chip.cores = 1;
   o.chip.neurons_per_core = 256;
-  o.legacy.accept_codes = {'P'};
-  o.legacy.own_code = 'S';
+  o.legacy.in.codes = {'P'};
+  o.legacy.out.codes = {'S'};
   ChipDriver driver(o);
   FakeEmitter emitter;
   driver.start(emitter);
@@ -232,6 +238,7 @@ TEST(ChipUdp, LegacyPeerOfThe2017HubBothWays) {
   EXPECT_EQ(events[1].payload, 1.0F);
   // Arrival jitter enters the fit (halved, over two packets): a few ms on a loaded machine.
   EXPECT_NEAR(static_cast<double>(events[1].time_ns - events[0].time_ns), 272 * 50'000, 3e6);
+  EXPECT_TRUE(driver.counters().contains("device_drift_ppb")) << "the peer's counter is fitted";
 
   EventBatch in;
   in.kind = EventKind::synaptic_input;
@@ -243,6 +250,59 @@ TEST(ChipUdp, LegacyPeerOfThe2017HubBothWays) {
   EXPECT_EQ(p.code, 'S');
   EXPECT_EQ(p.id, 9U);
   EXPECT_EQ(p.field, 128);  // 255 × 0.5, rounded
+  driver.stop();
+}
+
+TEST(ChipUdp, IonPlaysZurichAgainstAHubThatBehavesAsThe2017One) {
+  // The hub below is written from what the 2017 hub's code did (docs/devices/chip.md): it sums
+  // the intervals in Zurich's 'A' packets into its clock and answers each Zurich spike with an
+  // 'S' packet for the synapse it drives: post neuron id, the synapse's weight byte, its clock,
+  // id and time masked to 20 bits. With preset hub2017-zurich the node sends its inputs as
+  // intervals and maps the hub's clock back: each 'S' comes out at the deadline of the spike
+  // that caused it, exactly.
+  Peer hub;
+  ChipDriverOptions o;
+  o.backend = Backend::legacy_udp;
+  o.udp.listen = "127.0.0.1:0";
+  o.udp.peer = "127.0.0.1:" + std::to_string(hub.port());
+  o.chip.cores = 1;
+  o.chip.neurons_per_core = 256;
+  o.legacy = chip::LegacyOptions::preset_named("hub2017-zurich");
+  ChipDriver driver(o);
+  FakeEmitter emitter;
+  driver.start(emitter);
+
+  const int64_t t0 = emitter.network_now_ns() + 1'000'000;
+  const std::array<int64_t, 3> deadlines = {t0, t0 + 272 * 50'000, t0 + 273 * 50'000};
+  EventBatch spikes;
+  spikes.kind = EventKind::spike;
+  for (size_t i = 0; i < deadlines.size(); ++i) spikes.push(static_cast<uint32_t>(i), deadlines[i] - 20'000'000);
+  BatchHeader h;
+  h.delay_ns = 20'000'000;
+  driver.deliver(h, spikes, Delivery{});
+
+  uint32_t tabs = 0;
+  for (size_t i = 0; i < deadlines.size(); ++i) {
+    const std::vector<uint8_t> got = hub.receive();
+    chip::LegacyPacket in;
+    ASSERT_EQ(chip::decode_legacy(got, in), chip::DecodeError::none) << got.size() << " bytes";
+    ASSERT_EQ(in.code, 'A');
+    ASSERT_EQ(in.id, i);
+    tabs += in.ticks;
+    const uint32_t post = 100 + static_cast<uint32_t>(i);
+    const auto out = chip::encode_legacy({'S', post & 0xFFFFF, 204, tabs & 0xFFFFF});
+    hub.send(out, driver.udp_port());
+  }
+  ASSERT_TRUE(eventually([&] { return emitter.events().size() == deadlines.size(); }, 10s));
+  const auto events = emitter.events();
+  for (size_t i = 0; i < deadlines.size(); ++i) {
+    EXPECT_EQ(events[i].channel, 100 + i);
+    EXPECT_EQ(events[i].time_ns, deadlines[i]) << i;
+    EXPECT_FLOAT_EQ(events[i].payload, 0.8F);  // 204 / 255
+  }
+  // The first version read the same packets as absolute counters from a peer called 'P': the
+  // hub's 'S' packets were all refused.
+  EXPECT_EQ(counter(driver, "packet_unknown_sender_code"), 0);
   driver.stop();
 }
 

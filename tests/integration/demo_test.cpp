@@ -5,7 +5,7 @@
 #include <regex>
 
 #include "harness.h"
-#include "ion/interchange/dataset.h"
+#include "ion/core/dataset.h"
 #include "ion/interchange/inspect.h"
 
 namespace ion::test {
@@ -76,7 +76,7 @@ std::pair<int, int> rule_on(const std::vector<int64_t>& pre, const std::vector<i
   return {ltp, ltd};
 }
 
-std::vector<int64_t> times_of(const interchange::Dataset& d, const std::string& source, uint32_t channel) {
+std::vector<int64_t> times_of(const ion::Dataset& d, const std::string& source, uint32_t channel) {
   std::vector<int64_t> t;
   for (const auto& s : d.sources) {
     if (s.desc.name() != source || s.stream != 0) continue;
@@ -129,7 +129,7 @@ TEST(Demo, ThreeLabNetworkLearnsOnTimeWithAndWithoutTheEmulatedWan) {
   // ... and the rule applied by hand to the recording agrees with the pulses the hub decided
   // (up to the spikes at the very start and end, which the hub may not have had in full).
   const std::string rec = tmp("demo-wan") + "/recording.ionrec";
-  const interchange::Dataset d = interchange::load_recording(rec);
+  const ion::Dataset d = ion::load_recording(rec);
   const auto bio = times_of(d, "padova", 55);
   const auto si0 = times_of(d, "zurich", 0);
   const auto si1 = times_of(d, "zurich", 1);

@@ -16,11 +16,13 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "../eventually.h"
 #include "ion/broker/broker.h"
 #include "ion/core/codec.h"
-#include "ion/drivers/generator.h"
-#include "ion/drivers/sink.h"
+#include "ion/builtin/generator.h"
+#include "ion/builtin/sink.h"
 #include "ion/node/node.h"
+#include "ion/node/node_thread.h"
 #include "ion/v1/ion.pb.h"
 
 extern char** environ;
@@ -28,17 +30,6 @@ extern char** environ;
 namespace ion::test {
 
 using namespace std::chrono_literals;
-
-// Polls `pred` until it holds or `timeout` passes; returns whether it held.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = 20s) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(2ms);
-  }
-  return pred();
-}
 
 inline BrokerOptions broker_options(Topology topo) {
   BrokerOptions o;
@@ -72,21 +63,12 @@ inline ConnectionSpec connect_all(const std::string& from, const std::string& to
 
 class BrokerRunner {
  public:
-  explicit BrokerRunner(BrokerOptions o) : broker_(std::move(o)) {
-    endpoint_ = broker_.bind();
-    thread_ = std::thread([this] { broker_.run(); });
-  }
-  ~BrokerRunner() { stop(); }
-  void stop() {
-    if (thread_.joinable()) {
-      broker_.stop();
-      thread_.join();
-    }
-  }
-  Broker& broker() { return broker_; }
-  const std::string& endpoint() const { return endpoint_; }
-  BrokerNodeStats stats(const std::string& name) const {
-    for (auto& s : broker_.node_stats()) {
+  explicit BrokerRunner(BrokerOptions o) : running_(std::move(o)) {}
+  void stop() { running_.stop(); }
+  Broker& broker() { return running_.broker(); }
+  const std::string& endpoint() const { return running_.endpoint(); }
+  BrokerNodeStats stats(const std::string& name) {
+    for (auto& s : running_.broker().node_stats()) {
       if (s.name == name) return s;
     }
     ADD_FAILURE() << "no node " << name;
@@ -94,9 +76,7 @@ class BrokerRunner {
   }
 
  private:
-  Broker broker_;
-  std::string endpoint_;
-  std::thread thread_;
+  BrokerThread running_;
 };
 
 template <class DriverT>
@@ -104,24 +84,15 @@ class NodeRunner {
  public:
   NodeRunner(NodeOptions o, std::unique_ptr<DriverT> d,
              const Clock& clock = SteadyClock::instance())
-      : driver_(d.get()), node_(std::move(o), std::move(d), clock) {
-    thread_ = std::thread([this] { node_.run(); });
-  }
-  ~NodeRunner() { stop(); }
-  void stop() {
-    if (thread_.joinable()) {
-      node_.stop();
-      thread_.join();
-    }
-  }
-  Node& node() { return node_; }
+      : driver_(d.get()), thread_(std::move(o), std::move(d), clock) {}
+  void stop() { thread_.stop(); }
+  Node& node() { return thread_.node(); }
   DriverT& driver() { return *driver_; }
-  NodeStats stats() const { return node_.stats(); }
+  NodeStats stats() const { return thread_.node().stats(); }
 
  private:
   DriverT* driver_;
-  Node node_;
-  std::thread thread_;
+  NodeThread thread_;  // ion/node/node_thread.h: the one "node on its own thread"
 };
 
 inline std::unique_ptr<GeneratorDriver> generator(uint32_t channels, double rate_hz,

@@ -9,8 +9,8 @@
 
 #include "harness.h"
 #include "recorder_runner.h"
-#include "ion/interchange/dataset.h"
-#include "ion/record.h"
+#include "ion/core/dataset.h"
+#include "cli/record.h"
 
 namespace ion::test {
 namespace {
@@ -333,6 +333,19 @@ TEST_F(Outputs, AnExistingFileIsReplacedOnlyWithForce) {
   EXPECT_EQ(read_all(rec), before_);
 }
 
+TEST_F(Outputs, AMissingFolderIsMadeAndAFileInTheWayIsAOneLineError) {
+  // README: `ion record ... -o recordings/session.ionrec` on a fresh clone.
+  const std::string rec = dir_ + "/rec.ionrec";
+  std::string out;
+  EXPECT_EQ(run({"export", rec, "--format", "csv", "-o", dir_ + "/new/sub/x.csv"}, &out), 0) << out;
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir_ + "/new/sub/x.csv"));
+  write_file(dir_ + "/plain", "a file\n");
+  EXPECT_EQ(run({"export", rec, "--format", "csv", "-o", dir_ + "/plain/x.csv"}, &out), 2);
+  EXPECT_NE(out.find("cannot make the folder '" + dir_ + "/plain'"), std::string::npos) << out;
+  EXPECT_EQ(count_lines_with(out, "ion"), 1u) << out;
+  EXPECT_EQ(read_all(dir_ + "/plain"), "a file\n");
+}
+
 // --- 7. Untrusted files: a corrupt HDF5 file found by tests/fuzz/fuzz_hdf5.cpp makes libhdf5
 // 1.10 itself crash (SIGSEGV in its global-heap reader). `ion import` contains it: one line,
 // status 2, no output file, never a crash of `ion` (docs/security.md, Fuzzing).
@@ -379,6 +392,13 @@ TEST_F(Outputs, ReplayArgumentsAreCheckedWithOneLineErrors) {
   EXPECT_EQ(run({"replay", rec, "--to", dir_ + "/merged.ionrec", "--remap", "0:1", "--merge"}, &out), 0) << out;
   EXPECT_EQ(run({"import", "csv", dir_ + "/spikes.csv", "-o", dir_ + "/x.ionrec", "--sample-rate", "0"}, &out), 2);
   EXPECT_EQ(run({"replay"}, &out), 2) << "a usage error is status 2: " << out;
+  // The link emulator and the benchmarks check theirs before they start (these used to run).
+  EXPECT_EQ(run({"linkem", "--connect", "127.0.0.1:99999"}, &out), 2) << out;
+  EXPECT_NE(out.find("is not a number from 1 to 65535"), std::string::npos) << out;
+  EXPECT_EQ(run({"linkem", "--listen", "127.0.0.1:http"}, &out), 2) << out;
+  EXPECT_EQ(run({"linkem", "--connect", "127.0.0.1:0"}, &out), 2) << out;
+  EXPECT_EQ(run({"bench", "broker", "--dashboard-clients", "-3"}, &out), 2) << out;
+  EXPECT_EQ(run({"bench", "broker", "--dashboard-clients", "65"}, &out), 2) << out;
 }
 
 TEST(Arguments, VersionOnEveryProgramAndLogLevelAfterTheSubcommand) {

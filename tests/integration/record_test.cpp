@@ -5,15 +5,16 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "harness.h"
 #include "recorder_runner.h"
 #include "ion/core/record.h"
-#include "ion/data.h"
-#include "ion/interchange/dataset.h"
+#include "cli/data.h"
+#include "ion/core/dataset.h"
 #include "ion/interchange/import.h"
 #include "ion/interchange/inspect.h"
-#include "ion/record.h"
+#include "cli/record.h"
 #include "ion/v1/record.pb.h"
 
 namespace ion::test {
@@ -52,8 +53,8 @@ TEST(Record, LiveSessionIsRecordedExactly) {
   (void)snaps;
   ASSERT_EQ(rec.rc(), 0) << rec.log();
 
-  interchange::LoadStats st;
-  const auto d = interchange::load_recording(ro.out, &st);
+  ion::LoadStats st;
+  const auto d = ion::load_recording(ro.out, &st);
   EXPECT_FALSE(st.torn);
   ASSERT_EQ(d.sources.size(), 1U);
   EXPECT_EQ(d.sources[0].desc.name(), "gen");
@@ -70,6 +71,45 @@ TEST(Record, LiveSessionIsRecordedExactly) {
   bool sink_clock = false;
   for (const auto& n : x.nodes) sink_clock = sink_clock || (n.name == "sink" && n.clock_reports > 0);
   EXPECT_TRUE(sink_clock) << "the nodes' clock reports are in the recording";
+}
+
+TEST(Record, TheLastStatusRecordIsTakenWhenTheRecorderStops) {
+  // The report's "counters at the end" come from the last status record: it must be taken at
+  // the end, so that they agree with the events recorded (they showed fewer events than the
+  // raster when the last periodic one was older than the last events).
+  Topology t;
+  t.nodes = {{"gen", "generator", 8, 0}, {"sink", "sink", 0, 8}};
+  t.connections = {connect_all("gen", "sink")};
+  BrokerRunner broker(broker_options(t));
+  RecordOptions ro;
+  ro.name = "recorder";
+  ro.broker = broker.endpoint();
+  ro.out = tmp("final-status.ionrec");
+  ro.status_interval = std::chrono::hours(1);  // one periodic status only, at the start
+  RecorderRunner rec(ro);
+  ASSERT_TRUE(eventually([&] { return broker.broker().tap_stats().size() == 1; }, 10s)) << rec.log();
+  NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(8));
+  ASSERT_TRUE(snk.node().wait_registered(1, 10s));
+  constexpr uint64_t kEvents = 500;
+  NodeRunner<GeneratorDriver> gen(node_options("gen", broker.endpoint()), generator(8, 200.0, kEvents));
+  ASSERT_TRUE(eventually([&] { return tap_events(broker, "recorder") == kEvents; }, 30s));
+  (void)rec.stop();
+  ASSERT_EQ(rec.rc(), 0) << rec.log();
+  record::Reader rd(ro.out);
+  record::Record r;
+  uint64_t last_events_in = 0;
+  int statuses = 0;
+  while (rd.next(r)) {
+    if (r.type != record::RecordType::status) continue;
+    v1::RecordStatus st;
+    ASSERT_TRUE(st.ParseFromArray(r.body.data(), static_cast<int>(r.body.size())));
+    for (const auto& n : st.status().nodes()) {
+      if (n.name() == "gen") last_events_in = n.events_in();
+    }
+    ++statuses;
+  }
+  EXPECT_GE(statuses, 2) << "the first and the closing one";
+  EXPECT_EQ(last_events_in, kEvents);
 }
 
 TEST(Record, KilledRecorderLeavesAFileThatReadsBack) {
@@ -122,13 +162,13 @@ std::string known_recording(std::vector<int64_t>& times, std::vector<std::string
   for (int i = 0; i < 600; ++i) {
     const int64_t t = 1'000'000'000 + static_cast<int64_t>(i) * 5'000'000 + (i % 7) * 130'000;
     const std::string ch = "e" + std::to_string(i % 4);
-    csv << ch << "," << interchange::format_seconds(t) << "\n";
+    csv << ch << "," << ion::format_seconds(t) << "\n";
     times.push_back(t);
     chans.push_back(ch);
   }
   write_file(tmp("known.csv"), csv.str());
   const auto imp = interchange::import_csv(tmp("known.csv"));
-  interchange::write_recording(tmp("known.ionrec"), imp.data);
+  ion::write_recording(tmp("known.ionrec"), imp.data);
   return tmp("known.ionrec");
 }
 
@@ -164,7 +204,7 @@ TEST(Replay, LiveReplayKeepsTheRecordedRelativeTiming) {
     rec.stop();
     EXPECT_EQ(snk.stats().late_events, 0U);
     EXPECT_EQ(snk.driver().early(), 0U);
-    const auto d = interchange::load_recording(ro.out);
+    const auto d = ion::load_recording(ro.out);
     ASSERT_EQ(d.sources.size(), 1U);
     const auto& s = d.sources[0];
     ASSERT_EQ(s.size(), times.size());
@@ -176,6 +216,82 @@ TEST(Replay, LiveReplayKeepsTheRecordedRelativeTiming) {
                 static_cast<int64_t>(std::llround(static_cast<double>(times[i] - times[0]) / speed)))
           << "event " << i << " at speed " << speed;
     }
+  }
+}
+
+TEST(Replay, ARecordingStandsInForALabAndCountsWhatItReceives) {
+  // Issue "a recording stands in for a lab": the replay takes the name of a topology node that
+  // has input ports (an MEA that is stimulated), declares that node's channels and ports as the
+  // topology gives them, emits the recording with a channel remapped by name, and counts and
+  // records what the network sends it.
+  std::vector<int64_t> times;
+  std::vector<std::string> chans;
+  const std::string file = known_recording(times, chans);
+  Topology t;
+  t.nodes = {{"padova", "mea", 60, 60}, {"stim", "generator", 1, 0}, {"sink", "sink", 0, 60}};
+  ConnectionSpec to_mea;  // stim:0 -> padova:55, as a synapse's output stimulates an electrode
+  to_mea.from = {"stim", false, 0, 0};
+  to_mea.to = {{"padova", false, 55, 55}};
+  to_mea.delay_ns = 50'000'000;
+  t.connections = {to_mea, connect_all("padova", "sink", 50ms)};
+  BrokerRunner broker(broker_options(t));
+  NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(60));
+  NodeRunner<GeneratorDriver> gen(node_options("stim", broker.endpoint()), generator(1, 200, 0));
+  ASSERT_TRUE(snk.node().wait_registered(1, 10s));
+  ASSERT_TRUE(gen.node().wait_registered(1, 10s));
+
+  ReplayCommand rc;
+  rc.file = file;
+  rc.broker = broker.endpoint();
+  rc.as = "padova";
+  rc.remap = "e2:55";  // by name: the recording's channel e2 becomes electrode 55
+  rc.record_inputs = tmp("received.ionrec");
+  std::atomic<bool> stop{false};
+  std::ostringstream log;
+  int status = -1;
+  std::thread replay([&] { status = run_replay(rc, stop, log); });
+  // The stimulation stops while the replay still runs (3 s), so everything sent to the stand-in
+  // is delivered (50 ms later) before it leaves: the counts can be compared exactly.
+  const bool flowing = eventually([&] { return broker.stats("padova").events_out > 100; }, 10s);
+  gen.stop();
+  replay.join();
+  ASSERT_TRUE(flowing);
+  ASSERT_EQ(status, 0) << log.str();
+  EXPECT_NE(log.str().find("'padova' stands in for the topology's mea node: 60 channels, 60 ports"),
+            std::string::npos) << log.str();
+  // Every replayed event reached the sink, e2's on port 55.
+  ASSERT_TRUE(eventually([&] { return snk.stats().received_events == times.size(); }, 10s));
+  const auto on_55 = static_cast<uint64_t>(std::count(chans.begin(), chans.end(), "e2"));
+  EXPECT_EQ(snk.driver().per_port()[55], on_55);
+  // What the broker sent the stand-in is what it counted and recorded, on port 55.
+  const uint64_t sent_to_padova = broker.stats("padova").events_out;
+  EXPECT_GT(sent_to_padova, 100U);
+  EXPECT_NE(log.str().find("received " + std::to_string(sent_to_padova) + "\n"), std::string::npos)
+      << "sent " << sent_to_padova << "; " << log.str();
+  const auto got = ion::load_recording(rc.record_inputs);
+  ASSERT_EQ(got.sources.size(), 1U);
+  EXPECT_EQ(got.sources[0].desc.name(), "stim -> padova");
+  EXPECT_EQ(got.sources[0].size(), sent_to_padova);
+  for (const uint32_t ch : got.sources[0].channels) ASSERT_EQ(ch, 55U);
+  EXPECT_NE(got.header.anchor_utc_ns(), 0) << "stamped in the live network's time";
+
+  // A name the recording does not have, and a channel the stood-in node does not have, are
+  // clear errors before anything joins.
+  rc.record_inputs.clear();
+  rc.remap = "e9:55";
+  try {
+    (void)run_replay(rc, stop, log);
+    ADD_FAILURE() << "a missing channel name was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("'e9' is not a channel name of"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("e0, e1"), std::string::npos) << e.what();
+  }
+  rc.remap = "e2:60";
+  try {
+    (void)run_replay(rc, stop, log);
+    ADD_FAILURE() << "a channel beyond the topology's was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("beyond the 60 channels declared"), std::string::npos) << e.what();
   }
 }
 
@@ -192,7 +308,7 @@ TEST(Replay, OfflineReplayWritesTheSameStampsAsLive) {
   std::atomic<bool> stop{false};
   std::ostringstream log;
   ASSERT_EQ(run_replay(rc, stop, log), 0) << log.str();
-  const auto d = interchange::load_recording(rc.to);
+  const auto d = ion::load_recording(rc.to);
   ASSERT_EQ(d.sources.size(), 1U);
   const auto& s = d.sources[0];
   size_t k = 0;
@@ -207,6 +323,10 @@ TEST(Replay, OfflineReplayWritesTheSameStampsAsLive) {
     ++k;
   }
   EXPECT_EQ(k, s.size());
+  // Names follow their channels through the remap (channel 3 plays what e0 recorded).
+  EXPECT_EQ(s.channel_name(3), "e0");
+  EXPECT_EQ(s.channel_name(0), "e3");
+  EXPECT_EQ(s.channel_name(1), "e1");
   // A looped replay has no end: refused for a file.
   rc.loop = true;
   EXPECT_THROW((void)run_replay(rc, stop, log), std::runtime_error);

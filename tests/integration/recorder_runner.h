@@ -5,7 +5,7 @@
 #include <string>
 #include <thread>
 
-#include "ion/record.h"
+#include "cli/record.h"
 
 namespace ion::test {
 

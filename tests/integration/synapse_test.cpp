@@ -180,10 +180,14 @@ TEST(SynapseNode, WeightsDoNotDependOnNetworkLatency) {
 
 TEST(SynapseNode, TransmissionNeverWaitsForTheProgrammingQueue) {
   // "with a 15 ms programming cost and a 200 Hz presynaptic train, no transmitted event misses
-  // its deadline" while every postsynaptic spike queues a pulse and a read.
+  // its deadline" while every postsynaptic spike queues a pulse and a read. Through the whole
+  // network: were transmission to wait for programming, the 200 Hz train would queue behind
+  // 15 ms updates and fall seconds behind. The delays leave room for a shared machine's
+  // scheduling stalls (tens of ms measured); the exact promise is the deterministic unit test
+  // SynapseDriverUnit.TransmissionNeverWaitsForTheProgrammingQueue.
   Topology t;
   t.nodes = {{"labs", "scripted", 3, 0}, {"hub", "synapse", 4, 3}, {"zurich", "sink", 0, 1}};
-  t.connections = {connect_all("labs", "hub", 20ms), connect_one("hub", 0, "zurich", 0, 20ms)};
+  t.connections = {connect_all("labs", "hub", 100ms), connect_one("hub", 0, "zurich", 0, 100ms)};
   BrokerRunner broker(broker_options(t));
   NodeRunner<SinkDriver> zurich(node_options("zurich", broker.endpoint()), sink(1));
   NodeRunner<SynapseDriver> hub(node_options("hub", broker.endpoint()),
@@ -200,7 +204,10 @@ TEST(SynapseNode, TransmissionNeverWaitsForTheProgrammingQueue) {
   const auto c = hub.driver().counters();
   const NodeStats s = zurich.stats();
   EXPECT_EQ(s.received_events, pre);
-  EXPECT_EQ(s.late_events, 0U) << "a transmitted event missed its deadline";
+  EXPECT_EQ(s.late_events, 0U) << "a transmitted event missed its deadline; lateness p99 "
+                               << s.lateness_p99_ns << " ns max " << s.lateness_max_ns
+                               << " ns; end to end p50 " << s.latency_p50_ns << " ns; link p99 "
+                               << s.link_latency_p99_ns << " ns max " << s.link_latency_max_ns;
   EXPECT_EQ(c.at("transmitted"), static_cast<int64_t>(pre));
   EXPECT_GT(c.at("instrument_queued") + c.at("instrument_queue_full"), 10)
       << "the programming queue was busy all along";

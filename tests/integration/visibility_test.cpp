@@ -3,14 +3,18 @@
 // "an event handed over beyond the playout's precision is flagged late and counted
 // (playout_overrun)". A device that cannot keep up says so through its driver's trouble counters.
 #include <filesystem>
+#include <fstream>
+#include <set>
 #include <regex>
 
 #include "harness.h"
 #include "recorder_runner.h"
 #include "ion/broker/status_text.h"
+#include "ion/core/config.h"
 #include "ion/core/record.h"
-#include "ion/record.h"
-#include "ion/report.h"
+#include "ion/drivers/registry.h"
+#include "cli/record.h"
+#include "cli/report.h"
 
 namespace ion::test {
 namespace {
@@ -97,25 +101,29 @@ TEST(Visibility, OverrunsAndDeviceTroubleReachStatusMetricsRecordingAndReportWhi
     broker.broker().status(mid);
     return mid.taps_size() == 1 && mid.taps(0).events_out() > 100;
   }, 10s));
+  uint64_t recorded_overrun = 0;
+  uint64_t recorded_trouble = 0;
+  const auto scan = [&] {  // the recording as written so far (a torn tail is not read)
+    record::Reader reader(ro.out);
+    for (record::Record x; reader.next(x);) {
+      if (x.type != record::RecordType::status) continue;
+      v1::RecordStatus s;
+      if (!s.ParseFromArray(x.body.data(), static_cast<int>(x.body.size()))) continue;
+      for (const auto& n : s.status().nodes()) {
+        if (n.name() != "slow") continue;
+        recorded_overrun = std::max(recorded_overrun, n.health().playout_overrun());
+        recorded_trouble = std::max(recorded_trouble, n.health().device_trouble());
+      }
+    }
+    return recorded_overrun > 0 && recorded_trouble > 0;
+  };
+  // The recorder asks for the status every 200 ms: wait for a record written after the broker knew.
+  EXPECT_TRUE(eventually(scan, 10s)) << "overrun " << recorded_overrun << " trouble " << recorded_trouble;
   gen.stop();
   slow.stop();
   (void)rec.stop();
   ASSERT_EQ(rec.rc(), 0) << rec.log();
-  uint64_t recorded_overrun = 0;
-  uint64_t recorded_trouble = 0;
-  record::Reader reader(ro.out);
-  for (record::Record x; reader.next(x);) {
-    if (x.type != record::RecordType::status) continue;
-    v1::RecordStatus s;
-    ASSERT_TRUE(s.ParseFromArray(x.body.data(), static_cast<int>(x.body.size())));
-    for (const auto& n : s.status().nodes()) {
-      if (n.name() != "slow") continue;
-      recorded_overrun = std::max(recorded_overrun, n.health().playout_overrun());
-      recorded_trouble = std::max(recorded_trouble, n.health().device_trouble());
-    }
-  }
-  EXPECT_GT(recorded_overrun, 0u);
-  EXPECT_GT(recorded_trouble, 0u);
+  EXPECT_TRUE(scan()) << "the whole recording carries them";
   const std::string html_path = tmp("report.html");
   std::filesystem::remove(html_path);
   (void)write_report(ro.out, html_path, ReportOptions{});
@@ -124,6 +132,45 @@ TEST(Visibility, OverrunsAndDeviceTroubleReachStatusMetricsRecordingAndReportWhi
   html << f.rdbuf();
   EXPECT_TRUE(std::regex_search(html.str(), std::regex(R"(<td class='bad'>[1-9][0-9]* \(slow_deliveries [1-9])")))
       << "the report's counters table names the trouble";
+}
+
+// docs/devices/*.md: "The driver's counters travel in every heartbeat ... Its trouble counters —
+// `a`, `b` — add up to the node's device_trouble". True only if what the driver declares as
+// trouble is in that sentence and reported, and every counter it reports is named in its page.
+TEST(Visibility, EachDevicePageNamesEveryCounterAndTroubleCounterItsDriverReports) {
+  const std::string root = ION_SOURCE_DIR;
+  const std::pair<const char*, const char*> pages[] = {{"configs/padova-mea.yaml", "docs/devices/mea.md"},
+                                                       {"configs/zurich-chip.yaml", "docs/devices/chip.md"},
+                                                       {"configs/southampton-synapse.yaml", "docs/devices/memristor.md"}};
+  for (const auto& [config, page] : pages) {
+    SCOPED_TRACE(page);
+    std::ifstream in(root + "/" + page);
+    ASSERT_TRUE(in.good());
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::set<std::string> named;  // every `word` in backticks
+    const std::regex tick("`([a-z_0-9]+)`");
+    for (std::sregex_iterator it(text.begin(), text.end(), tick), end; it != end; ++it) named.insert((*it)[1]);
+    std::set<std::string> documented_trouble;
+    const auto at = text.find("**trouble counters**");
+    ASSERT_NE(at, std::string::npos) << "no trouble counters sentence";
+    const std::string sentence = text.substr(at, text.find("add up to", at) - at);
+    for (std::sregex_iterator it(sentence.begin(), sentence.end(), tick), end; it != end; ++it) {
+      documented_trouble.insert((*it)[1]);
+    }
+
+    const auto driver = make_driver(ConfigNode::load_file(root + "/" + config));
+    const auto counters = driver->counters();
+    const auto trouble = driver->trouble_counters();
+    // The page lists every backend's trouble counters; this config's backend declares its own.
+    for (const auto& t : trouble) {
+      EXPECT_TRUE(documented_trouble.contains(t)) << t << " is trouble but not in the page's sentence";
+      EXPECT_TRUE(counters.contains(t)) << t << " is declared trouble but not reported";
+    }
+    EXPECT_FALSE(trouble.empty());
+    for (const auto& [name, value] : counters) {
+      EXPECT_TRUE(named.contains(name)) << name << " is reported by the driver but not named in " << page;
+    }
+  }
 }
 
 }  // namespace

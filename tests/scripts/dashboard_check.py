@@ -139,7 +139,7 @@ def check_browser(base, artifacts, min_frames):
                 "const weights = document.querySelectorAll('#weights-legend span').length;"
                 "const clocks = document.querySelectorAll('#clock-legend span').length;"
                 "const rasters = [...document.querySelectorAll('#rasters canvas')]"
-                "  .map(c => [c.id, +c.dataset.eventsDrawn]);"
+                "  .map(c => [c.id, +c.dataset.eventsDrawn, +c.dataset.rows]);"
                 "return {frames: d.frames, drawn: d.eventsDrawn, rows, counters, weights, clocks, rasters,"
                 "        state: document.getElementById('link-state').textContent,"
                 "        security: document.getElementById('security').textContent};")
@@ -154,15 +154,18 @@ def check_browser(base, artifacts, min_frames):
         assert set(LABS) <= set(r["rows"]), r
         assert r["counters"] >= 5 * len(LABS), r
         assert r["state"] == "live" and r["security"].startswith("CURVE"), r
-        lit = [name for name, n in r["rasters"] if n > 0]
+        lit = [name for name, n, _ in r["rasters"] if n > 0]
         assert any("padova" in x for x in lit) and any("zurich" in x for x in lit), r
+        # A row per active channel: the chip's few firing neurons of 256 are a few rows, not a strip.
+        rows = {name: k for name, _, k in r["rasters"]}
+        assert 0 < rows["raster-zurich"] < 64, rows
         os.makedirs(artifacts, exist_ok=True)
         shot = os.path.join(artifacts, "dashboard.png")
         drv.save_screenshot(shot)
         errors = [e for e in drv.get_log("browser") if e.get("level") == "SEVERE"]
         assert not errors, errors
         print(f"PASS: dashboard live after {r['frames']} frames: {r['drawn']} events drawn "
-              f"({', '.join(f'{k} {v}' for k, v in r['rasters'])}), {r['counters']} counters, "
+              f"({', '.join(f'{k} {v} in {n} rows' for k, v, n in r['rasters'])}), {r['counters']} counters, "
               f"{r['weights']} weight traces, {r['clocks']} clock traces; screenshot {shot}")
         return 0
     finally:

@@ -351,6 +351,20 @@ TEST(ChipConfig, ShippedConfigLoadsAndBadValuesAreNamed) {
   EXPECT_TRUE(fails("driver: {kind: chip, backend: udp, udp: {listen: nowhere}}", "IPv4"));
   EXPECT_TRUE(fails("driver: {kind: chip, legacy: {own_code: 300}}", "sender code"));
   EXPECT_TRUE(fails("driver: {kind: chip, chip: {synapses: {ampa: {tau_ms: 1}}}}", "ampa"));
+  EXPECT_TRUE(fails("driver: {kind: chip, legacy: {preset: hub2018}}", "one of: absolute, hub2017-zurich"));
+  EXPECT_TRUE(fails("driver: {kind: chip, legacy: {in: {code: A}}}", "in: takes `codes`"));
+  EXPECT_TRUE(fails("driver: {kind: chip, legacy: {out: {time: later}}}", "counter, interval, since_stimulus"));
+  EXPECT_TRUE(fails("driver: {kind: chip, legacy: {in: {id_bits: 32}}}", "id_bits"));
+
+  // A preset, with one field overridden: the rest stays the preset's.
+  const ConfigNode r = ConfigNode::parse(
+      "driver: {kind: chip, backend: legacy_udp, legacy: {preset: hub2017-padova, out: {code: P}}}",
+      "t.yaml");
+  const ChipDriverOptions legacy = ChipDriverOptions::from_config(r.child("driver"));
+  EXPECT_EQ(legacy.legacy.out.codes, std::vector<uint8_t>{'P'});
+  EXPECT_EQ(legacy.legacy.out.time, LegacyTime::since_stimulus);
+  EXPECT_EQ(legacy.legacy.in.codes, std::vector<uint8_t>{'S'});
+  EXPECT_EQ(legacy.legacy.in.id_bits, 20);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "ion/drivers/generator.h"
+#include "ion/builtin/generator.h"
 
 namespace ion {
 namespace {

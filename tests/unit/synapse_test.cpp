@@ -5,7 +5,10 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <mutex>
 
+#include "../eventually.h"
+#include "ion/core/clock.h"
 #include "ion/core/config.h"
 #include "ion/synapse/device.h"
 #include "ion/synapse/instrument.h"
@@ -408,6 +411,61 @@ TEST(SynapseWeights, MappingsOfThe2017HubAndConductance) {
   EXPECT_FLOAT_EQ(map_weight(w, 4000), 1.F);
   EXPECT_FLOAT_EQ(map_weight(w, 9000), 0.F);
   EXPECT_FLOAT_EQ(map_weight(w, -1), 0.F);
+}
+
+// Records what the driver emits; network time is the steady clock.
+class RecordingEmitter final : public Emitter {
+ public:
+  EmitStatus emit(const EventBatch& b) noexcept override {
+    std::lock_guard lock(mu);
+    for (size_t i = 0; i < b.size(); ++i) {
+      if (b.stream == 0) transmitted.push_back({b.channels[i], b.times_ns[i]});
+    }
+    return EmitStatus::queued;
+  }
+  [[nodiscard]] int64_t local_now_ns() const noexcept override { return SteadyClock::instance().now_ns(); }
+  [[nodiscard]] int64_t to_network_ns(int64_t local_ns) const noexcept override { return local_ns; }
+  std::mutex mu;
+  std::vector<std::pair<uint32_t, int64_t>> transmitted;
+};
+
+// docs/devices/memristor.md: "transmission never waits for the programming queue". With the
+// instrument held by one pulse for an hour, every presynaptic spike is transmitted before
+// deliver() returns, at its source time + delay. Deterministic: a transmission that waited for
+// the instrument would hang this test (its timeout), not pass slowly.
+TEST(SynapseDriverUnit, TransmissionNeverWaitsForTheProgrammingQueue) {
+  const auto root = ConfigNode::load_file(std::string(ION_SOURCE_DIR) + "/configs/southampton-synapse.yaml");
+  SynapseDriverOptions o = SynapseDriverOptions::from_config(root.child("driver"));
+  o.timing.pulse_time = std::chrono::hours(1);
+  o.timing.read_time = std::chrono::microseconds(10);
+  SynapseDriver d(o);
+  RecordingEmitter em;
+  d.start(em);
+  ASSERT_TRUE(test::eventually([&] { return d.counters().at("reads_done") >= 2; }, std::chrono::seconds(10))) << "both cells read";
+  // A post spike of si0 (port 1) with no bio spike before it: the rate rule depresses synapse 0
+  // once the horizon has passed -> a pulse, which then holds the instrument.
+  const int64_t now = em.network_now_ns();
+  EventBatch post;
+  post.push(1, now + 1'000'000);
+  BatchHeader h;
+  h.delay_ns = 0;
+  d.deliver(h, post, {});
+  ASSERT_TRUE(test::eventually([&] { return d.counters().at("pulses_queued") >= 1; }, std::chrono::seconds(10))) << "a pulse is queued";
+  ASSERT_EQ(d.counters().at("pulses_done"), 0) << "the instrument is busy with it";
+
+  h.delay_ns = 20'000'000;
+  for (int k = 0; k < 400; ++k) {  // bio (port 0) at 200 Hz: synapse 0's presynaptic neuron
+    EventBatch pre;
+    const int64_t t = now + 1'000'000'000 + k * 5'000'000;
+    pre.push(0, t);
+    d.deliver(h, pre, {});
+    std::lock_guard lock(em.mu);
+    ASSERT_EQ(em.transmitted.size(), static_cast<size_t>(k + 1)) << "transmitted before deliver returned";
+    EXPECT_EQ(em.transmitted.back(), (std::pair<uint32_t, int64_t>{0, t + 20'000'000}));
+  }
+  EXPECT_EQ(d.counters().at("transmitted"), 400);
+  EXPECT_EQ(d.counters().at("pulses_done"), 0);
+  d.stop();
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "ion/drivers/generator.h"
+#include "ion/builtin/generator.h"
 
 #include <spdlog/spdlog.h>
 

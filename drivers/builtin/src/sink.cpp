@@ -1,4 +1,4 @@
-#include "ion/drivers/sink.h"
+#include "ion/builtin/sink.h"
 
 #include "ion/v1/ion.pb.h"
 

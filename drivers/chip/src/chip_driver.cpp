@@ -85,6 +85,67 @@ uint8_t code_from(const ConfigNode& where, const YAML::Node& v, std::string_view
   where.fail(key, "a sender code: a number 0..255 or one character");
 }
 
+LegacyTime legacy_time(const ConfigNode& where, const std::string& v) {
+  if (v == "counter") return LegacyTime::counter;
+  if (v == "interval") return LegacyTime::interval;
+  if (v == "since_stimulus") return LegacyTime::since_stimulus;
+  where.fail("time", "one of: counter, interval, since_stimulus");
+}
+
+LegacyField legacy_field(const ConfigNode& where, const std::string& v) {
+  if (v == "event_type") return LegacyField::event_type;
+  if (v == "weight") return LegacyField::weight;
+  if (v == "unused") return LegacyField::unused;
+  where.fail("field", "one of: event_type, weight, unused");
+}
+
+void legacy_direction(const ConfigNode& c, LegacyDirection& d, bool in) {
+  c.only_keys({"codes", "code", "time", "field", "id_bits", "time_bits", "event_type"});
+  if (in && c.has("codes")) {
+    const YAML::Node codes = c.yaml()["codes"];
+    if (!codes.IsSequence()) c.fail("codes", "a list of sender codes");
+    d.codes.clear();
+    for (const auto& x : codes) d.codes.push_back(code_from(c, x, "codes"));
+  }
+  if (!in && c.has("code")) d.codes = {code_from(c, c.yaml()["code"], "code")};
+  if (in && c.has("code")) c.fail("code", "in: takes `codes`, a list");
+  if (!in && c.has("codes")) c.fail("codes", "out: takes `code`, our sender code");
+  if (c.has("time")) d.time = legacy_time(c, c.string("time", ""));
+  if (c.has("field")) d.field = legacy_field(c, c.string("field", ""));
+  d.id_bits = static_cast<uint8_t>(c.integer("id_bits", d.id_bits, 1, 24));
+  d.time_bits = static_cast<uint8_t>(c.integer("time_bits", d.time_bits, 1, 24));
+  d.event_type = static_cast<uint8_t>(c.integer("event_type", d.event_type, 0, 2));
+}
+
+LegacyOptions legacy_from(const ConfigNode& l) {
+  l.only_keys({"preset", "in", "out", "own_code", "accept_codes", "weight_full_scale"});
+  LegacyOptions o;
+  if (l.has("preset")) {
+    try {
+      o = LegacyOptions::preset_named(l.string("preset", ""));
+    } catch (const std::invalid_argument& e) {
+      l.fail("preset", e.what());
+    }
+  }
+  // The two short keys of the first version: our code, and the codes accepted.
+  if (l.has("own_code")) o.out.codes = {code_from(l, l.yaml()["own_code"], "own_code")};
+  if (l.has("accept_codes")) {
+    const YAML::Node codes = l.yaml()["accept_codes"];
+    if (!codes.IsSequence()) l.fail("accept_codes", "a list of sender codes");
+    o.in.codes.clear();
+    for (const auto& c : codes) o.in.codes.push_back(code_from(l, c, "accept_codes"));
+  }
+  if (auto c = l.find_child("in")) legacy_direction(*c, o.in, true);
+  if (auto c = l.find_child("out")) legacy_direction(*c, o.out, false);
+  o.weight_full_scale = static_cast<float>(l.number("weight_full_scale", o.weight_full_scale, 1e-6, 1e6));
+  try {
+    o.validate();
+  } catch (const std::invalid_argument& e) {
+    l.fail("", e.what());
+  }
+  return o;
+}
+
 uint64_t key_of(const sockaddr_in& a) noexcept {
   return (uint64_t{a.sin_addr.s_addr} << 16) | a.sin_port;
 }
@@ -110,17 +171,7 @@ ChipDriverOptions ChipDriverOptions::from_config(const ConfigNode& d) {
     o.udp.listen = u->string("listen", o.udp.listen);
     o.udp.peer = u->string("peer", "");
   }
-  if (auto l = d.find_child("legacy")) {
-    l->only_keys({"own_code", "accept_codes", "weight_full_scale"});
-    if (l->has("own_code")) o.legacy.own_code = code_from(*l, l->yaml()["own_code"], "own_code");
-    if (l->has("accept_codes")) {
-      const YAML::Node codes = l->yaml()["accept_codes"];
-      if (!codes.IsSequence()) l->fail("accept_codes", "a list of sender codes");
-      for (const auto& c : codes) o.legacy.accept_codes.push_back(code_from(*l, c, "accept_codes"));
-    }
-    o.legacy.weight_full_scale =
-        static_cast<float>(l->number("weight_full_scale", o.legacy.weight_full_scale, 1e-6, 1e6));
-  }
+  if (auto l = d.find_child("legacy")) o.legacy = legacy_from(*l);
   o.lag = duration_cast<microseconds>(d.duration("lag", o.lag, microseconds(0), milliseconds(1000)));
   o.block = duration_cast<microseconds>(d.duration("block", o.block, microseconds(100), milliseconds(100)));
   o.max_catch_up = duration_cast<milliseconds>(
@@ -145,7 +196,11 @@ ChipDriver::ChipDriver(ChipDriverOptions options)
   } else {
     udp_ = std::make_unique<UdpEndpoint>(opts_.udp.listen);
     if (!opts_.udp.peer.empty()) peer_ = parse_ipv4_endpoint(opts_.udp.peer, "udp.peer");
-    device_clock_ = std::make_unique<DeviceClock>(device_clock_options());
+    if (opts_.backend == Backend::legacy_udp) {
+      legacy_ = std::make_unique<LegacyBridge>(opts_.legacy, neurons_);  // keeps the peer's clock
+    } else {
+      device_clock_ = std::make_unique<DeviceClock>(device_clock_options());
+    }
   }
 }
 
@@ -161,8 +216,15 @@ void ChipDriver::start(Emitter& emitter) {
   if (model_) {
     thread_ = std::thread([this, &emitter] { emulate(emitter); });
   } else {
-    spdlog::info("chip: {} on udp port {}{}", opts_.backend == Backend::udp ? "address events" : "legacy 8-byte packets",
-                 udp_->port(), peer_ ? ", inputs to " + ion::to_string(*peer_) : "");
+    std::string what = "address events";
+    if (legacy_) {
+      const LegacyOptions& l = opts_.legacy;
+      what = fmt::format("legacy 8-byte packets ({}: in {} times, {} field; out {} times, {} field)",
+                         l.preset, to_string(l.in.time), to_string(l.in.field),
+                         to_string(l.out.time), to_string(l.out.field));
+    }
+    spdlog::info("chip: {} on udp port {}{}", what, udp_->port(),
+                 peer_ ? ", inputs to " + ion::to_string(*peer_) : "");
     thread_ = std::thread([this, &emitter] { receive(emitter); });
   }
 }
@@ -285,29 +347,25 @@ void ChipDriver::on_aer(std::span<const uint8_t> bytes, const sockaddr_in& from,
 }
 
 void ChipDriver::on_legacy(std::span<const uint8_t> bytes, const sockaddr_in& from, Emitter& emitter) {
-  LegacyPacket p;
-  const DecodeError e = decode_legacy(bytes, p);
-  if (e != DecodeError::none) {
-    count("datagram_" + std::string(to_string(e)));
-    return;
-  }
-  const auto& accept = opts_.legacy.accept_codes;
-  if (!accept.empty() && std::find(accept.begin(), accept.end(), p.code) == accept.end()) {
-    count("packet_unknown_sender_code");
-    return;
-  }
-  if (p.id >= neurons_) {
-    count("event_unknown_address");
-    return;
-  }
-  if (p.field > static_cast<uint8_t>(LegacyType::spontaneous_spike)) {
-    count("packet_unknown_event_type");
+  const LegacyBridge::In r = legacy_->on_packet(bytes, emitter.network_now_ns());
+  if (r.restarted) count("peer_clock_restarted");
+  if (!r.event) {
+    count(std::string(r.refused));
     return;
   }
   last_sender_ = from;
-  // The legacy event type (0 PSP, 1 stimulated, 2 spontaneous) travels on as the payload.
-  const std::array<Stamped, 1> one = {Stamped{p.id, p.ticks, static_cast<float>(p.field)}};
-  emit_stamped(one, true, emitter);
+  EventBatch batch;
+  batch.stream = opts_.stream;
+  // The hub's packets are synaptic events with the synapse's weight; the others are spikes, with
+  // the legacy event type (0 PSP, 1 stimulated, 2 spontaneous) as payload where it was sent.
+  batch.kind = legacy_->emits_weights() ? EventKind::synaptic_input : EventKind::spike;
+  if (legacy_->emits_payload()) {
+    batch.push(r.event->channel, r.event->time_ns, r.event->payload);
+  } else {
+    batch.push(r.event->channel, r.event->time_ns);
+  }
+  if (emitter.emit(batch) == EmitStatus::rejected) emit_rejected_.fetch_add(batch.size());
+  spikes_.fetch_add(batch.size());
 }
 
 void ChipDriver::emit_stamped(std::span<const Stamped> events, bool with_payload, Emitter& emitter) {
@@ -359,9 +417,9 @@ void ChipDriver::emit_stamped(std::span<const Stamped> events, bool with_payload
 }
 
 DeviceClockOptions ChipDriver::device_clock_options() const noexcept {
-  DeviceClockOptions dc;
-  dc.counter_bits = opts_.backend == Backend::udp ? 32 : 24;
-  dc.tick_hz = opts_.backend == Backend::udp ? kAerTickHz : kLegacyTickHz;
+  DeviceClockOptions dc;  // the chip host's 32-bit µs counter
+  dc.counter_bits = 32;
+  dc.tick_hz = kAerTickHz;
   return dc;
 }
 
@@ -383,17 +441,14 @@ void ChipDriver::send_inputs(const std::vector<Input>& inputs) noexcept {
     return;
   }
   const ChipOptions& c = opts_.chip;
-  if (opts_.backend == Backend::legacy_udp) {
+  if (legacy_) {
     for (const Input& in : inputs) {
-      LegacyPacket p;
-      p.code = opts_.legacy.own_code;
-      p.id = in.neuron;
-      const float byte = std::round(255.0F * in.weight / opts_.legacy.weight_full_scale);
-      if (byte > 255.0F) count("input_weight_clamped");
-      p.field = static_cast<uint8_t>(std::clamp(byte, 0.0F, 255.0F));
-      p.ticks = static_cast<uint32_t>(device_ticks_at(in.t_ns, kLegacyTickHz) & kLegacyIdMask);
-      const auto bytes = encode_legacy(p);
-      if (udp_->send_to(bytes, *to)) {
+      const LegacyBridge::Out r = legacy_->on_input(in.neuron, in.weight, in.source_ns, in.t_ns);
+      if (r.clamped) count("input_weight_clamped");
+      if (r.interval_clamped) count("input_interval_clamped");
+      if (!r.bytes) {
+        count(std::string(r.refused));
+      } else if (udp_->send_to(*r.bytes, *to)) {
         inputs_sent_.fetch_add(1);
       } else {
         count("input_send_failed");
@@ -451,7 +506,7 @@ void ChipDriver::deliver(const BatchHeader& header, const EventBatch& events,
       continue;
     }
     inputs.push_back({port % neurons_, static_cast<SynapseType>(port / neurons_), weight,
-                      events.times_ns[i] + header.delay_ns});
+                      events.times_ns[i] + header.delay_ns, events.times_ns[i]});
   }
   if (model_) {
     inbox_.insert(inbox_.end(), inputs.begin(), inputs.end());
@@ -490,12 +545,16 @@ std::map<std::string, int64_t> ChipDriver::counters() const {
   if (model_) c["input_weight_clamped"] += v(clamped_);
   if (device_clock_ && device_clock_->valid()) {
     c["device_drift_ppb"] = std::llround(device_clock_->drift_ppm() * 1000);
+  } else if (legacy_) {
+    if (const auto ppm = legacy_->peer_drift_ppm()) c["device_drift_ppb"] = std::llround(*ppm * 1000);
   }
   return c;
 }
 
 std::vector<std::string> ChipDriver::trouble_counters() const {
-  return {"inputs_late", "processing_behind", "steps_skipped", "datagrams_lost"};
+  // Only what this backend reports: a declared trouble counter is always in counters().
+  if (model_) return {"inputs_late", "processing_behind", "steps_skipped"};
+  return {"datagrams_lost"};
 }
 
 }  // namespace ion::chip

@@ -6,14 +6,14 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "ion/interchange/dataset.h"
+#include "ion/core/dataset.h"
 #include "ion/v1/ion.pb.h"
 
 namespace ion::replay {
 
 ReplayOptions ReplayOptions::from_config(const ConfigNode& d) {
   d.only_keys({"kind", "file", "source", "speed", "from", "to", "loop", "loop_gap", "remap",
-               "batch_interval", "stream"});
+               "batch_interval", "stream", "channels", "ports"});
   ReplayOptions o;
   o.file = d.resolve_path(d.string("file"));
   o.source = d.string("source", "");
@@ -28,6 +28,8 @@ ReplayOptions ReplayOptions::from_config(const ConfigNode& d) {
   o.batch_interval = std::chrono::duration_cast<std::chrono::microseconds>(
       d.duration("batch_interval", o.batch_interval, std::chrono::microseconds(50), std::chrono::seconds(1)));
   o.stream = static_cast<uint32_t>(d.integer("stream", 0, 0, UINT32_MAX));
+  o.channels = static_cast<uint32_t>(d.integer("channels", 0, 0, 1 << 24));
+  o.ports = static_cast<uint32_t>(d.integer("ports", 0, 0, 1 << 24));
   if (d.has("remap")) {
     const ConfigNode m = d.child("remap");
     for (const auto& kv : m.yaml()) {
@@ -42,10 +44,10 @@ ReplayOptions ReplayOptions::from_config(const ConfigNode& d) {
 }
 
 ReplayEvents events_from_file(const std::string& file, const std::string& source, std::string* chosen) {
-  interchange::LoadStats st;
-  const interchange::Dataset d = interchange::load_recording(file, &st, source);
+  ion::LoadStats st;
+  const ion::Dataset d = ion::load_recording(file, &st, source);
   if (st.torn) spdlog::warn("replay: {} has a torn tail ({}); replaying what precedes it", file, st.tail_reason);
-  std::vector<const interchange::SourceData*> spikes;
+  std::vector<const ion::SourceData*> spikes;
   for (const auto& s : d.sources) {
     if (s.kind == EventKind::spike) spikes.push_back(&s);
   }
@@ -57,7 +59,7 @@ ReplayEvents events_from_file(const std::string& file, const std::string& source
     for (const auto* s : spikes) names += (names.empty() ? "" : ", ") + s->desc.name() + "/" + std::to_string(s->stream);
     throw std::runtime_error(file + " holds several spike streams (" + names + "): choose one source");
   }
-  const interchange::SourceData& s = *spikes[0];
+  const ion::SourceData& s = *spikes[0];
   if (chosen != nullptr) *chosen = s.desc.name();
   ReplayEvents e;
   e.channels = s.channels;
@@ -91,6 +93,15 @@ ReplayDriver::ReplayDriver(ReplayOptions options, ReplayEvents events)
     cut.channel_count = std::max(top, opts_.remap.empty() ? ev_.channel_count : top);
     ev_ = std::move(cut);
   }
+  if (opts_.channels != 0) {
+    uint32_t top = 0;
+    for (const uint32_t c : ev_.channels) top = std::max(top, c + 1);
+    if (top > opts_.channels) {
+      throw std::invalid_argument("the events use channel " + std::to_string(top - 1) + ", beyond the " +
+                                  std::to_string(opts_.channels) + " channels declared: remap them");
+    }
+    ev_.channel_count = opts_.channels;
+  }
   span_ns_ = ev_.times_ns.empty() ? 0 : ev_.times_ns.back() - ev_.times_ns.front();
 }
 
@@ -100,7 +111,38 @@ ReplayDriver::ReplayDriver(ReplayOptions options)
 ReplayDriver::~ReplayDriver() { stop(); }
 
 DriverInfo ReplayDriver::describe() const {
-  return {"replay", v1::NODE_KIND_REPLAY, ev_.channel_count, 0};
+  return {"replay", v1::NODE_KIND_REPLAY, ev_.channel_count, opts_.ports};
+}
+
+void ReplayDriver::deliver(const BatchHeader& header, const EventBatch& events,
+                           const Delivery& delivery) noexcept {
+  inputs_.fetch_add(events.size());
+  if (delivery.late) inputs_late_.fetch_add(events.size());
+  std::lock_guard lock(in_mu_);
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events.channels[i] >= opts_.ports) {
+      inputs_unknown_port_.fetch_add(1);
+      continue;
+    }
+    if (!opts_.keep_inputs) continue;
+    if (kept_.size() >= opts_.max_kept_inputs) {
+      inputs_not_kept_.fetch_add(1);
+      continue;
+    }
+    try {
+      kept_.push_back({header.source_node, events.kind, events.channels[i],
+                       events.times_ns[i] + header.delay_ns,
+                       events.has_payload() ? events.payload[i] : 0.0F, events.has_payload(),
+                       delivery.late});
+    } catch (const std::bad_alloc&) {
+      inputs_not_kept_.fetch_add(1);
+    }
+  }
+}
+
+std::vector<ReceivedInput> ReplayDriver::received_inputs() const {
+  std::lock_guard lock(in_mu_);
+  return kept_;
 }
 
 void ReplayDriver::start(Emitter& emitter) {
@@ -187,7 +229,11 @@ std::map<std::string, int64_t> ReplayDriver::counters() const {
           {"emitted", static_cast<int64_t>(emitted_.load())},
           {"rejected", static_cast<int64_t>(rejected_.load())},
           {"loops", static_cast<int64_t>(loops_.load())},
-          {"max_emit_lag_ns", max_lag_.load()}};
+          {"max_emit_lag_ns", max_lag_.load()},
+          {"inputs_received", static_cast<int64_t>(inputs_.load())},
+          {"inputs_late", static_cast<int64_t>(inputs_late_.load())},
+          {"inputs_unknown_port", static_cast<int64_t>(inputs_unknown_port_.load())},
+          {"inputs_not_kept", static_cast<int64_t>(inputs_not_kept_.load())}};
 }
 
 }  // namespace ion::replay

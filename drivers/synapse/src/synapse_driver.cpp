@@ -659,4 +659,6 @@ std::vector<std::string> SynapseDriver::trouble_counters() const {
   return {"received_late", "plasticity_inbox_full", "instrument_queue_full", "instrument_failed"};
 }
 
+std::map<std::string, std::vector<float>> SynapseDriver::gauges() const { return {{"weight", weights()}}; }
+
 }  // namespace ion::synapse

@@ -13,6 +13,7 @@
 #include <map>
 #include <random>
 #include <stdexcept>
+#include <tuple>
 
 namespace ion::interchange {
 namespace {
@@ -25,20 +26,17 @@ struct Unit {
 };
 
 // Spike sources chosen by the options; units in source order, then channel id order.
-std::vector<Unit> units_of(const Dataset& d, const ExportOptions& o, ExportResult& r) {
+std::vector<Unit> units_of(const Dataset& d, const ExportOptions& o, ExportResult& /*r*/) {
   std::vector<const SourceData*> chosen;
+  bool any = false;
   for (const auto& s : d.sources) {
-    if (s.kind != EventKind::spike) {
-      r.notes.push_back("skipped " + s.desc.name() + " stream " + std::to_string(s.stream) + " (" +
-                        to_string(s.kind) + " events)");
-      continue;
-    }
     if (!o.source.empty() && s.desc.name() != o.source) continue;
-    chosen.push_back(&s);
+    any = any || s.size() > 0;
+    if (s.kind == EventKind::spike) chosen.push_back(&s);
   }
-  if (chosen.empty()) {
-    throw std::runtime_error(o.source.empty() ? std::string("the recording holds no spike events")
-                                              : "no spike source named '" + o.source + "'");
+  if (!any) {
+    throw std::runtime_error(o.source.empty() ? std::string("the recording holds no events")
+                                              : "no source named '" + o.source + "' with events");
   }
   std::vector<Unit> units;
   for (const SourceData* s : chosen) {
@@ -57,6 +55,109 @@ std::vector<Unit> units_of(const Dataset& d, const ExportOptions& o, ExportResul
     return a.src != b.src ? a.src < b.src : a.channel < b.channel;
   });
   return units;
+}
+
+// Events that are not spikes, one series per source, stream, kind and channel: a synapse board's
+// weight stream (each read's weight), synaptic inputs with their weights, stimulations with their
+// amplitudes, neuromodulator concentrations.
+struct Series {
+  const SourceData* src;
+  uint32_t channel;
+  std::string what;  // weight, synaptic_input, stimulation, neuromodulator
+  std::string name;  // unique, no '/'
+  std::vector<int64_t> times_ns;
+  std::vector<float> values;
+  std::string node;   // whose it is: the source, or the stimulated node
+  std::string where;  // for the description
+};
+
+bool is_weight_stream(const SourceData& s) {
+  return s.desc.kind() == "synapse" && s.stream != 0 && s.kind == EventKind::synaptic_input;
+}
+
+std::vector<Series> series_of(const Dataset& d, const ExportOptions& o) {
+  std::vector<Series> out;
+  for (const auto& s : d.sources) {
+    if (s.kind == EventKind::spike || s.size() == 0) continue;
+    if (!o.source.empty() && s.desc.name() != o.source) continue;
+    const std::string what = is_weight_stream(s) ? "weight" : to_string(s.kind);
+    std::map<uint32_t, size_t> by_channel;
+    for (size_t i = 0; i < s.size(); ++i) {
+      auto [it, fresh] = by_channel.try_emplace(s.channels[i], out.size());
+      if (fresh) {
+        std::string name = s.desc.name() + "_" + what + "_" + s.channel_name(s.channels[i]);
+        std::replace(name.begin(), name.end(), '/', '_');
+        out.push_back({&s, s.channels[i], what, name, {}, {}, s.desc.name(),
+                       "IoN source '" + s.desc.name() + "' (" + s.desc.kind() + "), stream " +
+                           std::to_string(s.stream) + ", channel " + s.channel_name(s.channels[i])});
+      }
+      out[it->second].times_ns.push_back(s.times_ns[i]);
+      out[it->second].values.push_back(s.payload.empty() ? 1.0F : s.payload[i]);
+    }
+  }
+  return out;
+}
+
+// Events routed to an electrode array's ports are stimulations of those electrodes: one series
+// per stimulated electrode, at the time it was applied (source time + the connection's delay),
+// the value being the event's payload (a synapse's weighted output: the amplitude).
+std::vector<Series> stimulations_of(const Dataset& d, const ExportOptions& o) {
+  std::map<std::pair<std::string, uint32_t>, std::vector<const ExportRoute*>> by_source;
+  for (const ExportRoute& r : o.routes) {
+    if (r.target_kind == "mea" && (o.source.empty() || o.source == r.target)) by_source[{r.source, r.channel}].push_back(&r);
+  }
+  std::vector<Series> out;
+  if (by_source.empty()) return out;
+  std::map<std::pair<std::string, uint32_t>, size_t> index;  // (target, port) -> series
+  for (const auto& s : d.sources) {
+    if (is_weight_stream(s)) continue;
+    for (size_t i = 0; i < s.size(); ++i) {
+      const auto it = by_source.find({s.desc.name(), s.channels[i]});
+      if (it == by_source.end()) continue;
+      for (const ExportRoute* r : it->second) {
+        auto [j, fresh] = index.try_emplace({r->target, r->port}, out.size());
+        if (fresh) {
+          out.push_back({&s, r->port, "stimulation", r->target + "_stimulation_" + std::to_string(r->port), {}, {},
+                         r->target,
+                         "electrode " + std::to_string(r->port) + " of '" + r->target + "' stimulated by '" +
+                             r->source + "' channel " + std::to_string(r->channel) +
+                             ", applied at source time + the connection's delay (" +
+                             format_seconds(r->delay_ns) + " s as the topology set it)"});
+        }
+        out[j->second].times_ns.push_back(s.times_ns[i] + r->delay_ns);
+        out[j->second].values.push_back(s.payload.empty() ? 1.0F : s.payload[i]);
+      }
+    }
+  }
+  for (Series& x : out) {  // several senders or streams: in time order
+    std::vector<size_t> order(x.times_ns.size());
+    for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return x.times_ns[a] < x.times_ns[b]; });
+    std::vector<int64_t> t;
+    std::vector<float> v;
+    for (const size_t k : order) {
+      t.push_back(x.times_ns[k]);
+      v.push_back(x.values[k]);
+    }
+    x.times_ns = std::move(t);
+    x.values = std::move(v);
+  }
+  return out;
+}
+
+// Every series of the export: the sources' own, then the stimulations the topology resolves.
+std::vector<Series> all_series_of(const Dataset& d, const ExportOptions& o) {
+  std::vector<Series> out = series_of(d, o);
+  std::vector<Series> stim = stimulations_of(d, o);
+  out.insert(out.end(), std::make_move_iterator(stim.begin()), std::make_move_iterator(stim.end()));
+  return out;
+}
+
+// What a source's channels are: electrodes of an array (MEA, imported or replayed electrode
+// data, anything with positions), or neurons with no electrode (a chip, a generator, a lab's code).
+bool has_electrodes(const SourceData& s) {
+  const std::string& k = s.desc.kind();
+  return k == "mea" || k == "import" || k == "replay" || !s.desc.channel_info().empty();
 }
 
 int64_t origin_ns(const Dataset& d) { return d.header.anchor_network_ns(); }
@@ -112,12 +213,48 @@ ExportResult export_csv(const Dataset& d, const std::string& out, const ExportOp
   if (std::fclose(f) != 0) throw std::runtime_error("cannot write " + out);
   r.units = units.size();
   r.events = all.size();
+  const std::vector<Series> series = all_series_of(d, o);
+  if (!series.empty()) {
+    // Weights, synaptic inputs, stimulations: beside the spikes, one row per event.
+    const std::string events_path = events_csv_path(out);
+    std::vector<std::tuple<int64_t, size_t, size_t>> rows;  // time, series, index
+    for (size_t k = 0; k < series.size(); ++k) {
+      for (size_t i = 0; i < series[k].times_ns.size(); ++i) rows.emplace_back(series[k].times_ns[i], k, i);
+    }
+    std::stable_sort(rows.begin(), rows.end());
+    std::FILE* e = std::fopen(events_path.c_str(), "w");
+    if (e == nullptr) throw std::runtime_error("cannot create " + events_path);
+    std::fputs("node,stream,kind,channel,time_s,value\n", e);
+    for (const auto& [t, k, i] : rows) {
+      const Series& x = series[k];
+      const bool stim = x.what == "stimulation" && x.node != x.src->desc.name();
+      std::string ch = stim ? std::to_string(x.channel) : x.src->channel_name(x.channel);
+      if (ch.find_first_of(",\"") != std::string::npos) ch = "\"" + ch + "\"";
+      std::fprintf(e, "%s,%u,%s,%s,%s,%.9g\n", x.node.c_str(), stim ? 0U : x.src->stream, x.what.c_str(),
+                   ch.c_str(), format_seconds(t - t0).c_str(), static_cast<double>(x.values[i]));
+    }
+    if (std::fclose(e) != 0) throw std::runtime_error("cannot write " + events_path);
+    r.series = series.size();
+    r.series_events = rows.size();
+    r.notes.push_back(std::to_string(rows.size()) + " events that are not spikes (weights, synaptic inputs, "
+                      "stimulations) in " + events_path);
+  }
   return r;
+}
+
+std::string events_csv_path(const std::string& spikes_csv) {
+  const std::string stem = spikes_csv.size() > 4 && spikes_csv.ends_with(".csv")
+                               ? spikes_csv.substr(0, spikes_csv.size() - 4) : spikes_csv;
+  return stem + ".events.csv";
 }
 
 ExportResult export_npy(const Dataset& d, const std::string& dir, const ExportOptions& o) {
   ExportResult r;
   const std::vector<Unit> units = units_of(d, o, r);
+  if (units.empty()) throw std::runtime_error("phy holds spike sorting results: the recording has no spike events");
+  if (!series_of(d, o).empty()) {
+    r.notes.push_back("phy holds spikes only: weights, synaptic inputs and stimulations are in the csv and nwb exports");
+  }
   ::mkdir(dir.c_str(), 0755);
   struct stat st{};
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw std::runtime_error("cannot create folder " + dir);
@@ -257,6 +394,14 @@ class NwbWriter {
     H5Aclose(a);
     H5Sclose(sp);
   }
+  template <class T>
+  void attr_number(hid_t obj, const std::string& name, hid_t file_type, hid_t mem_type, T value) {
+    const hid_t sp = H5Screate(H5S_SCALAR);
+    const hid_t a = check(H5Acreate2(obj, name.c_str(), file_type, sp, H5P_DEFAULT, H5P_DEFAULT), "attribute " + name);
+    check(H5Awrite(a, mem_type, &value), "write attribute " + name);
+    H5Aclose(a);
+    H5Sclose(sp);
+  }
   // neurodata_type, namespace and a fresh object_id on a typed object.
   void typed(hid_t obj, const std::string& type, const std::string& ns) {
     attr(obj, "namespace", ns);
@@ -309,8 +454,12 @@ class NwbWriter {
 ExportResult export_nwb(const Dataset& d, const std::string& out, const ExportOptions& o) {
   ExportResult r;
   const std::vector<Unit> units = units_of(d, o, r);
+  const std::vector<Series> series = all_series_of(d, o);
   const int64_t start_utc = d.header.anchor_utc_ns();
-  if (start_utc == 0) r.notes.push_back("the recording has no UTC anchor: session_start_time is 1970-01-01");
+  if (start_utc == 0) {
+    r.notes.push_back("the recording has no UTC anchor: session_start_time is 1970-01-01 (ion import "
+                      "--session-start sets one)");
+  }
   NwbWriter w(out);
   const hid_t root = w.file();
   w.attr(root, "nwb_version", "2.5.0");
@@ -322,121 +471,202 @@ ExportResult export_nwb(const Dataset& d, const std::string& out, const ExportOp
   H5Dclose(w.scalar_string(root, "session_description", o.session_description));
   H5Dclose(w.scalar_string(root, "session_start_time", iso8601(start_utc)));
   H5Dclose(w.scalar_string(root, "timestamps_reference_time", iso8601(start_utc)));
-  for (const char* g : {"acquisition", "analysis", "processing"}) H5Gclose(w.group(root, g));
+  for (const char* g : {"analysis", "processing"}) H5Gclose(w.group(root, g));
+  const hid_t acquisition = w.group(root, "acquisition");
   const hid_t stim = w.group(root, "stimulus");
-  H5Gclose(w.group(stim, "presentation"));
+  const hid_t presentation = w.group(stim, "presentation");
   H5Gclose(w.group(stim, "templates"));
-  H5Gclose(stim);
+  const int64_t t0 = origin_ns(d);
 
-  // One device and one electrode group per source; one electrode per unit.
-  const hid_t general = w.group(root, "general");
-  const hid_t devices = w.group(general, "devices");
-  const hid_t ecephys = w.group(general, "extracellular_ephys");
-  std::vector<const SourceData*> sources;
-  for (const Unit& u : units) {
-    if (std::find(sources.begin(), sources.end(), u.src) == sources.end()) sources.push_back(u.src);
-  }
-  for (const SourceData* s : sources) {
-    const hid_t dev = w.group(devices, s->desc.name());
-    w.typed(dev, "Device", "core");
-    w.attr(dev, "description", "IoN source '" + s->desc.name() + "' (" + s->desc.kind() + ")");
-    H5Gclose(dev);
-    const hid_t eg = w.group(ecephys, s->desc.name());
-    w.typed(eg, "ElectrodeGroup", "core");
-    w.attr(eg, "description", "electrodes of " + s->desc.name());
-    w.attr(eg, "location", "unknown");
-    check(H5Lcreate_soft(("/general/devices/" + s->desc.name()).c_str(), eg, "device", H5P_DEFAULT, H5P_DEFAULT),
-          "link the device");
-    H5Gclose(eg);
-  }
-  const hid_t el = w.group(ecephys, "electrodes");
-  w.typed(el, "DynamicTable", "hdmf-common");
-  w.attr(el, "description", "one electrode per exported unit (a channel of a source)");
-  w.attr_strings(el, "colnames", {"x", "y", "location", "group", "group_name", "label"});
-  std::vector<int64_t> ids;
-  std::vector<double> xs;
-  std::vector<double> ys;
-  std::vector<std::string> loc;
-  std::vector<std::string> grp;
-  std::vector<std::string> grp_name;
-  std::vector<std::string> label;
-  for (size_t i = 0; i < units.size(); ++i) {
-    ids.push_back(static_cast<int64_t>(i));
-    const v1::ChannelInfo* c = info_of(*units[i].src, units[i].channel);
-    xs.push_back(c != nullptr ? c->x_um() : NAN);
-    ys.push_back(c != nullptr ? c->y_um() : NAN);
-    loc.emplace_back("unknown");
-    grp.push_back("/general/extracellular_ephys/" + units[i].src->desc.name());
-    grp_name.push_back(units[i].src->desc.name());
-    label.push_back(units[i].name);
-  }
+  // A table column: VectorData with its description.
   auto column = [&](hid_t dset, const std::string& desc) {
     w.typed(dset, "VectorData", "hdmf-common");
     w.attr(dset, "description", desc);
     H5Dclose(dset);
   };
-  {
-    const hid_t id = w.numbers(el, "id", H5T_STD_I64LE, H5T_NATIVE_INT64, ids);
-    w.typed(id, "ElementIdentifiers", "hdmf-common");
-    H5Dclose(id);
+
+  // A device per source; an electrode group per source of electrodes, and an electrode per unit
+  // of those. Silicon neurons and the like are units without electrodes.
+  const hid_t general = w.group(root, "general");
+  const hid_t devices = w.group(general, "devices");
+  std::vector<const SourceData*> sources;
+  for (const Unit& u : units) {
+    if (std::find(sources.begin(), sources.end(), u.src) == sources.end()) sources.push_back(u.src);
   }
-  column(w.numbers(el, "x", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, xs), "x position (um)");
-  column(w.numbers(el, "y", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, ys), "y position (um)");
-  column(w.strings(el, "location", loc), "location of the electrode");
-  column(w.refs(el, "group", grp), "the electrode group");
-  column(w.strings(el, "group_name", grp_name), "name of the electrode group");
-  column(w.strings(el, "label", label), "channel name in the IoN recording");
-  H5Gclose(el);
-  H5Gclose(ecephys);
+  for (const Series& x : series) {
+    if (std::find(sources.begin(), sources.end(), x.src) == sources.end()) sources.push_back(x.src);
+  }
+  std::vector<std::string> device_names;
+  for (const SourceData* s : sources) {
+    if (std::find(device_names.begin(), device_names.end(), s->desc.name()) != device_names.end()) continue;
+    device_names.push_back(s->desc.name());  // a source's streams share one device
+    const hid_t dev = w.group(devices, s->desc.name());
+    w.typed(dev, "Device", "core");
+    w.attr(dev, "description", "IoN source '" + s->desc.name() + "' (" + s->desc.kind() + ")");
+    H5Gclose(dev);
+  }
+  std::vector<size_t> electrode_units;
+  for (size_t i = 0; i < units.size(); ++i) {
+    if (has_electrodes(*units[i].src)) electrode_units.push_back(i);
+  }
+  if (!electrode_units.empty()) {
+    const hid_t ecephys = w.group(general, "extracellular_ephys");
+    std::vector<std::string> groups;
+    for (const size_t i : electrode_units) {
+      const std::string& name = units[i].src->desc.name();
+      if (std::find(groups.begin(), groups.end(), name) != groups.end()) continue;
+      groups.push_back(name);
+      const hid_t eg = w.group(ecephys, name);
+      w.typed(eg, "ElectrodeGroup", "core");
+      w.attr(eg, "description", "electrodes of " + name);
+      w.attr(eg, "location", "unknown");
+      check(H5Lcreate_soft(("/general/devices/" + name).c_str(), eg, "device", H5P_DEFAULT, H5P_DEFAULT),
+            "link the device");
+      H5Gclose(eg);
+    }
+    const hid_t el = w.group(ecephys, "electrodes");
+    w.typed(el, "DynamicTable", "hdmf-common");
+    w.attr(el, "description", "one electrode per exported unit of an electrode source");
+    w.attr_strings(el, "colnames", {"x", "y", "location", "group", "group_name", "label"});
+    std::vector<int64_t> ids;
+    std::vector<double> xs;
+    std::vector<double> ys;
+    std::vector<std::string> loc;
+    std::vector<std::string> grp;
+    std::vector<std::string> grp_name;
+    std::vector<std::string> label;
+    for (size_t k = 0; k < electrode_units.size(); ++k) {
+      const Unit& u = units[electrode_units[k]];
+      ids.push_back(static_cast<int64_t>(k));
+      const v1::ChannelInfo* c = info_of(*u.src, u.channel);
+      xs.push_back(c != nullptr ? c->x_um() : NAN);
+      ys.push_back(c != nullptr ? c->y_um() : NAN);
+      loc.emplace_back("unknown");
+      grp.push_back("/general/extracellular_ephys/" + u.src->desc.name());
+      grp_name.push_back(u.src->desc.name());
+      label.push_back(u.name);
+    }
+    {
+      const hid_t id = w.numbers(el, "id", H5T_STD_I64LE, H5T_NATIVE_INT64, ids);
+      w.typed(id, "ElementIdentifiers", "hdmf-common");
+      H5Dclose(id);
+    }
+    column(w.numbers(el, "x", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, xs), "x position (um)");
+    column(w.numbers(el, "y", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, ys), "y position (um)");
+    column(w.strings(el, "location", loc), "location of the electrode");
+    column(w.refs(el, "group", grp), "the electrode group");
+    column(w.strings(el, "group_name", grp_name), "name of the electrode group");
+    column(w.strings(el, "label", label), "channel name in the IoN recording");
+    H5Gclose(el);
+    H5Gclose(ecephys);
+  }
   H5Gclose(devices);
   H5Gclose(general);
 
-  // Units: spike times in seconds from the session start (the recording's network-time anchor).
-  const hid_t ug = w.group(root, "units");
-  w.typed(ug, "Units", "core");
-  w.attr(ug, "description", "one unit per channel of each IoN source, spikes as recorded");
-  w.attr_strings(ug, "colnames", {"spike_times", "electrodes"});
-  std::vector<int64_t> uid;
-  std::vector<double> times;
-  std::vector<uint64_t> index;  // VectorIndex: unsigned, as the schema requires
-  std::vector<int64_t> electrodes;
-  std::vector<uint64_t> electrodes_index;
-  const int64_t t0 = origin_ns(d);
-  for (size_t i = 0; i < units.size(); ++i) {
-    uid.push_back(static_cast<int64_t>(i));
-    for (int64_t t : units[i].times_ns) times.push_back(static_cast<double>(t - t0) * 1e-9);
-    index.push_back(times.size());
-    electrodes.push_back(static_cast<int64_t>(i));
-    electrodes_index.push_back(electrodes.size());
+  // Units: spike times in seconds from the session start (the recording's network-time anchor);
+  // a unit's electrode only where its source has electrodes; its name and source in columns.
+  if (!units.empty()) {
+    const hid_t ug = w.group(root, "units");
+    w.typed(ug, "Units", "core");
+    w.attr(ug, "description", "one unit per channel of each IoN spike source, spikes as recorded");
+    const bool with_electrodes = !electrode_units.empty();
+    std::vector<std::string> colnames = {"spike_times", "unit_name", "source"};
+    if (with_electrodes) colnames.emplace_back("electrodes");
+    w.attr_strings(ug, "colnames", colnames);
+    std::vector<int64_t> uid;
+    std::vector<double> times;
+    std::vector<uint64_t> index;  // VectorIndex: unsigned, as the schema requires
+    std::vector<int64_t> electrodes;
+    std::vector<uint64_t> electrodes_index;
+    std::vector<std::string> unit_names;
+    std::vector<std::string> unit_sources;
+    size_t next_electrode = 0;
+    for (size_t i = 0; i < units.size(); ++i) {
+      uid.push_back(static_cast<int64_t>(i));
+      for (int64_t t : units[i].times_ns) times.push_back(static_cast<double>(t - t0) * 1e-9);
+      index.push_back(times.size());
+      if (has_electrodes(*units[i].src)) electrodes.push_back(static_cast<int64_t>(next_electrode++));
+      electrodes_index.push_back(electrodes.size());
+      unit_names.push_back(units[i].name);
+      unit_sources.push_back(units[i].src->desc.name() + " (" + units[i].src->desc.kind() + ")");
+    }
+    {
+      const hid_t id = w.numbers(ug, "id", H5T_STD_I64LE, H5T_NATIVE_INT64, uid);
+      w.typed(id, "ElementIdentifiers", "hdmf-common");
+      H5Dclose(id);
+    }
+    column(w.numbers(ug, "spike_times", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, times), "spike times (s)");
+    {
+      const hid_t ix = w.numbers(ug, "spike_times_index", H5T_STD_U64LE, H5T_NATIVE_UINT64, index);
+      w.typed(ix, "VectorIndex", "hdmf-common");
+      w.attr(ix, "description", "index into spike_times");
+      w.attr_ref(ix, "target", "/units/spike_times");
+      H5Dclose(ix);
+    }
+    column(w.strings(ug, "unit_name", unit_names), "channel name in the IoN recording");
+    column(w.strings(ug, "source", unit_sources), "IoN source (its kind): an electrode array, a chip's neurons, ...");
+    if (with_electrodes) {
+      const hid_t e = w.numbers(ug, "electrodes", H5T_STD_I64LE, H5T_NATIVE_INT64, electrodes);
+      w.typed(e, "DynamicTableRegion", "hdmf-common");
+      w.attr(e, "description", "the unit's electrode (none for a neuron that is not on an electrode)");
+      w.attr_ref(e, "table", "/general/extracellular_ephys/electrodes");
+      H5Dclose(e);
+      const hid_t ei = w.numbers(ug, "electrodes_index", H5T_STD_U64LE, H5T_NATIVE_UINT64, electrodes_index);
+      w.typed(ei, "VectorIndex", "hdmf-common");
+      w.attr(ei, "description", "index into electrodes");
+      w.attr_ref(ei, "target", "/units/electrodes");
+      H5Dclose(ei);
+    }
+    H5Gclose(ug);
   }
-  {
-    const hid_t id = w.numbers(ug, "id", H5T_STD_I64LE, H5T_NATIVE_INT64, uid);
-    w.typed(id, "ElementIdentifiers", "hdmf-common");
-    H5Dclose(id);
+
+  // Series: a TimeSeries each, sampled at its events (timestamps in seconds from the session
+  // start). Stimulations are stimulus presented; weights, inputs and neuromodulators acquired.
+  for (const Series& x : series) {
+    const bool stimulus = x.what == "stimulation";
+    const hid_t g = w.group(stimulus ? presentation : acquisition, x.name);
+    w.typed(g, "TimeSeries", "core");
+    const std::string& where = x.where;
+    std::string desc;
+    std::string unit;
+    if (x.what == "weight") {
+      desc = "synaptic weight read after each update, as emitted on the weight stream";
+      unit = "weight (as the synapse board reports it: docs/devices/memristor.md)";
+    } else if (x.what == "synaptic_input") {
+      desc = "synaptic input events, the value is the event's weight";
+      unit = "weight";
+    } else if (x.what == "stimulation") {
+      desc = "stimulation events, the value is the amplitude";
+      unit = "amplitude (as the source emitted it)";
+    } else {
+      desc = "neuromodulator samples, the value is the concentration";
+      unit = "concentration (as the source emitted it)";
+    }
+    w.attr(g, "description", desc + "; " + where);
+    w.attr(g, "comments", "exported by ion export from an IoN recording");
+    std::vector<double> values(x.values.begin(), x.values.end());
+    std::vector<double> ts;
+    ts.reserve(x.times_ns.size());
+    for (const int64_t t : x.times_ns) ts.push_back(static_cast<double>(t - t0) * 1e-9);
+    const hid_t data = w.numbers(g, "data", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, values);
+    w.attr(data, "unit", unit);
+    w.attr_number(data, "conversion", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1.0F);
+    w.attr_number(data, "resolution", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, -1.0F);
+    H5Dclose(data);
+    const hid_t tsd = w.numbers(g, "timestamps", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, ts);
+    w.attr_number(tsd, "interval", H5T_STD_I32LE, H5T_NATIVE_INT32, 1);
+    w.attr(tsd, "unit", "seconds");
+    H5Dclose(tsd);
+    H5Gclose(g);
+    r.series_events += x.times_ns.size();
   }
-  column(w.numbers(ug, "spike_times", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, times), "spike times (s)");
-  {
-    const hid_t ix = w.numbers(ug, "spike_times_index", H5T_STD_U64LE, H5T_NATIVE_UINT64, index);
-    w.typed(ix, "VectorIndex", "hdmf-common");
-    w.attr(ix, "description", "index into spike_times");
-    w.attr_ref(ix, "target", "/units/spike_times");
-    H5Dclose(ix);
-  }
-  {
-    const hid_t e = w.numbers(ug, "electrodes", H5T_STD_I64LE, H5T_NATIVE_INT64, electrodes);
-    w.typed(e, "DynamicTableRegion", "hdmf-common");
-    w.attr(e, "description", "the unit's electrode");
-    w.attr_ref(e, "table", "/general/extracellular_ephys/electrodes");
-    H5Dclose(e);
-    const hid_t ei = w.numbers(ug, "electrodes_index", H5T_STD_U64LE, H5T_NATIVE_UINT64, electrodes_index);
-    w.typed(ei, "VectorIndex", "hdmf-common");
-    w.attr(ei, "description", "index into electrodes");
-    w.attr_ref(ei, "target", "/units/electrodes");
-    H5Dclose(ei);
-  }
-  H5Gclose(ug);
+  r.series = series.size();
+  H5Gclose(presentation);
+  H5Gclose(stim);
+  H5Gclose(acquisition);
   r.units = units.size();
-  r.events = times.size();
+  r.events = 0;
+  for (const Unit& u : units) r.events += u.times_ns.size();
   return r;
 }
 

@@ -4,7 +4,10 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
+#include <ctime>
 #include <csignal>
 #include <filesystem>
 
@@ -12,6 +15,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -372,11 +376,17 @@ std::vector<std::string> read_strings(hid_t file, const char* name, const std::s
 
 }  // namespace
 
-ImportResult import_sjemea_in_process(const std::string& path, const ImportOptions& o) {
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors come back as our messages, not stderr
-  if (H5Fis_hdf5(path.c_str()) <= 0) throw std::runtime_error(path + ": not an HDF5 file");
-  H5 file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  if (file.id < 0) throw std::runtime_error("cannot open " + path);
+namespace {
+
+// A distance for a message: a corrupt file's positions may be beyond any integer (no cast: UB).
+std::string fmt_number(double v) {
+  std::ostringstream s;
+  s << std::setprecision(6) << v;
+  return s.str();
+}
+
+// The sjemea read on an open file; `path` names it in messages and gives the default source name.
+ImportResult read_sjemea(const H5& file, const std::string& path, const ImportOptions& o) {
   for (const char* need : {"/spikes", "/sCount"}) {
     if (!has(file.id, need)) throw std::runtime_error(path + ": not a sjemea file (no " + std::string(need) + ")");
   }
@@ -433,7 +443,7 @@ ImportResult import_sjemea_in_process(const std::string& path, const ImportOptio
       if (pitch > 0 && label_pitch > 0 && std::fabs(label_pitch - pitch) > 0.5) {
         r.notes.push_back("the file's /array label says '" + label[0] + "' but its " +
                           std::to_string(counts.size()) + " channels sit " +
-                          std::to_string(static_cast<int>(pitch)) +
+                          fmt_number(pitch) +
                           " um apart: the positions are kept, the label is not trusted");
       } else {
         r.notes.push_back("array '" + label[0] + "'");
@@ -459,6 +469,36 @@ ImportResult import_sjemea_in_process(const std::string& path, const ImportOptio
                                      std::move(ns), {}, rate, pos),
                          "ion import sjemea " + path);
   return r;
+}
+
+}  // namespace
+
+ImportResult import_sjemea_in_process(const std::string& path, const ImportOptions& o) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors come back as our messages, not stderr
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw std::runtime_error(path + ": not an HDF5 file");
+  H5 file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (file.id < 0) throw std::runtime_error("cannot open " + path);
+  return read_sjemea(file, path, o);
+}
+
+ImportResult import_sjemea_image(std::span<const uint8_t> image, const std::string& label,
+                                 const ImportOptions& o) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  // The core driver reads an in-memory image (libhdf5 copies it): no file is written.
+  H5 fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  if (fapl.id < 0 || H5Pset_fapl_core(fapl.id, 64 * 1024, false) < 0) {
+    throw std::runtime_error(label + ": cannot set up an in-memory HDF5 file");
+  }
+  // An empty image cannot be handed to libhdf5 (it would create a file): it is not HDF5.
+  if (image.empty() || H5Pset_file_image(fapl.id, const_cast<uint8_t*>(image.data()), image.size()) < 0) {
+    throw std::runtime_error(label + ": not an HDF5 file");
+  }
+  // libhdf5 refuses an image whose name is an existing file: the name is one no file has.
+  static std::atomic<uint64_t> images{0};
+  const std::string name = "ion:in-memory-image-" + std::to_string(::getpid()) + "-" + std::to_string(images++);
+  H5 file(H5Fopen(name.c_str(), H5F_ACC_RDONLY, fapl.id), H5Fclose);
+  if (file.id < 0) throw std::runtime_error(label + ": not an HDF5 file");
+  return read_sjemea(file, label, o);
 }
 
 namespace {
@@ -626,6 +666,62 @@ ImportResult import_file(const std::string& format, const std::string& path, con
   if (format == "axion-csv") return import_axion_csv(path, o);
   if (format == "sjemea") return import_sjemea(path, o);
   throw std::runtime_error("unknown import format '" + format + "' (csv, axion-csv, sjemea)");
+}
+
+int64_t parse_session_start(const std::string& text) {
+  const std::string expected = "--session-start: expected a date and time with its zone, e.g. "
+                               "2017-05-02T14:03:00Z or 2017-05-02T16:03:00+02:00, got '" + text + "'";
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, used = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10) {
+    throw std::invalid_argument(expected);
+  }
+  size_t i = 10;
+  int64_t frac_ns = 0;
+  int64_t offset_s = 0;
+  if (i < text.size()) {
+    if (text[i] != 'T' && text[i] != ' ') throw std::invalid_argument(expected);
+    if (std::sscanf(text.c_str() + i + 1, "%2d:%2d%n", &h, &mi, &used) != 2 || used != 5) {
+      throw std::invalid_argument(expected);
+    }
+    i += 6;
+    if (i < text.size() && text[i] == ':') {
+      if (std::sscanf(text.c_str() + i + 1, "%2d%n", &sec, &used) != 1 || used != 2) throw std::invalid_argument(expected);
+      i += 3;
+      if (i < text.size() && text[i] == '.') {
+        int64_t scale = 100'000'000;
+        for (++i; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) {
+          frac_ns += (text[i] - '0') * scale;
+          scale /= 10;
+        }
+      }
+    }
+    if (i >= text.size()) throw std::invalid_argument(expected + " (no zone: add Z for UTC)");
+    if (text[i] == 'Z' && i + 1 == text.size()) {
+      i += 1;
+    } else if ((text[i] == '+' || text[i] == '-') && text.size() == i + 6 && text[i + 3] == ':') {
+      int oh = 0, om = 0;
+      if (std::sscanf(text.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59) {
+        throw std::invalid_argument(expected);
+      }
+      offset_s = (text[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+      i = text.size();
+    } else {
+      throw std::invalid_argument(expected);
+    }
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970) {
+    throw std::invalid_argument(expected);
+  }
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  const time_t t = timegm(&tm);
+  if (tm.tm_mday != d || tm.tm_mon != mo - 1) throw std::invalid_argument(expected + " (no such day)");
+  return (static_cast<int64_t>(t) - offset_s) * 1'000'000'000 + frac_ns;
 }
 
 }  // namespace ion::interchange

@@ -9,17 +9,20 @@
 #include "ion/core/codec.h"
 #include "ion/core/json.h"
 #include "ion/core/record.h"
-#include "ion/interchange/dataset.h"
+#include "ion/core/dataset.h"
 #include "ion/v1/ion.pb.h"
 
 namespace ion::interchange {
 namespace {
 
-double rate_of(uint64_t n, int64_t first, int64_t last) {
-  return n > 1 && last > first ? static_cast<double>(n - 1) / (static_cast<double>(last - first) * 1e-9) : 0.0;
-}
-
 }  // namespace
+
+// Over the recording's span, so rates compare across channels and streams (over a channel's own
+// first-to-last span, a channel with 2 spikes 0.64 ms apart showed 3125/s).
+double span_rate_hz(const Inspection& x, uint64_t events) noexcept {
+  if (x.last_ns <= x.first_ns) return 0.0;
+  return static_cast<double>(events) / (static_cast<double>(x.last_ns - x.first_ns) * 1e-9);
+}
 
 Inspection inspect(const std::string& path) {
   record::Reader rd(path);
@@ -192,7 +195,7 @@ void print_text(const Inspection& x, std::ostream& out) {
   out << "\n  source               stream kind            events     rate/s   lost  restarts  longest gap\n";
   for (const auto& s : x.streams) {
     std::snprintf(line, sizeof line, "  %-20s %6u %-14s %8llu %10.2f %6llu %9llu %10.3f s\n", s.source.c_str(), s.stream,
-                  s.kind.c_str(), static_cast<unsigned long long>(s.events), rate_of(s.events, s.first_ns, s.last_ns),
+                  s.kind.c_str(), static_cast<unsigned long long>(s.events), span_rate_hz(x, s.events),
                   static_cast<unsigned long long>(s.lost_events), static_cast<unsigned long long>(s.restarts),
                   static_cast<double>(s.longest_gap_ns) * 1e-9);
     out << line;
@@ -201,7 +204,7 @@ void print_text(const Inspection& x, std::ostream& out) {
   for (const auto& c : x.channels) {
     const std::string name = x.streams.size() > 1 ? c.source + "/" + c.name : c.name;
     std::snprintf(line, sizeof line, "  %-28s %8llu %10.3f %12.6f %12.6f\n", name.c_str(),
-                  static_cast<unsigned long long>(c.count), rate_of(c.count, c.first_ns, c.last_ns),
+                  static_cast<unsigned long long>(c.count), span_rate_hz(x, c.count),
                   static_cast<double>(c.first_ns - x.anchor_network_ns) * 1e-9,
                   static_cast<double>(c.last_ns - x.anchor_network_ns) * 1e-9);
     out << line;
@@ -238,7 +241,7 @@ void print_json(const Inspection& x, std::ostream& out) {
     out << (i ? "," : "") << "{\"source\":" << json_string(s.source) << ",\"stream\":" << s.stream
         << ",\"kind\":" << json_string(s.kind) << ",\"events\":" << s.events << ",\"batches\":" << s.batches
         << ",\"first_ns\":" << s.first_ns << ",\"last_ns\":" << s.last_ns
-        << ",\"rate_hz\":" << rate_of(s.events, s.first_ns, s.last_ns) << ",\"lost_events\":" << s.lost_events
+        << ",\"rate_hz\":" << span_rate_hz(x, s.events) << ",\"lost_events\":" << s.lost_events
         << ",\"restarts\":" << s.restarts << ",\"longest_gap_ns\":" << s.longest_gap_ns << "}";
   }
   out << "],\"channels\":[";
@@ -246,7 +249,7 @@ void print_json(const Inspection& x, std::ostream& out) {
     const auto& c = x.channels[i];
     out << (i ? "," : "") << "{\"source\":" << json_string(c.source) << ",\"name\":" << json_string(c.name)
         << ",\"id\":" << c.id << ",\"count\":" << c.count << ",\"first_ns\":" << c.first_ns
-        << ",\"last_ns\":" << c.last_ns << ",\"rate_hz\":" << rate_of(c.count, c.first_ns, c.last_ns) << "}";
+        << ",\"last_ns\":" << c.last_ns << ",\"rate_hz\":" << span_rate_hz(x, c.count) << "}";
   }
   out << "],\"nodes\":[";
   for (size_t i = 0; i < x.nodes.size(); ++i) {

@@ -20,12 +20,21 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using asio::ip::tcp;
 
-// "host:port", or a ZeroMQ endpoint "tcp://host:port".
-std::pair<std::string, std::string> split_host_port(std::string s) {
+// "host:port", or a ZeroMQ endpoint "tcp://host:port". Port 0 (pick a free one) only to listen.
+std::pair<std::string, std::string> split_host_port(std::string s, bool listen) {
   if (s.rfind("tcp://", 0) == 0) s.erase(0, 6);
   const size_t colon = s.rfind(':');
-  if (colon == std::string::npos) throw std::invalid_argument("expected host:port, got '" + s + "'");
-  return {s.substr(0, colon), s.substr(colon + 1)};
+  if (colon == std::string::npos || colon == 0) throw std::invalid_argument("expected host:port, got '" + s + "'");
+  const std::string port = s.substr(colon + 1);
+  // A number 1-65535: asio would take "99999" modulo 65536 and a name as a service lookup.
+  const bool digits = !port.empty() && port.size() <= 5 &&
+                      port.find_first_not_of("0123456789") == std::string::npos;
+  const unsigned long lowest = listen ? 0 : 1;
+  if (!digits || std::stoul(port) < lowest || std::stoul(port) > 65535) {
+    throw std::invalid_argument("port '" + port + "' in '" + s + "' is not a number from " +
+                                std::to_string(lowest) + " to 65535");
+  }
+  return {s.substr(0, colon), port};
 }
 
 struct DirCounters {
@@ -200,8 +209,8 @@ class LinkEmulator::Impl {
  public:
   Impl(LinkProfile profile, const std::string& listen, const std::string& target, uint64_t seed)
       : profile_(std::move(profile)), acceptor_(io_), seed_(seed) {
-    const auto [lhost, lport] = split_host_port(listen);
-    const auto [thost, tport] = split_host_port(target);
+    const auto [lhost, lport] = split_host_port(listen, true);
+    const auto [thost, tport] = split_host_port(target, false);
     tcp::resolver resolver(io_);
     target_ = *resolver.resolve(thost, tport).begin();
     const tcp::endpoint le = *resolver.resolve(lhost, lport).begin();

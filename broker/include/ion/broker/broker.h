@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ion/broker/topology.h"
@@ -17,6 +18,7 @@
 #include "ion/core/codec.h"
 #include "ion/core/reject.h"
 #include "ion/core/security.h"
+#include "ion/core/status_counters.h"
 
 namespace ion {
 
@@ -80,16 +82,12 @@ struct NodeHealthStats {
   int64_t clock_offset_ns = 0;
   int64_t clock_uncertainty_ns = 0;
   int64_t clock_drift_ppb = 0;
-  uint64_t received_events = 0;
-  uint64_t lost_events = 0;
-  uint64_t late_events = 0;
-  uint64_t late_dropped = 0;
-  uint64_t emitted_events = 0;
-  uint64_t dropped_events = 0;
-  uint64_t playout_overrun = 0;  // handed to the device beyond deadline + precision (flagged late)
+#define ION_STATS_FIELD(name) uint64_t name = 0;
+  ION_NODE_HEALTH_COUNTERS(ION_STATS_FIELD)  // status_counters.h
   uint64_t device_trouble = 0;   // sum of the driver's trouble counters
   std::map<std::string, int64_t> driver_counters;
   std::vector<std::string> trouble_counters;  // names among driver_counters
+  std::map<std::string, std::vector<float>> gauges;  // the driver's gauges (e.g. "weight")
 };
 
 // A snapshot of one node's counters (safe to take from any thread).
@@ -97,25 +95,14 @@ struct BrokerNodeStats {
   std::string name;
   std::string kind;
   bool connected = false;
-  uint64_t registrations = 0;
-  uint64_t batches_in = 0;
-  uint64_t events_in = 0;
-  uint64_t batches_out = 0;
-  uint64_t events_out = 0;
-  uint64_t dropped_batches = 0;  // outbound ring overflow, or target not connected
-  uint64_t dropped_events = 0;
-  uint64_t lost_upstream_batches = 0;  // sequence gaps on batches from this node
-  uint64_t reordered_batches = 0;
-  uint64_t source_restarts = 0;
-  uint64_t rejected_batches = 0;
-  uint64_t timeouts = 0;
+  ION_BROKER_NODE_COUNTERS(ION_STATS_FIELD)  // status_counters.h
   int64_t ingress_latency_p50_ns = 0;  // broker receive - source time of this node's events
   int64_t ingress_latency_p99_ns = 0;
   int64_t ingress_latency_max_ns = 0;
   std::vector<uint64_t> ingress_latency_le;  // cumulative, at kLatencyBoundsNs
   uint64_t ingress_latency_count = 0;
   uint64_t ingress_latency_sum_ns = 0;
-  std::vector<float> weights;  // synapse nodes: latest weight per synapse (NaN: none reported)
+  std::vector<float> weights;  // the driver's "weight" gauge (a synapse board): per synapse, NaN: not read yet
   NodeHealthStats health;
 };
 
@@ -152,10 +139,8 @@ class LiveFeed {
 struct TapStats {
   std::string name;
   bool connected = false;
-  uint64_t batches_out = 0;
-  uint64_t events_out = 0;
-  uint64_t dropped_batches = 0;  // tap ring full
-  uint64_t dropped_events = 0;
+  ION_BROKER_TAP_COUNTERS(ION_STATS_FIELD)  // status_counters.h
+#undef ION_STATS_FIELD
 };
 
 struct ConnectionStats {
@@ -200,6 +185,25 @@ class Broker {
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// A broker serving on its own thread, for the demos, the benchmarks and the tests: bound at
+// construction (throws as bind() does), stopped and joined by stop() or the destructor.
+class BrokerThread {
+ public:
+  explicit BrokerThread(BrokerOptions options, const Clock& clock = SteadyClock::instance());
+  ~BrokerThread();
+  BrokerThread(const BrokerThread&) = delete;
+  BrokerThread& operator=(const BrokerThread&) = delete;
+  // Idempotent.
+  void stop() noexcept;
+  [[nodiscard]] Broker& broker() noexcept { return broker_; }
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+
+ private:
+  Broker broker_;
+  std::string endpoint_;
+  std::thread thread_;
 };
 
 }  // namespace ion

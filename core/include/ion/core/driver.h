@@ -61,6 +61,9 @@ class Driver {
   // its deadline, processing that fell behind real time, a device queue that was full. Their sum
   // is the node's device_trouble, shown red in status, dashboard, metrics and report when > 0.
   [[nodiscard]] virtual std::vector<std::string> trouble_counters() const { return {}; }
+  // Current values the device state is summed up by, by name (e.g. "weight": one per synapse,
+  // NaN while unknown); sent in every heartbeat and shown by status, /metrics and the dashboard.
+  [[nodiscard]] virtual std::map<std::string, std::vector<float>> gauges() const { return {}; }
 };
 
 // The sum of a driver's trouble counters: 0 on a healthy run.

@@ -4,6 +4,7 @@
 // use) throw TransportError with the endpoint and zmq's reason.
 #include <zmq.hpp>
 
+#include "ion/core/handshake.h"
 #include "ion/core/security.h"
 
 #include <cstdint>
@@ -75,18 +76,6 @@ class Socket {
 
  private:
   zmq::socket_t sock_;
-};
-
-// Why a client's handshake with its server failed, as far as ZMTP tells the client.
-struct HandshakeFailure {
-  enum class Kind : uint8_t {
-    mechanism_mismatch,  // one side uses CURVE, the other plaintext
-    refused,             // the server's authenticator refused (CURVE: the key is not allowed)
-    crypto,              // the handshake did not decrypt (CURVE: a wrong server key)
-    other,               // the connection dropped during the handshake
-  };
-  Kind kind = Kind::other;
-  uint32_t detail = 0;  // ZMTP protocol error code, ZAP status (e.g. 400) or errno
 };
 
 // Watches a client socket's handshakes through a zmq socket monitor on an inproc pair. Owned by

@@ -14,6 +14,7 @@
 #include "ion/core/config.h"
 #include "ion/core/driver.h"
 #include "ion/core/security.h"
+#include "ion/node/session.h"
 
 namespace ion {
 
@@ -101,27 +102,6 @@ struct NodeStats {
   int64_t clock_uncertainty_ns = 0;  // |true offset - clock_offset_ns| <= this
   double clock_drift_ppm = 0;
   bool clock_synced = false;
-};
-
-// Why the broker (or the connection to it) did not let this node in.
-enum class RefusalKind : uint8_t {
-  none,
-  not_in_topology,      // the broker's topology has no node of this name
-  declared_sizes,       // more output channels or fewer input ports than the topology says
-  not_authorized,       // the key is not allowed this name, or left the allowlist
-  version,              // the broker speaks another protocol version
-  too_many_nodes,
-  encryption_mismatch,  // one side uses CURVE, the other plaintext
-  key_refused,          // CURVE: the broker's authenticator refused this node's key
-  handshake_failed,     // CURVE: the handshake did not decrypt (a wrong broker key?)
-  name_in_use,          // another live process holds this name (or took it over with replace)
-  other,
-};
-[[nodiscard]] const char* to_string(RefusalKind kind) noexcept;
-
-struct Refusal {
-  RefusalKind kind = RefusalKind::none;
-  std::string reason;  // the broker's own words where it gave some, else what the link showed
 };
 
 enum class Registration : uint8_t { registered, refused, timed_out };

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "ion/chip/aer.h"
+#include "ion/chip/legacy.h"
 #include "ion/chip/model.h"
 #include "ion/chip/udp.h"
 #include "ion/core/config.h"
@@ -36,12 +37,6 @@ enum class Backend : uint8_t { emulator, udp, legacy_udp };
 struct UdpOptions {
   std::string listen = "127.0.0.1:7020";
   std::string peer;  // where inputs are sent; empty: the sender of the latest valid datagram
-};
-
-struct LegacyOptions {
-  uint8_t own_code = 'S';            // sender code on the packets this node sends
-  std::vector<uint8_t> accept_codes;  // sender codes accepted; empty: any
-  float weight_full_scale = 1.0F;     // an input of this weight is sent as weight byte 255
 };
 
 struct ChipDriverOptions {
@@ -88,7 +83,8 @@ class ChipDriver final : public Driver {
     uint32_t neuron;
     SynapseType type;
     float weight;
-    int64_t t_ns;
+    int64_t t_ns;       // deadline
+    int64_t source_ns;  // stamped at the source
   };
   struct Stamped {
     uint32_t channel;
@@ -118,7 +114,8 @@ class ChipDriver final : public Driver {
   bool stop_requested_ = false;
   std::vector<Input> inbox_;                        // emulator inputs from deliver()
   std::optional<sockaddr_in> last_sender_;
-  std::unique_ptr<DeviceClock> device_clock_;       // the peer's counter against our clock
+  std::unique_ptr<DeviceClock> device_clock_;       // udp: the chip host's counter against our clock
+  std::unique_ptr<LegacyBridge> legacy_;            // legacy_udp: what the packets mean
   int64_t last_ticks_ = INT64_MIN;                  // latest event time accepted (unwrapped)
   int backwards_run_ = 0;                           // datagrams in a row with nothing in order
   std::map<uint64_t, SequenceTracker> senders_;     // IoN AER, per sender address

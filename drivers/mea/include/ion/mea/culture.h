@@ -14,7 +14,7 @@
 #include <random>
 #include <vector>
 
-#include "ion/mea/source.h"
+#include "ion/mea/signal_source.h"
 
 namespace ion::mea {
 

@@ -10,7 +10,7 @@
 #include <span>
 #include <vector>
 
-#include "ion/mea/source.h"
+#include "ion/mea/signal_source.h"
 
 namespace ion::mea {
 

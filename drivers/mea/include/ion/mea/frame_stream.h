@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "ion/mea/source.h"
+#include "ion/mea/signal_source.h"
 
 namespace ion::mea {
 

@@ -16,7 +16,7 @@
 #include "ion/core/driver.h"
 #include "ion/mea/culture.h"
 #include "ion/mea/detector.h"
-#include "ion/mea/sources.h"
+#include "ion/mea/acquisition_sources.h"
 
 namespace ion::mea {
 

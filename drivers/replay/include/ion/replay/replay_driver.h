@@ -3,6 +3,10 @@
 // out stamped start + (t_i - t_first - from) / speed, and is emitted when network time reaches
 // that stamp, so a downstream lab sees what it would have seen live. Stamps are computed from
 // the recording's integer times, never accumulated: an hour of replay does not drift.
+//
+// Standing in for a lab, a replay declares that lab's input ports (and output channels), so the
+// broker routes to it what the lab would have received: it counts it (and keeps it, if asked)
+// instead of acting on it.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -29,6 +33,10 @@ struct ReplayOptions {
   std::map<uint32_t, uint32_t> remap;  // recorded channel -> emitted channel; unmapped: unchanged
   std::chrono::microseconds batch_interval{1000};  // emission tick
   uint32_t stream = 0;
+  uint32_t channels = 0;   // output channels declared; 0: what the events need (after remap)
+  uint32_t ports = 0;      // input ports declared (those of the lab it stands for)
+  bool keep_inputs = false;  // keep what is delivered (received_inputs()), up to max_kept_inputs
+  size_t max_kept_inputs = 10'000'000;
 
   static ReplayOptions from_config(const ConfigNode& driver);
 };
@@ -41,6 +49,17 @@ struct ReplayEvents {
   uint32_t channel_count = 0;
 };
 
+// One event delivered to the replay node (keep_inputs).
+struct ReceivedInput {
+  std::string source;  // the sending node
+  EventKind kind = EventKind::spike;
+  uint32_t port = 0;
+  int64_t deadline_ns = 0;  // source time + the connection's delay
+  float payload = 0;
+  bool has_payload = false;
+  bool late = false;
+};
+
 class ReplayDriver final : public Driver {
  public:
   // Events are taken as given (sorted by time), then cut to [from, to) and remapped.
@@ -51,7 +70,9 @@ class ReplayDriver final : public Driver {
 
   [[nodiscard]] DriverInfo describe() const override;
   void start(Emitter& emitter) override;
-  void deliver(const BatchHeader&, const EventBatch&, const Delivery&) noexcept override {}
+  // Counts (and keeps, with keep_inputs) what is routed to the node's ports.
+  void deliver(const BatchHeader& header, const EventBatch& events,
+               const Delivery& delivery) noexcept override;
   void stop() noexcept override;
   [[nodiscard]] std::map<std::string, int64_t> counters() const override;
 
@@ -64,6 +85,9 @@ class ReplayDriver final : public Driver {
   // Worst lateness of an emission against its stamp (for the drift figure).
   [[nodiscard]] int64_t max_emit_lag_ns() const noexcept { return max_lag_.load(); }
   [[nodiscard]] int64_t last_emit_lag_ns() const noexcept { return last_lag_.load(); }
+  [[nodiscard]] uint64_t inputs_received() const noexcept { return inputs_.load(); }
+  // What was delivered, in delivery order (keep_inputs); call after stop().
+  [[nodiscard]] std::vector<ReceivedInput> received_inputs() const;
 
  private:
   void loop(Emitter& emitter);
@@ -78,6 +102,9 @@ class ReplayDriver final : public Driver {
   std::atomic<bool> finished_{false};
   std::atomic<uint64_t> emitted_{0}, loops_{0}, rejected_{0};
   std::atomic<int64_t> max_lag_{0}, last_lag_{0};
+  std::atomic<uint64_t> inputs_{0}, inputs_unknown_port_{0}, inputs_late_{0}, inputs_not_kept_{0};
+  mutable std::mutex in_mu_;  // deliver() may overlap itself (late events): guards kept_
+  std::vector<ReceivedInput> kept_;
 };
 
 // Converts loaded recording data for one source; "" picks the only spike source (throws if

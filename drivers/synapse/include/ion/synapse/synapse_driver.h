@@ -100,6 +100,8 @@ class SynapseDriver final : public Driver {
 
   // Current weight of each synapse (latest read, mapped); NaN until its first read.
   [[nodiscard]] std::vector<float> weights() const;
+  // {"weight": weights()}: what the dashboard draws.
+  [[nodiscard]] std::map<std::string, std::vector<float>> gauges() const override;
   [[nodiscard]] std::vector<double> resistances_ohm() const;  // latest reads
   // Emulator only (after stop): the cells' true resistances.
   [[nodiscard]] std::vector<double> true_resistances_ohm() const;

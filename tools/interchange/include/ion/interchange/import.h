@@ -7,10 +7,11 @@
 //   axion-csv  Axion AxIS spike list (Time (s), Electrode, Amplitude(mV)), settings mixed into
 //              the first columns of the first rows; gzip accepted
 //   sjemea     the community MEA HDF5 layout (Eglen et al. 2014): /spikes, /sCount, /names, /epos
+#include <span>
 #include <string>
 #include <vector>
 
-#include "ion/interchange/dataset.h"
+#include "ion/core/dataset.h"
 
 namespace ion::interchange {
 
@@ -33,9 +34,18 @@ ImportResult import_sjemea(const std::string& path, const ImportOptions& options
 // The same read in this process, which import_sjemea runs in a child process with a CPU-time
 // limit because libhdf5 can hang or crash on a corrupt file. For the fuzz target (coverage).
 ImportResult import_sjemea_in_process(const std::string& path, const ImportOptions& options = {});
+// The same read on an HDF5 file image in memory (`label` names it in messages), in this process:
+// the fuzz target's fast path, with no file written per input.
+ImportResult import_sjemea_image(std::span<const uint8_t> image, const std::string& label,
+                                 const ImportOptions& options = {});
 
 // By format name: "csv", "axion-csv", "sjemea".
 ImportResult import_file(const std::string& format, const std::string& path,
                          const ImportOptions& options = {});
+
+// An ISO 8601 date and time with its zone ("2017-05-02T14:03:00Z", "2017-05-02T16:03:00.5+02:00",
+// or a date alone, midnight UTC) as ns since 1970 UTC: the session start of an import whose file
+// has none. Throws std::invalid_argument saying what is expected.
+[[nodiscard]] int64_t parse_session_start(const std::string& text);
 
 }  // namespace ion::interchange

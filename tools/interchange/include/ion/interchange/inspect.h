@@ -71,6 +71,9 @@ struct Inspection {
 
 // Reads the whole recording (throws std::runtime_error if it is not one).
 Inspection inspect(const std::string& path);
+// Events per second over the recording's span (first to last event of any source): the rates
+// print_text and print_json show for streams and channels.
+[[nodiscard]] double span_rate_hz(const Inspection& x, uint64_t events) noexcept;
 void print_text(const Inspection& x, std::ostream& out);
 void print_json(const Inspection& x, std::ostream& out);
 

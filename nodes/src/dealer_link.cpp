@@ -1,0 +1,47 @@
+#include "ion/node/dealer_link.h"
+
+#include <spdlog/spdlog.h>
+
+namespace ion {
+
+DealerLink::DealerLink(std::string endpoint, SocketOptions options, std::string who)
+    : endpoint_(std::move(endpoint)), options_(std::move(options)), who_(std::move(who)) {}
+
+DealerLink::~DealerLink() { close(); }
+
+bool DealerLink::open() noexcept {
+  close();
+  try {
+    socket_ = std::make_unique<Socket>(ctx_, Socket::Type::dealer, options_);
+    monitor_ = std::make_unique<HandshakeMonitor>(ctx_, *socket_);
+    socket_->connect(endpoint_);
+    return true;
+  } catch (const std::exception& e) {
+    spdlog::error("{}: {}", who_, e.what());
+    close();
+    return false;
+  }
+}
+
+void DealerLink::close() noexcept {
+  monitor_.reset();  // the monitor stops before its socket closes
+  if (socket_) socket_->close();
+  socket_.reset();
+}
+
+bool DealerLink::send(const std::string& frame) noexcept {
+  return socket_ && socket_->send(frame) == IoStatus::ok;
+}
+
+bool DealerLink::connected_now() const noexcept { return monitor_ && monitor_->connected_now(); }
+
+std::optional<HandshakeFailure> DealerLink::poll_handshake(bool& succeeded) noexcept {
+  if (!monitor_) return std::nullopt;
+  return monitor_->poll(succeeded);
+}
+
+uint32_t DealerLink::take_disconnects() noexcept {
+  return monitor_ ? monitor_->take_disconnects() : 0;
+}
+
+}  // namespace ion

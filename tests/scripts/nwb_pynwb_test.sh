@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Every export kind against pynwb, the NWB reference reader (PyPI, in a venv this test makes):
+# a three-lab recording (ion demo: MEA spikes, silicon-neuron spikes, synaptic inputs, synapse
+# weights) and an import with --session-start, exported to NWB and CSV; pynwb's validator finds
+# no errors, and every field read back agrees with the recording (tests/scripts/check_nwb_pynwb.py).
+# usage: nwb_pynwb_test.sh BUILD_DIR SOURCE_DIR ; exit 77 (skipped) when PyPI is unreachable.
+set -euo pipefail
+build="$1"
+src="$2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+/usr/bin/python3 -m venv "$work/venv"
+if ! "$work/venv/bin/pip" install -q --disable-pip-version-check --timeout 30 --retries 2 pynwb 2>"$work/pip.log"; then
+  if grep -qiE "connection|resolve|network|timed out" "$work/pip.log"; then
+    echo "SKIP: PyPI unreachable: $(tail -1 "$work/pip.log")"; exit 77
+  fi
+  cat "$work/pip.log"; exit 1
+fi
+ion="$build/bin/ion"
+"$ion" demo --duration 4 --no-emulated-wan --plaintext --out "$work/demo" >"$work/demo.log" 2>&1 ||
+  { cat "$work/demo.log"; exit 1; }
+"$ion" export "$work/demo/recording.ionrec" --format nwb -o "$work/demo.nwb"
+"$ion" export "$work/demo/recording.ionrec" --format csv -o "$work/demo.csv"
+printf 'channel,time_s\ne1,0.5\ne2,0.75\ne1,1.25\n' >"$work/in.csv"
+"$ion" import csv "$work/in.csv" -o "$work/imported.ionrec" --session-start 2017-05-02T16:03:00+02:00
+"$ion" export "$work/imported.ionrec" --format nwb -o "$work/imported.nwb"
+ION_LIBRARY="$build/lib/libion.so.1" PYTHONPATH="$src/python" \
+  "$work/venv/bin/python" "$src/tests/scripts/check_nwb_pynwb.py" "$work"
