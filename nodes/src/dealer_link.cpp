@@ -44,4 +44,8 @@ uint32_t DealerLink::take_disconnects() noexcept {
   return monitor_ ? monitor_->take_disconnects() : 0;
 }
 
+std::optional<std::string> DealerLink::peer_mechanism() noexcept {
+  return greeting_mechanism(endpoint_, 500);  // a broker greets within a round trip
+}
+
 }  // namespace ion

@@ -54,6 +54,7 @@ void BrokerSession::open_link(int64_t now) noexcept {
     return;
   }
   state_ = State::hello_pending;
+  asked_mechanism_ = false;
   connect_started_ns_ = now;
   next_hello_ns_ = now;
 }
@@ -99,7 +100,11 @@ void BrokerSession::no_answer(int64_t now) noexcept {
   const bool connected = link_.connected_now();
   const std::string t = std::to_string(broker_timeout_ns_ / 1'000'000) + " ms";
   std::string why;
-  if (!connected) {
+  if (!connected && ambiguous_since_ns_ != 0) {
+    why = "something at " + opts_.broker +
+          " accepts connections and drops them during the handshake: is it an IoN broker with "
+          "the same security as this side, and is a relay in between connected to it?";
+  } else if (!connected) {
     why = "nothing answers at " + opts_.broker +
           " (no broker listening there, or the host is unreachable): is the broker running, "
           "and is " + opts_.broker_setting + " its address?";
@@ -358,11 +363,7 @@ void BrokerSession::check_handshakes(int64_t now) noexcept {
   const std::string at = "the broker at " + opts_.broker;
   switch (f->kind) {
     case HandshakeFailure::Kind::mechanism_mismatch:
-      owner_.on_refused({RefusalKind::encryption_mismatch,
-                         opts_.curve ? at + " does not use CURVE encryption, and this node does"
-                                     : at + " requires CURVE encryption: give this node its key "
-                                            "and the broker's public key (node.secret_key, "
-                                            "node.broker_key)"});
+      refuse_mechanism_mismatch();
       break;
     case HandshakeFailure::Kind::refused:
       owner_.on_refused({RefusalKind::key_refused,
@@ -375,9 +376,19 @@ void BrokerSession::check_handshakes(int64_t now) noexcept {
                              " did not decrypt: is node.broker_key that broker's public key?"});
       break;
     case HandshakeFailure::Kind::other:
-      // A reset mid-handshake: a wrong broker key, or something in between (a link emulator, a
-      // proxy) whose far side is not up yet. Final only when it persists.
+      // A reset mid-handshake: security that differs (libzmq may reset before this side has
+      // read the broker's greeting, so ask the greeting itself, once per link), a wrong broker
+      // key, or something in between (a link emulator, a proxy) whose far side is not up yet.
       if (ambiguous_since_ns_ == 0) ambiguous_since_ns_ = now;
+      if (!asked_mechanism_) {
+        asked_mechanism_ = true;
+        const std::optional<std::string> m = link_.peer_mechanism();
+        if (m && (*m == "CURVE") != opts_.curve) {
+          refuse_mechanism_mismatch();
+          break;
+        }
+      }
+      // Otherwise final only when it persists.
       if (opts_.curve && now - ambiguous_since_ns_ >= broker_timeout_ns_) {
         owner_.on_refused({RefusalKind::handshake_failed,
                            "the CURVE handshake with " + at.substr(4) + " failed (" +
@@ -386,6 +397,14 @@ void BrokerSession::check_handshakes(int64_t now) noexcept {
       }
       break;
   }
+}
+
+void BrokerSession::refuse_mechanism_mismatch() noexcept {
+  const std::string at = "the broker at " + opts_.broker;
+  owner_.on_refused({RefusalKind::encryption_mismatch,
+                     opts_.curve ? at + " does not use CURVE encryption, and this node does"
+                                 : at + " requires CURVE encryption: give this node its key and "
+                                        "the broker's public key (node.secret_key, node.broker_key)"});
 }
 
 }  // namespace ion

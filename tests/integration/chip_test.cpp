@@ -24,7 +24,7 @@ TEST(ChipNode, WeightedInputsInSpikesOutThroughTheBroker) {
   Topology t;
   // One core of 64 neurons: the test suite runs a Debug build, two tests at a time.
   t.nodes = {{"zurich", "chip", 64, 256}, {"gen", "generator", 16, 0}, {"sink", "sink", 0, 64}};
-  t.connections = {connect_all("gen", "zurich", 20ms), connect_all("zurich", "sink", 20ms)};
+  t.connections = {connect_all("gen", "zurich", 20ms), connect_all("zurich", "sink", 250ms)};
   BrokerRunner broker(broker_options(t));
   NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(64));
   ASSERT_TRUE(snk.node().wait_registered(1, 10s));
@@ -33,6 +33,11 @@ TEST(ChipNode, WeightedInputsInSpikesOutThroughTheBroker) {
   o.chip.neurons_per_core = 64;
   o.chip.mismatch_cv = 0;
   o.chip.neuron.bias_pa = 300;
+  // The model runs `lag` behind network time so that an input handed over at its deadline still
+  // finds its step ahead. 5 ms (the default) covers a lab machine; this shared 2-core machine
+  // running a Debug broker, three nodes and another test stalls a thread for tens of ms. Its
+  // spikes leave `lag` after they happened, so the delay to the sink covers the lag.
+  o.lag = 100ms;
   NodeRunner<ChipDriver> chip(node_options("zurich", broker.endpoint()), std::make_unique<ChipDriver>(o));
   ASSERT_TRUE(chip.node().wait_registered(1, 10s));
   NodeRunner<GeneratorDriver> gen(node_options("gen", broker.endpoint()), generator(16, 1500.0, 0));
@@ -40,9 +45,8 @@ TEST(ChipNode, WeightedInputsInSpikesOutThroughTheBroker) {
       << "received " << snk.stats().received_events;
   const auto c = chip.driver().counters();
   EXPECT_GT(c.at("inputs_applied"), 1000);
-  // Inputs are handed over at their deadline and the model runs `lag` (5 ms) behind, so an input
-  // misses its step only when the node's playout thread is held up longer than that (counted);
-  // on this shared 2-core machine running a broker and three nodes, that is rare.
+  // Inputs are handed over at their deadline and the model runs `lag` behind, so an input misses
+  // its step only when the node's playout thread is held up longer than that (counted): rare.
   EXPECT_LT(c.at("inputs_late") * 100, c.at("inputs_applied")) << "more than 1 % of inputs late";
   EXPECT_EQ(c.count("input_bad_weight"), 0U);
   const std::vector<uint64_t> ports = snk.driver().per_port();
@@ -53,9 +57,9 @@ TEST(ChipNode, WeightedInputsInSpikesOutThroughTheBroker) {
   EXPECT_EQ(others, 0U) << "undriven neurons below rheobase stay silent";
   EXPECT_EQ(snk.stats().lost_events, 0U);
   EXPECT_EQ(snk.driver().early(), 0U);
-  // Output is stamped at the crossing and leaves within lag + block: latency stays small.
+  // Output is stamped at the crossing and leaves within lag + block: latency stays near the lag.
   EXPECT_GT(snk.stats().latency_p50_ns, 0);
-  EXPECT_LT(snk.stats().latency_p50_ns, 100'000'000);
+  EXPECT_LT(snk.stats().latency_p50_ns, 200'000'000);
 }
 
 // The driver's emitter, without a broker: network time = steady clock + 1 s.

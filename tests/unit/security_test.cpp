@@ -6,9 +6,11 @@
 
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "ion/broker/broker.h"
 #include "ion/core/security.h"
+#include "ion/core/transport.h"
 
 namespace ion {
 namespace {
@@ -108,6 +110,72 @@ TEST(Keys, NamesAndKeysAreChecked) {
   EXPECT_FALSE(valid_z85_key("short"));
   EXPECT_FALSE(valid_z85_key(std::string(40, '"')));
   EXPECT_THROW((void)generate_keypair("../escape"), SecurityError);
+}
+
+// A plaintext client of a CURVE server (or the reverse) may see only a reset: the server's
+// greeting, read without starting a handshake, says which security it wants.
+TEST(Greeting, TheServersMechanismIsReadWithoutAHandshake) {
+  zmq::context_t ctx;
+  const CurveKeyPair key = generate_keypair("broker");
+  zmq::socket_t curve(ctx, zmq::socket_type::router);
+  curve.set(zmq::sockopt::curve_server, 1);
+  curve.set(zmq::sockopt::curve_secretkey, key.secret_z85);
+  curve.set(zmq::sockopt::linger, 0);
+  curve.bind("tcp://127.0.0.1:*");
+  zmq::socket_t plain(ctx, zmq::socket_type::router);
+  plain.set(zmq::sockopt::linger, 0);
+  plain.bind("tcp://127.0.0.1:*");
+  const std::string ipc = "ipc://" + fresh_dir("greeting") + "/broker.sock";
+  zmq::socket_t local(ctx, zmq::socket_type::router);
+  local.set(zmq::sockopt::linger, 0);
+  local.bind(ipc);
+  EXPECT_EQ(greeting_mechanism(curve.get(zmq::sockopt::last_endpoint), 2000), "CURVE");
+  EXPECT_EQ(greeting_mechanism(plain.get(zmq::sockopt::last_endpoint), 2000), "NULL");
+  EXPECT_EQ(greeting_mechanism(ipc, 2000), "NULL");
+  // The probe leaves no half-open peer behind: the server still serves a real client.
+  zmq::socket_t client(ctx, zmq::socket_type::dealer);
+  client.set(zmq::sockopt::linger, 0);
+  client.connect(plain.get(zmq::sockopt::last_endpoint));
+  client.send(zmq::str_buffer("hello"));
+  zmq::message_t id;
+  zmq::message_t body;
+  ASSERT_TRUE(plain.recv(id));
+  ASSERT_TRUE(plain.recv(body));
+  EXPECT_EQ(body.to_string(), "hello");
+}
+
+TEST(Greeting, WhatIsNotAZmtpServerIsNotGuessedAt) {
+  // Nothing listening, a port that closes at once (a relay whose far side is down), a server
+  // that says something else, an endpoint of another form: no answer, in bounded time.
+  EXPECT_EQ(greeting_mechanism("tcp://127.0.0.1:1", 2000), std::nullopt);
+  EXPECT_EQ(greeting_mechanism("inproc://broker", 2000), std::nullopt);
+  EXPECT_EQ(greeting_mechanism("tcp://no-port", 2000), std::nullopt);
+  zmq::context_t ctx;
+  zmq::socket_t stream(ctx, zmq::socket_type::stream);  // raw TCP: answers with what we send
+  stream.set(zmq::sockopt::linger, 0);
+  stream.bind("tcp://127.0.0.1:*");
+  const std::string ep = stream.get(zmq::sockopt::last_endpoint);
+  std::optional<std::string> got = std::string("unset");
+  std::thread probe([&] { got = greeting_mechanism(ep, 3000); });
+  zmq::message_t id;
+  zmq::message_t data;
+  bool heard = false;
+  stream.set(zmq::sockopt::rcvtimeo, 3000);
+  while (!heard) {  // an empty message first: the connection
+    if (!stream.recv(id) || !stream.recv(data)) break;
+    heard = data.size() > 0;
+  }
+  if (heard) {
+    const std::string http = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+    const std::string peer = id.to_string();  // a sent message is consumed: keep the id
+    stream.send(zmq::buffer(peer), zmq::send_flags::sndmore);
+    stream.send(zmq::buffer(http), zmq::send_flags::none);
+    stream.send(zmq::buffer(peer), zmq::send_flags::sndmore);
+    stream.send(zmq::message_t{}, zmq::send_flags::none);  // close it
+  }
+  probe.join();
+  EXPECT_TRUE(heard) << "the probe sent its greeting's start";
+  EXPECT_EQ(got, std::nullopt);
 }
 
 TEST(Allowlist, MalformedLinesAreNamedByFileAndLine) {

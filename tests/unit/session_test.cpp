@@ -5,6 +5,7 @@
 // (DESIGN.md, docs/cli.md, docs/timing.md).
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -52,6 +53,10 @@ class LoopLink final : public SessionLink {
     return std::exchange(failure, std::nullopt);
   }
   uint32_t take_disconnects() noexcept override { return std::exchange(disconnects, 0); }
+  [[nodiscard]] std::optional<std::string> peer_mechanism() noexcept override {
+    ++mechanism_asked;
+    return mechanism;
+  }
 
   bool up = true;         // a connection is made (a broker listens)
   bool fail_open = false;  // making a socket fails
@@ -59,6 +64,8 @@ class LoopLink final : public SessionLink {
   uint32_t disconnects = 0;
   std::deque<std::string> to_broker;
   int opens = 0;
+  std::optional<std::string> mechanism;  // what the broker's greeting names, if it can be read
+  int mechanism_asked = 0;
 
  private:
   bool open_ = false;
@@ -248,6 +255,31 @@ TEST_F(Session, AFailedHandshakeIsARefusalThatSaysWhatToFix) {
   link_.failure = HandshakeFailure{HandshakeFailure::Kind::mechanism_mismatch, 0};
   broker_answers_ = false;
   run_for(20ms);
+  ASSERT_EQ(owner_.refusals.size(), 1u);
+  EXPECT_EQ(owner_.refusals[0].kind, RefusalKind::encryption_mismatch);
+  EXPECT_NE(owner_.refusals[0].reason.find("requires CURVE encryption"), std::string::npos);
+}
+
+// A CURVE broker may reset a plaintext client's connection before the client has read the
+// broker's greeting: the link then shows a reset without a reason, again and again. The broker's
+// greeting, asked once per connection, names the mismatch ("a refusal the user can act on",
+// never "nothing answers").
+TEST_F(Session, AHandshakeResetWithoutAReasonIsExplainedByTheBrokersGreeting) {
+  broker_answers_ = false;
+  link_.up = false;  // the reset dropped the connection
+  link_.failure = HandshakeFailure{HandshakeFailure::Kind::other, ECONNRESET};
+  run_for(20ms);
+  EXPECT_EQ(link_.mechanism_asked, 1);
+  EXPECT_TRUE(owner_.refusals.empty()) << "an unreadable greeting is not a diagnosis";
+  link_.failure = HandshakeFailure{HandshakeFailure::Kind::other, ECONNRESET};
+  run_for(20ms);
+  EXPECT_EQ(link_.mechanism_asked, 1) << "asked once per connection, not at every reset";
+  run_for(1500ms);  // no Welcome: the session says why and opens a new connection
+  ASSERT_TRUE(owner_.refusals.empty());
+  link_.mechanism = "CURVE";
+  link_.failure = HandshakeFailure{HandshakeFailure::Kind::other, ECONNRESET};
+  run_for(20ms);
+  EXPECT_EQ(link_.mechanism_asked, 2);
   ASSERT_EQ(owner_.refusals.size(), 1u);
   EXPECT_EQ(owner_.refusals[0].kind, RefusalKind::encryption_mismatch);
   EXPECT_NE(owner_.refusals[0].reason.find("requires CURVE encryption"), std::string::npos);

@@ -112,6 +112,15 @@ class HandshakeMonitor {
 // inproc://NAME); else a one-line reason with the fix ("127.0.0.1:5555" has no scheme).
 [[nodiscard]] std::string endpoint_problem(std::string_view endpoint);
 
+// Asks the server at `endpoint` (tcp://HOST:PORT or ipc://PATH) which security mechanism it
+// greets with, over a short connection of its own that ends before the mechanism exchange:
+// "NULL", "PLAIN" or "CURVE"; nullopt if nothing answered with a ZMTP 3 greeting within
+// `timeout` (nothing listening, a relay whose far side is down, not ZeroMQ). Why: a server whose
+// security differs from the client's may reset the connection before the client has read the
+// server's greeting, and the client then only sees a reset. Blocks for at most `timeout`.
+[[nodiscard]] std::optional<std::string> greeting_mechanism(std::string_view endpoint,
+                                                             int timeout_ms) noexcept;
+
 // Waits until the socket is readable, `extra_fd` (if >= 0) is readable, or the timeout passes.
 // Returns bit 0 set for the socket, bit 1 for the fd; 0 on timeout or error.
 int poll_readable(Socket& socket, int extra_fd, int timeout_ms) noexcept;

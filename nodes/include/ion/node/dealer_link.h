@@ -24,6 +24,7 @@ class DealerLink final : public SessionLink {
   [[nodiscard]] bool connected_now() const noexcept override;
   std::optional<HandshakeFailure> poll_handshake(bool& succeeded) noexcept override;
   uint32_t take_disconnects() noexcept override;
+  [[nodiscard]] std::optional<std::string> peer_mechanism() noexcept override;
 
   // Null while closed.
   [[nodiscard]] Socket* socket() noexcept { return socket_.get(); }

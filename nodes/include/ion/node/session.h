@@ -70,6 +70,9 @@ class SessionLink {
   virtual std::optional<HandshakeFailure> poll_handshake(bool& succeeded) noexcept = 0;
   // Connections that dropped since the previous call (the peer may come back as a new broker).
   virtual uint32_t take_disconnects() noexcept = 0;
+  // The security mechanism the broker greets with ("NULL", "CURVE"), asked over a connection of
+  // its own; nullopt if it cannot be told. Asked when a handshake was reset without a reason.
+  [[nodiscard]] virtual std::optional<std::string> peer_mechanism() noexcept { return std::nullopt; }
 };
 
 // What the session tells its owner, on the session's thread.
@@ -143,6 +146,7 @@ class BrokerSession {
   void on_error(const v1::Error& e, int64_t now) noexcept;
   void refuse_and_back_off(RefusalKind kind, const std::string& reason, int64_t now) noexcept;
   void check_handshakes(int64_t now) noexcept;
+  void refuse_mechanism_mismatch() noexcept;
   static RefusalKind refusal_kind(int code) noexcept;
 
   const SessionOptions opts_;
@@ -176,6 +180,7 @@ class BrokerSession {
   int64_t last_loop_ns_ = 0;          // the owner loop's previous turn: a longer gap is a stall
   int64_t name_wait_until_ns_ = 0;    // NAME_IN_USE: until when a silent holder may be released
   int64_t ambiguous_since_ns_ = 0;    // first of a run of handshakes reset without a reason
+  bool asked_mechanism_ = false;      // the broker's greeting was asked for on this link
   std::string said_no_answer_;        // the last no-answer diagnosis logged
 };
 
