@@ -181,5 +181,47 @@ TEST(Cli, SynapseDaemonFromTheShippedConfigTransmitsAndLearns) {
   EXPECT_EQ(broker.wait(), 0);
 }
 
+// Issue 22, copy: "ion connectome infer RECORDING -o map.csv ... ion connectome score map.csv
+// truth.csv prints ROC AUC, precision and recall, sign accuracy and delay error", and bad input
+// (a recording without the node, channels without spikes, a map whose channels the wiring does
+// not know) gets a clear one-line error.
+TEST(Cli, ConnectomeCopiesAnEmulatedCulturesWiringAndRefusesBadInput) {
+  const std::string rec = tmp("culture.ionrec");
+  const std::string truth = tmp("culture-truth.csv");
+  const std::string map = tmp("culture-map.csv");
+  std::remove(rec.c_str());
+  std::remove(truth.c_str());
+  std::remove(map.c_str());
+  Child sim({ION_TOOL_BIN, "connectome", "simulate", "-o", rec, "--truth", truth, "--neurons", "40",
+             "--minutes", "3", "--seed", "4"},
+            tmp("connectome-sim.log"));
+  ASSERT_EQ(sim.wait(), 0) << sim.output();
+  Child inf({ION_TOOL_BIN, "connectome", "infer", rec, "-o", map}, tmp("connectome-infer.log"));
+  ASSERT_EQ(inf.wait(), 0) << inf.output();
+  EXPECT_NE(inf.output().find("node 'culture': 40 channels"), std::string::npos) << inf.output();
+  Child sc({ION_TOOL_BIN, "connectome", "score", map, truth, "--json"}, tmp("connectome-score.log"));
+  ASSERT_EQ(sc.wait(), 0) << sc.output();
+  const std::regex auc("\"auc_excitatory\":([0-9.]+)");
+  std::smatch m;
+  const std::string out = sc.output();
+  ASSERT_TRUE(std::regex_search(out, m, auc)) << out;
+  EXPECT_GE(std::stod(m[1]), 0.85) << out;
+  // Bad input: one line, exit 2.
+  Child no_node({ION_TOOL_BIN, "connectome", "infer", rec, "-o", tmp("x.csv"), "--node", "padova"},
+                tmp("connectome-nonode.log"));
+  EXPECT_EQ(no_node.wait(), 2);
+  EXPECT_NE(no_node.output().find("holds no spike events of node 'padova'"), std::string::npos) << no_node.output();
+  Child quiet({ION_TOOL_BIN, "connectome", "infer", rec, "-o", tmp("y.csv"), "--min-spikes", "100000000"},
+              tmp("connectome-quiet.log"));
+  EXPECT_EQ(quiet.wait(), 2);
+  EXPECT_NE(quiet.output().find("inference needs two"), std::string::npos) << quiet.output();
+  write_file(tmp("other-truth.csv"), "pre,post,weight,delay_ms,sign\nE1,E2,1,2,1\n");
+  Child foreign({ION_TOOL_BIN, "connectome", "score", map, tmp("other-truth.csv")}, tmp("connectome-foreign.log"));
+  EXPECT_EQ(foreign.wait(), 2);
+  EXPECT_NE(foreign.output().find("names none of the map's channels"), std::string::npos) << foreign.output();
+  Child over({ION_TOOL_BIN, "connectome", "infer", rec, "-o", rec}, tmp("connectome-over.log"));
+  EXPECT_EQ(over.wait(), 2) << "an output never overwrites an input";
+}
+
 }  // namespace
 }  // namespace ion::test

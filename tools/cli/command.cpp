@@ -68,6 +68,7 @@ std::vector<std::unique_ptr<Command>> all_commands() {
   c.push_back(make_import_command());
   c.push_back(make_export_command());
   c.push_back(make_inspect_command());
+  c.push_back(make_connectome_command());
   c.push_back(make_keygen_command());
   return c;
 }
@@ -81,6 +82,7 @@ std::unique_ptr<Command> make_bench_command() {
   b.push_back(make_bench_broker_command());
   b.push_back(make_bench_record_command());
   b.push_back(make_bench_python_command());
+  b.push_back(make_bench_connectome_command());
   return std::make_unique<CommandGroup>("bench", "print performance figures", std::move(b));
 }
 

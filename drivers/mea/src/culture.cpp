@@ -390,6 +390,41 @@ ReadResult CultureEmulator::read(std::span<int16_t> out, std::chrono::millisecon
   return result;
 }
 
+std::vector<TrueSynapse> CultureEmulator::wiring() const {
+  std::vector<TrueSynapse> w;
+  w.reserve(synapses_.size());
+  for (uint32_t pre = 0; pre + 1 < syn_begin_.size(); ++pre) {
+    for (uint32_t k = syn_begin_[pre]; k < syn_begin_[pre + 1]; ++k) {
+      const Synapse& s = synapses_[k];
+      w.push_back({pre, s.target, s.weight, static_cast<float>(s.delay_steps * dt_ms_), pre < n_exc_});
+    }
+  }
+  return w;
+}
+
+int32_t CultureEmulator::home_electrode(uint32_t neuron) const noexcept {
+  if (neuron >= neuron_to_electrodes_.size()) return -1;
+  int32_t best = -1;
+  float amp = 0;
+  for (const auto& [e, a] : neuron_to_electrodes_[neuron]) {
+    if (a > amp) {
+      amp = a;
+      best = static_cast<int32_t>(e);
+    }
+  }
+  return best;
+}
+
+void CultureEmulator::run_network(uint64_t samples) {
+  const uint64_t end = next_sample_ + samples;
+  for (uint64_t s = (next_sample_ + step_samples_ - 1) / step_samples_ * step_samples_; s < end;
+       s += step_samples_) {
+    step_network(s);
+    active_.clear();  // nothing is drawn
+  }
+  next_sample_ = end;
+}
+
 std::vector<TruthSpike> CultureEmulator::take_ground_truth() {
   std::vector<TruthSpike> t;
   t.swap(truth_);

@@ -77,6 +77,15 @@ struct TruthSpike {
   bool evoked = false;
 };
 
+// One synapse of the culture's true wiring.
+struct TrueSynapse {
+  uint32_t pre = 0;
+  uint32_t post = 0;
+  float weight = 0;     // peak synaptic current of the recovered synapse (Izhikevich units)
+  float delay_ms = 0;
+  bool excitatory = true;
+};
+
 // A neuron as one electrode sees it.
 struct Pickup {
   uint32_t neuron = 0;
@@ -100,6 +109,13 @@ class CultureEmulator final : public SignalSource {
   [[nodiscard]] bool excitatory(uint32_t neuron) const noexcept { return neuron < n_exc_; }
   // Neurons each electrode picks up, largest first.
   [[nodiscard]] const std::vector<std::vector<Pickup>>& pickups() const noexcept { return pickups_; }
+  // The culture's wiring (every synapse, pre before post).
+  [[nodiscard]] std::vector<TrueSynapse> wiring() const;
+  // The electrode that sees `neuron` largest, or -1 if none picks it up.
+  [[nodiscard]] int32_t home_electrode(uint32_t neuron) const noexcept;
+  // Steps the network alone for `samples` without drawing the signal (spike trains for
+  // connectivity work, fast); ground truth is kept as by read(). Not with pending stimulation.
+  void run_network(uint64_t samples);
   // Ground-truth spikes so far (options.ground_truth), in time order; moved out.
   std::vector<TruthSpike> take_ground_truth();
   [[nodiscard]] uint64_t total_spikes() const noexcept { return total_spikes_; }
