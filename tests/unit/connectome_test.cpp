@@ -179,20 +179,33 @@ TEST(Score, PrecisionRecallSignAndDelayOfASmallMap) {
   EXPECT_THROW((void)score(map, {"x", "y"}, truth), std::invalid_argument);
 }
 
-TEST(Score, NeuronWiringAggregatesOntoElectrodes) {
-  const std::vector<std::string> names = {"n0", "n1", "n2", "n3"};
-  const std::vector<std::string> home = {"7", "7", "9", ""};
-  const std::vector<TrueEdge> w = {{"n0", "n2", 2, 1, 1},   // 7 -> 9
-                                   {"n1", "n2", 1, 4, -1},  // 7 -> 9, inhibitory
-                                   {"n0", "n1", 5, 1, 1},   // within electrode 7: dropped
-                                   {"n2", "n3", 1, 1, 1}};  // n3 unseen: dropped
-  const auto e = aggregate(w, home, names);
-  ASSERT_EQ(e.size(), 1U);
-  EXPECT_EQ(e[0].pre, "7");
-  EXPECT_EQ(e[0].post, "9");
-  EXPECT_EQ(e[0].sign, 1);
-  EXPECT_DOUBLE_EQ(e[0].weight, 1);
-  EXPECT_DOUBLE_EQ(e[0].delay_ms, 2);  // weight-averaged
+// Issue 22: "The MEA driver writes its culture's true wiring ... at neuron level and aggregated
+// to electrodes (how neurons map to electrodes is the emulator's)."
+TEST(Score, TheCulturesWiringAggregatesOntoItsElectrodes) {
+  mea::CultureOptions o;
+  o.neurons = 200;
+  mea::CultureEmulator c(o);
+  const auto neurons = c.wiring();
+  const auto electrodes = c.electrode_wiring();
+  ASSERT_FALSE(electrodes.empty());
+  // Recompute one electrode pair's entry from the neuron wiring and the home electrodes.
+  const mea::TrueSynapse& e = electrodes.front();
+  double signed_weight = 0;
+  for (const auto& w : neurons) {
+    if (c.home_electrode(w.pre) == static_cast<int32_t>(e.pre) &&
+        c.home_electrode(w.post) == static_cast<int32_t>(e.post)) {
+      signed_weight += w.excitatory ? w.weight : -w.weight;
+    }
+  }
+  EXPECT_NEAR(e.weight, std::fabs(signed_weight), 1e-3);
+  EXPECT_EQ(e.excitatory, signed_weight > 0);
+  for (const auto& x : electrodes) EXPECT_NE(x.pre, x.post) << "within one electrode: dropped";
+  const std::string path = ::testing::TempDir() + "/wiring.csv";
+  c.write_wiring(path, true);
+  const auto back = read_truth(path);
+  ASSERT_EQ(back.size(), electrodes.size());
+  EXPECT_EQ(back[0].pre, std::to_string(e.pre));
+  EXPECT_NEAR(back[0].weight, e.weight, 1e-3);
 }
 
 TEST(Files, MapsAndWiringsRoundTripAndBadLinesAreNamed) {

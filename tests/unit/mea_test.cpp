@@ -341,5 +341,25 @@ TEST(MeaConfig, ExampleConfigLoadsAndMistakesAreNamed) {
   EXPECT_THROW((void)MeaOptions::from_config(file.child("driver")), ConfigError);
 }
 
+// Issue 22: "The MEA driver writes its culture's true wiring", on electrodes and at neuron level.
+TEST(MeaConfig, TheEmulatorWritesItsWiringWhereTheConfigSays) {
+  const std::string path = ::testing::TempDir() + "/padova-wiring.csv";
+  std::remove(path.c_str());
+  const ConfigNode root = ConfigNode::parse(
+      "driver:\n  kind: mea\n  emulator:\n    neurons: 120\n    wiring_file: " + path + "\n", "w.yaml");
+  const MeaOptions o = MeaOptions::from_config(root.child("driver"));
+  EXPECT_EQ(o.wiring_file, path);
+  const auto source = make_source(o);
+  const auto* culture = dynamic_cast<const CultureEmulator*>(source.get());
+  ASSERT_NE(culture, nullptr);
+  std::ifstream electrodes(path);
+  std::ifstream neurons(::testing::TempDir() + "/padova-wiring.neurons.csv");
+  ASSERT_TRUE(electrodes.good());
+  ASSERT_TRUE(neurons.good());
+  size_t lines = 0;
+  for (std::string l; std::getline(neurons, l);) lines += l.empty() || l[0] == '#' ? 0 : 1;
+  EXPECT_EQ(lines, culture->wiring().size() + 1) << "a header and one line per synapse";
+}
+
 }  // namespace
 }  // namespace ion::mea

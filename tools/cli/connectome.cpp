@@ -147,12 +147,7 @@ CultureRun run_culture(const SimulateOptions& s) {
   r.electrodes = c.electrodes();
   r.sample_rate_hz = o.sample_rate_hz;
   r.neuron_names.resize(s.neurons);
-  std::vector<std::string> home(s.neurons);
-  for (uint32_t i = 0; i < s.neurons; ++i) {
-    r.neuron_names[i] = "n" + std::to_string(i);
-    const int32_t e = c.home_electrode(i);
-    if (e >= 0) home[i] = std::to_string(e);
-  }
+  for (uint32_t i = 0; i < s.neurons; ++i) r.neuron_names[i] = "n" + std::to_string(i);
   r.neuron_times_ns.resize(s.neurons);
   r.electrode_times_ns.resize(r.electrodes);
   const double ns_per_sample = 1e9 / o.sample_rate_hz;
@@ -167,7 +162,10 @@ CultureRun run_culture(const SimulateOptions& s) {
     r.neuron_truth.push_back({r.neuron_names[w.pre], r.neuron_names[w.post], w.weight, w.delay_ms,
                               w.excitatory ? 1 : -1});
   }
-  r.electrode_truth = connectome::aggregate(r.neuron_truth, home, r.neuron_names);
+  for (const mea::TrueSynapse& w : c.electrode_wiring()) {
+    r.electrode_truth.push_back({std::to_string(w.pre), std::to_string(w.post), w.weight, w.delay_ms,
+                                 w.excitatory ? 1 : -1});
+  }
   return r;
 }
 

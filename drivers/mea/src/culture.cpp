@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <map>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -400,6 +402,43 @@ std::vector<TrueSynapse> CultureEmulator::wiring() const {
     }
   }
   return w;
+}
+
+std::vector<TrueSynapse> CultureEmulator::electrode_wiring() const {
+  struct Sum {
+    double signed_weight = 0, weight = 0, delay_weighted = 0;
+  };
+  std::map<std::pair<uint32_t, uint32_t>, Sum> sums;
+  for (const TrueSynapse& w : wiring()) {
+    const int32_t a = home_electrode(w.pre);
+    const int32_t b = home_electrode(w.post);
+    if (a < 0 || b < 0 || a == b) continue;
+    Sum& s = sums[{static_cast<uint32_t>(a), static_cast<uint32_t>(b)}];
+    s.signed_weight += w.excitatory ? w.weight : -w.weight;
+    s.weight += w.weight;
+    s.delay_weighted += static_cast<double>(w.weight) * w.delay_ms;
+  }
+  std::vector<TrueSynapse> out;
+  for (const auto& [k, s] : sums) {
+    if (s.signed_weight == 0) continue;
+    out.push_back({k.first, k.second, static_cast<float>(std::fabs(s.signed_weight)),
+                   static_cast<float>(s.delay_weighted / s.weight), s.signed_weight > 0});
+  }
+  return out;
+}
+
+void CultureEmulator::write_wiring(const std::string& path, bool electrodes) const {
+  std::ofstream out(path);
+  if (!out) throw std::runtime_error("culture wiring file '" + path + "' cannot be written");
+  out << "# true wiring of an emulated culture (" << neurons_.size() << " neurons, seed " << opts_.seed
+      << (electrodes ? "), on electrodes\n" : "), neuron level\n");
+  out << "pre,post,weight,delay_ms,sign\n";
+  const char* prefix = electrodes ? "" : "n";
+  for (const TrueSynapse& w : electrodes ? electrode_wiring() : wiring()) {
+    out << prefix << w.pre << ',' << prefix << w.post << ',' << w.weight << ',' << w.delay_ms << ','
+        << (w.excitatory ? 1 : -1) << '\n';
+  }
+  if (!out) throw std::runtime_error("culture wiring file '" + path + "': write failed");
 }
 
 int32_t CultureEmulator::home_electrode(uint32_t neuron) const noexcept {

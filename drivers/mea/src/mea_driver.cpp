@@ -28,7 +28,8 @@ CultureOptions culture_from(const ConfigNode& e) {
                "depression_tau_ms", "noise_current", "step_ms", "spike_amplitude_uv",
                "amplitude_spread", "distance_scale_um", "cell_height_um", "pickup_radius_um",
                "stim_threshold_mv", "stim_slope_mv", "stim_radius_um", "stim_latency_min_ms",
-               "stim_latency_max_ms", "artifact_uv_per_mv", "artifact_tau_ms", "seed"});
+               "stim_latency_max_ms", "artifact_uv_per_mv", "artifact_tau_ms", "seed",
+               "wiring_file"});
   CultureOptions o;
   o.rows = static_cast<uint32_t>(e.integer("rows", o.rows, 1, 64));
   o.cols = static_cast<uint32_t>(e.integer("cols", o.cols, 1, 64));
@@ -89,7 +90,10 @@ MeaOptions MeaOptions::from_config(const ConfigNode& d) {
   } else {
     d.fail("source", "one of: emulator, raw_file, tcp");
   }
-  if (auto e = d.find_child("emulator")) o.emulator = culture_from(*e);
+  if (auto e = d.find_child("emulator")) {
+    o.emulator = culture_from(*e);
+    o.wiring_file = e->string("wiring_file", "");
+  }
   if (auto f = d.find_child("raw_file")) {
     f->only_keys({"path", "channels", "sample_rate_hz", "uv_per_bit", "offset_bits", "speed", "loop"});
     o.raw_file.path = f->resolve_path(f->string("path"));
@@ -145,7 +149,16 @@ MeaOptions MeaOptions::from_config(const ConfigNode& d) {
 
 std::unique_ptr<SignalSource> make_source(const MeaOptions& o) {
   switch (o.source) {
-    case SourceKind::emulator: return std::make_unique<CultureEmulator>(o.emulator);
+    case SourceKind::emulator: {
+      auto c = std::make_unique<CultureEmulator>(o.emulator);
+      if (!o.wiring_file.empty()) {
+        c->write_wiring(o.wiring_file, true);
+        std::string neurons = o.wiring_file;
+        if (neurons.size() > 4 && neurons.ends_with(".csv")) neurons.resize(neurons.size() - 4);
+        c->write_wiring(neurons + ".neurons.csv", false);
+      }
+      return c;
+    }
     case SourceKind::raw_file: return std::make_unique<RawFileSource>(o.raw_file);
     case SourceKind::tcp: return std::make_unique<TcpStreamSource>(o.tcp);
   }

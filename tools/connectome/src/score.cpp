@@ -1,4 +1,4 @@
-// Map and wiring files, aggregation of a neuron-level wiring onto channels, and scoring.
+// Map and wiring files, and scoring.
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -160,36 +160,6 @@ std::vector<TrueEdge> read_truth(const std::string& path) {
     edges.push_back(std::move(e));
   });
   return edges;
-}
-
-std::vector<TrueEdge> aggregate(const std::vector<TrueEdge>& neurons,
-                                const std::vector<std::string>& channel_of_neuron,
-                                const std::vector<std::string>& neuron_names) {
-  std::unordered_map<std::string, size_t> index;
-  for (size_t i = 0; i < neuron_names.size(); ++i) index[neuron_names[i]] = i;
-  struct Sum {
-    double signed_weight = 0, weight = 0, delay_weighted = 0;
-  };
-  std::map<std::pair<std::string, std::string>, Sum> sums;
-  for (const auto& e : neurons) {
-    const auto a = index.find(e.pre);
-    const auto b = index.find(e.post);
-    if (a == index.end() || b == index.end()) continue;
-    const std::string& ca = channel_of_neuron[a->second];
-    const std::string& cb = channel_of_neuron[b->second];
-    if (ca.empty() || cb.empty() || ca == cb) continue;
-    Sum& s = sums[{ca, cb}];
-    s.signed_weight += e.sign * e.weight;
-    s.weight += e.weight;
-    s.delay_weighted += e.weight * e.delay_ms;
-  }
-  std::vector<TrueEdge> out;
-  for (const auto& [k, s] : sums) {
-    if (s.signed_weight == 0) continue;
-    out.push_back({k.first, k.second, std::fabs(s.signed_weight), s.delay_weighted / s.weight,
-                   s.signed_weight > 0 ? 1 : -1});
-  }
-  return out;
 }
 
 double roc_auc(std::vector<double> pos, std::vector<double> neg) {

@@ -12,6 +12,7 @@
 #include <deque>
 #include <mutex>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "ion/mea/signal_source.h"
@@ -111,6 +112,15 @@ class CultureEmulator final : public SignalSource {
   [[nodiscard]] const std::vector<std::vector<Pickup>>& pickups() const noexcept { return pickups_; }
   // The culture's wiring (every synapse, pre before post).
   [[nodiscard]] std::vector<TrueSynapse> wiring() const;
+  // The wiring as the electrodes see it: each neuron on its home electrode, one entry per
+  // ordered pair of distinct electrodes with any synapse between their neurons: weight the
+  // summed signed weight's magnitude, excitatory by its sign, delay weight-averaged. Neurons
+  // no electrode picks up, and synapses within one electrode, drop out.
+  [[nodiscard]] std::vector<TrueSynapse> electrode_wiring() const;
+  // Writes the wiring as CSV `pre,post,weight,delay_ms,sign` (what `ion connectome score`
+  // reads): neurons named n0.., electrodes by number (the MEA node's channels). Throws
+  // std::runtime_error naming the file on an I/O error.
+  void write_wiring(const std::string& path, bool electrodes) const;
   // The electrode that sees `neuron` largest, or -1 if none picks it up.
   [[nodiscard]] int32_t home_electrode(uint32_t neuron) const noexcept;
   // Steps the network alone for `samples` without drawing the signal (spike trains for

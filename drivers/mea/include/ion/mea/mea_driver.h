@@ -31,6 +31,10 @@ struct StimulationOptions {
 struct MeaOptions {
   SourceKind source = SourceKind::emulator;
   CultureOptions emulator;
+  // Emulator: where to write the culture's true wiring at start, on electrodes (what a
+  // recording of this node is scored against); the neuron-level wiring goes beside it as
+  // NAME.neurons.csv. Empty: not written.
+  std::string wiring_file;
   RawFileOptions raw_file;
   double speed = 1.0;  // raw file playback speed (1 = real time)
   TcpStreamOptions tcp;

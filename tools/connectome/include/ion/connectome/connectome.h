@@ -115,13 +115,6 @@ struct TrueEdge {
 };
 void write_truth(std::ostream& out, const std::vector<TrueEdge>& edges, const std::string& comment);
 std::vector<TrueEdge> read_truth(const std::string& path);
-// Aggregates a neuron-level wiring onto channels (e.g. each neuron's nearest electrode): one
-// edge per ordered pair of distinct channels, weight summed, delay weight-averaged, sign of the
-// summed signed weight. Neurons with no channel (empty name) and pairs within one channel drop.
-std::vector<TrueEdge> aggregate(const std::vector<TrueEdge>& neurons,
-                                const std::vector<std::string>& channel_of_neuron,
-                                const std::vector<std::string>& neuron_names);
-
 struct Score {
   size_t channels = 0;         // channels both in the map and the truth's universe
   size_t pairs = 0;            // ordered pairs scored
