@@ -293,6 +293,8 @@ class InferCommand final : public Command {
     c->add_option("recording", in_, "recording (live, replayed, or made by ion import)")->required();
     c->add_option("-o,--out", out_, "map to write, CSV")->required();
     c->add_option("--node", node_, "the source node (default: the only one with spikes)");
+    c->add_option("--channel-prefix", prefix_,
+                  "only channels whose names start with this (one well of a multi-well plate: B2_)");
     c->add_flag("--significant-only", significant_only_, "write only the significant pairs (default: every scored pair)");
     add_infer_options(c, o_, method_, bin_ms_);
     ctx.add_force(c);
@@ -318,7 +320,21 @@ class InferCommand final : public Command {
                                      : in_ + " holds no spike events of node '" + node_ + "'");
     }
     const auto t0 = SteadyClock::now();
-    const connectome::SpikeTrains trains = connectome::bin_source(*src, bin_ms_);
+    connectome::SpikeTrains trains = connectome::bin_source(*src, bin_ms_);
+    if (!prefix_.empty()) {
+      connectome::SpikeTrains kept;
+      kept.bin_ms = trains.bin_ms;
+      kept.n_bins = trains.n_bins;
+      for (size_t c = 0; c < trains.channels(); ++c) {
+        if (!trains.names[c].starts_with(prefix_)) continue;
+        kept.names.push_back(trains.names[c]);
+        kept.bins.push_back(std::move(trains.bins[c]));
+      }
+      if (kept.channels() == 0) {
+        throw std::invalid_argument("node '" + src->desc.name() + "' has no channel named " + prefix_ + "...");
+      }
+      trains = std::move(kept);
+    }
     size_t active = 0;
     for (const auto& b : trains.bins) active += b.size() >= o_.min_spikes ? 1 : 0;
     if (active < 2) {
@@ -341,7 +357,7 @@ class InferCommand final : public Command {
   InferOptions o_;
   std::string method_ = "tspe";
   double bin_ms_ = 1.0;
-  std::string in_, out_, node_;
+  std::string in_, out_, node_, prefix_;
   bool significant_only_ = false;
 };
 
