@@ -2,7 +2,11 @@
 // clean shutdown on SIGTERM, and `ion demo --json`.
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <regex>
+#include <set>
+#include <sstream>
 
 #include "harness.h"
 
@@ -221,6 +225,44 @@ TEST(Cli, ConnectomeCopiesAnEmulatedCulturesWiringAndRefusesBadInput) {
   EXPECT_NE(foreign.output().find("names none of the map's channels"), std::string::npos) << foreign.output();
   Child over({ION_TOOL_BIN, "connectome", "infer", rec, "-o", rec}, tmp("connectome-over.log"));
   EXPECT_EQ(over.wait(), 2) << "an output never overwrites an input";
+
+  // Paste: "signed weights become conductances (differential pairs, one device at its minimum),
+  // quantised ... programmed with write-verify ... a programming report (target, reached and
+  // error per cell); the largest networks that do not fit one crossbar are split across several,
+  // or refused with a clear message."
+  const std::string dir = tmp("pasted");
+  std::filesystem::remove_all(dir);
+  Child small({ION_TOOL_BIN, "connectome", "paste", map, "-o", dir, "--crossbar", "4x4"}, tmp("paste-small.log"));
+  EXPECT_EQ(small.wait(), 2);
+  EXPECT_NE(small.output().find("cells (a differential pair each); 1 crossbar(s) of 4x4 hold 16: give --crossbars"),
+            std::string::npos) << small.output();
+  Child paste({ION_TOOL_BIN, "connectome", "paste", map, "-o", dir, "--crossbar", "8x8", "--crossbars", "16"},
+              tmp("paste.log"));
+  ASSERT_EQ(paste.wait(), 0) << paste.output();
+  std::ifstream report(dir + "/program-report.csv");
+  std::string line;
+  size_t cells = 0;
+  size_t at_minimum = 0;
+  std::set<std::string> bars;
+  while (std::getline(report, line)) {
+    if (line.empty() || line[0] == '#' || line.starts_with("crossbar,")) continue;
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    for (std::string x; std::getline(ls, x, ',');) f.push_back(x);
+    ASSERT_GE(f.size(), 12U) << line;
+    ++cells;
+    bars.insert(f[0]);
+    EXPECT_EQ(f[11], "1") << "every cell programmed: " << line;
+    const double target = std::stod(f[6]);
+    at_minimum += target == 4000 ? 1 : 0;
+    // 100 ohm tolerance (2 % of 4-9 kOhm) on the reading; the true state within 4 sd of the
+    // 0.2 % read noise more.
+    EXPECT_LE(std::fabs(std::stod(f[7]) - target), 100.0) << line;
+    EXPECT_LE(std::fabs(std::stod(f[8]) - target), 100.0 + 4 * 0.002 * target) << line;
+  }
+  EXPECT_GT(cells, 64U) << "more than one 8x8 crossbar's worth";
+  EXPECT_GE(2 * at_minimum, cells) << "one device of each differential pair at its minimum";
+  EXPECT_GT(bars.size(), 1U) << "split across crossbars";
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "ion/synapse/instrument.h"
 #include "ion/synapse/plasticity.h"
 #include "ion/synapse/synapse_driver.h"
+#include "ion/synapse/write_verify.h"
 
 namespace ion::synapse {
 namespace {
@@ -466,6 +467,44 @@ TEST(SynapseDriverUnit, TransmissionNeverWaitsForTheProgrammingQueue) {
   EXPECT_EQ(d.counters().at("transmitted"), 400);
   EXPECT_EQ(d.counters().at("pulses_done"), 0);
   d.stop();
+}
+
+// Issue 22, paste: "the board programs them with write-verify through its instrument ...
+// programmed conductances are within the write-verify tolerance for every cell the instrument
+// reports as programmed." Checked on the cells' true resistance, not only on the last reading.
+TEST(WriteVerify, EveryCellReportedProgrammedIsWithinToleranceAndTheUnreachableOneIsNot) {
+  CrossbarOptions xo;
+  xo.wordlines = 4;
+  xo.bitlines = 5;
+  InstrumentTiming timing;
+  timing.pulse_time = std::chrono::microseconds(0);
+  timing.read_time = std::chrono::microseconds(0);
+  EmulatedInstrument inst(xo, timing);
+  std::vector<ProgramResult> results;
+  std::vector<ProgramTarget> targets;
+  for (uint32_t i = 0; i < 19; ++i) {
+    targets.push_back({{i / 5, i % 5}, 4000.0 + 5000.0 * i / 18});  // the board's weight window
+  }
+  targets.push_back({{3, 4}, 20000});  // beyond the device's r_off (12 kOhm): unreachable
+  WriteVerifyOptions o;
+  o.tolerance_ohm = 100;
+  {
+    SyncInstrument sync(inst, [] { return int64_t{0}; });
+    results = write_verify(sync, targets, o);
+  }
+  ASSERT_EQ(results.size(), targets.size());
+  uint32_t pulses = 0;
+  for (size_t i = 0; i + 1 < results.size(); ++i) {
+    const ProgramResult& r = results[i];
+    ASSERT_TRUE(r.ok) << "cell " << i << " target " << r.target_ohm << ": " << r.why;
+    EXPECT_LE(std::fabs(r.reached_ohm - r.target_ohm), o.tolerance_ohm);
+    // The reading has 0.2 % noise: the true state is within the tolerance plus 4 sd of it.
+    EXPECT_LE(std::fabs(inst.true_resistance_ohm(r.cell, 0) - r.target_ohm), o.tolerance_ohm + 4 * 0.002 * r.target_ohm);
+    pulses += r.pulses;
+  }
+  std::printf("write-verify: 19 cells over 4-9 kOhm in %u pulses (%.1f per cell)\n", pulses, pulses / 19.0);
+  EXPECT_FALSE(results.back().ok);
+  EXPECT_NE(results.back().why.find("pulses"), std::string::npos) << results.back().why;
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // `ion connectome simulate|infer|score` and `ion bench connectome`: copy a culture's wiring from
 // its spike trains and measure how well it was copied (docs/connectome.md).
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <cmath>
 #include <fstream>
 #include <iomanip>
@@ -14,6 +16,7 @@
 #include "ion/core/dataset.h"
 #include "ion/core/json.h"
 #include "ion/mea/culture.h"
+#include "ion/synapse/write_verify.h"
 
 namespace ion::cli {
 namespace {
@@ -419,6 +422,171 @@ class ScoreCommand final : public Command {
   bool json_ = false;
 };
 
+// Paste: the map's significant connections as differential pairs of crossbar cells, programmed
+// with write-verify on emulated crossbars of the chosen device model.
+class PasteCommand final : public Command {
+ public:
+  CLI::App* add(CLI::App& parent, Context& ctx) override {
+    CLI::App* c = parent.add_subcommand(
+        "paste", "program a map's connections into memristive crossbars (differential pairs, write-verify)");
+    c->add_option("map", map_, "map from ion connectome infer")->required()->check(CLI::ExistingFile);
+    c->add_option("-o,--out", out_, "folder for the board's connectivity, the weights and the programming report")
+        ->required();
+    c->add_option("--crossbar", shape_, "wordlines x bitlines of one crossbar")->capture_default_str();
+    c->add_option("--crossbars", crossbars_, "crossbars available (boards); the map is split across them")
+        ->capture_default_str();
+    c->add_option("--model", model_, "device model: tiox or volatile (docs/devices/memristor.md)")->capture_default_str();
+    c->add_option("--levels", levels_, "reliable conductance levels per cell (weights are quantised to them)")
+        ->capture_default_str();
+    c->add_option("--r-min", r_min_, "resistance of weight 0, ohm (the board's weight map)")->capture_default_str();
+    c->add_option("--r-max", r_max_, "resistance of weight 1, ohm")->capture_default_str();
+    c->add_option("--tolerance", tolerance_, "write-verify tolerance, fraction of the weight window")
+        ->capture_default_str();
+    c->add_option("--max-pulses", wv_.max_pulses, "write-verify pulses per cell before it is reported failed")
+        ->capture_default_str();
+    c->add_option("--seed", seed_, "device variability seed of the emulated crossbars")->capture_default_str();
+    ctx.add_force(c);
+    return c;
+  }
+  int run(Context& ctx) override {
+    uint32_t rows = 0, cols = 0;
+    if (std::sscanf(shape_.c_str(), "%ux%u", &rows, &cols) != 2 || rows == 0 || cols == 0 || rows > 4096 ||
+        cols > 4096) {
+      throw std::invalid_argument("--crossbar: '" + shape_ + "' is not WORDLINESxBITLINES (e.g. 32x32)");
+    }
+    if (crossbars_ == 0 || crossbars_ > 1024) throw std::invalid_argument("--crossbars: must be 1..1024");
+    if (levels_ < 2 || levels_ > 1024) throw std::invalid_argument("--levels: must be 2..1024");
+    if (!(r_min_ > 0 && r_max_ > r_min_)) throw std::invalid_argument("--r-min/--r-max: need 0 < r-min < r-max");
+    if (!(tolerance_ > 0 && tolerance_ < 0.5)) throw std::invalid_argument("--tolerance: must be in (0, 0.5)");
+    synapse::DeviceOptions dev;
+    if (model_ == "tiox") {
+      dev.model = synapse::DeviceModel::tiox;
+    } else if (model_ == "volatile") {
+      dev.model = synapse::DeviceModel::volatile_cell;
+    } else {
+      throw std::invalid_argument("--model: '" + model_ + "' is not one of: tiox, volatile");
+    }
+    dev.seed = seed_;
+    wv_.tolerance_ohm = tolerance_ * (r_max_ - r_min_);
+    std::vector<connectome::MapEdge> edges;
+    for (auto& e : connectome::read_map(map_)) {
+      if (e.significant && e.strength != 0) edges.push_back(std::move(e));
+    }
+    if (edges.empty()) throw std::invalid_argument(map_ + ": no significant connection to paste");
+    const size_t per_bar = static_cast<size_t>(rows) * cols;
+    const size_t cells = 2 * edges.size();  // a differential pair per connection
+    if (cells > per_bar * crossbars_) {
+      throw std::invalid_argument(
+          map_ + ": " + std::to_string(edges.size()) + " connections need " + std::to_string(cells) +
+          " cells (a differential pair each); " + std::to_string(crossbars_) + " crossbar(s) of " + shape_ +
+          " hold " + std::to_string(per_bar * crossbars_) + ": give --crossbars " +
+          std::to_string((cells + per_bar - 1) / per_bar) + " or a larger --crossbar");
+    }
+    double max_abs = 0;
+    for (const auto& e : edges) max_abs = std::max(max_abs, std::fabs(e.strength));
+    std::filesystem::create_directories(out_);
+    const std::string report_path = out_ + "/program-report.csv";
+    const std::string weights_path = out_ + "/pasted-weights.csv";
+    ctx.check_output(report_path, {map_}, "--out");
+    ctx.check_output(weights_path, {map_}, "--out");
+    // Cells in order: connection i on cells 2i (positive side) and 2i+1 (negative side).
+    struct Cell {
+      uint32_t bar;
+      synapse::CellAddress at;
+    };
+    auto cell = [&](size_t k) {
+      const auto bar = static_cast<uint32_t>(k / per_bar);
+      const size_t in = k % per_bar;
+      return Cell{bar, {static_cast<uint32_t>(in / cols), static_cast<uint32_t>(in % cols)}};
+    };
+    std::vector<double> quantised(edges.size());
+    std::vector<std::vector<synapse::ProgramTarget>> targets(crossbars_);
+    for (size_t i = 0; i < edges.size(); ++i) {
+      const double w = std::fabs(edges[i].strength) / max_abs;
+      quantised[i] = std::round(w * (levels_ - 1)) / (levels_ - 1);
+      const double r_on = r_min_ + quantised[i] * (r_max_ - r_min_);
+      const bool excitatory = edges[i].strength > 0;
+      const Cell pos = cell(2 * i);
+      const Cell neg = cell(2 * i + 1);
+      targets[pos.bar].push_back({pos.at, excitatory ? r_on : r_min_});
+      targets[neg.bar].push_back({neg.at, excitatory ? r_min_ : r_on});
+    }
+    const auto t0 = SteadyClock::now();
+    std::vector<std::vector<synapse::ProgramResult>> results(crossbars_);
+    std::vector<std::vector<double>> true_ohm(crossbars_);
+    for (uint32_t b = 0; b < crossbars_; ++b) {
+      if (targets[b].empty()) continue;
+      synapse::CrossbarOptions xo;
+      xo.wordlines = rows;
+      xo.bitlines = cols;
+      xo.device = dev;
+      xo.device.seed = seed_ + b;
+      synapse::InstrumentTiming timing;  // offline: no instrument time
+      timing.pulse_time = std::chrono::microseconds(0);
+      timing.read_time = std::chrono::microseconds(0);
+      synapse::EmulatedInstrument inst(xo, timing);
+      {
+        synapse::SyncInstrument sync(inst, [] { return int64_t{0}; });
+        results[b] = synapse::write_verify(sync, targets[b], wv_);
+      }
+      for (const auto& r : results[b]) true_ohm[b].push_back(inst.true_resistance_ohm(r.cell, 0));
+    }
+    const double took = seconds_since(t0);
+    // Report, per cell; weights, per connection (what the board's connectivity holds, and the
+    // delay that goes to the connection, not the device).
+    size_t ok = 0, failed = 0;
+    uint64_t pulses = 0;
+    double worst = 0, sum_err = 0;
+    std::vector<size_t> next(crossbars_, 0);
+    write_file(report_path, [&](std::ostream& o) {
+      o << "# ion connectome paste " << map_ << ": model " << model_ << ", " << crossbars_ << " x " << shape_
+        << ", tolerance " << wv_.tolerance_ohm << " ohm\n";
+      o << "crossbar,wordline,bitline,pre,post,side,target_ohm,reached_ohm,true_ohm,error_weight,pulses,ok,why\n";
+      for (size_t k = 0; k < cells; ++k) {
+        const Cell c = cell(k);
+        const size_t j = next[c.bar]++;
+        const synapse::ProgramResult& r = results[c.bar][j];
+        const auto& e = edges[k / 2];
+        const double err_w = (r.reached_ohm - r.target_ohm) / (r_max_ - r_min_);
+        (r.ok ? ok : failed) += 1;
+        pulses += r.pulses;
+        if (r.ok) {
+          worst = std::max(worst, std::fabs(err_w));
+          sum_err += std::fabs(err_w);
+        }
+        o << c.bar << ',' << c.at.wordline << ',' << c.at.bitline << ',' << e.pre << ',' << e.post << ','
+          << (k % 2 == 0 ? "+" : "-") << ',' << r.target_ohm << ',' << r.reached_ohm << ',' << true_ohm[c.bar][j]
+          << ',' << err_w << ',' << r.pulses << ',' << (r.ok ? 1 : 0) << ',' << r.why << '\n';
+      }
+    });
+    write_file(weights_path, [&](std::ostream& o) {
+      o << "# weights as pasted: |strength| / max |strength|, quantised to " << levels_ << " levels\n";
+      o << "pre,post,weight,sign,delay_ms,crossbar,pos_wordline,pos_bitline,neg_wordline,neg_bitline\n";
+      for (size_t i = 0; i < edges.size(); ++i) {
+        const Cell p = cell(2 * i);
+        const Cell n = cell(2 * i + 1);
+        o << edges[i].pre << ',' << edges[i].post << ',' << quantised[i] << ',' << (edges[i].strength > 0 ? 1 : -1)
+          << ',' << edges[i].delay_ms << ',' << p.bar << ',' << p.at.wordline << ',' << p.at.bitline << ','
+          << n.at.wordline << ',' << n.at.bitline << '\n';
+      }
+    });
+    ctx.out << edges.size() << " connections -> " << cells << " cells on " << (cells + per_bar - 1) / per_bar
+            << " crossbar(s) of " << shape_ << " (" << model_ << "): " << ok << " programmed, " << failed
+            << " failed; " << std::fixed << std::setprecision(1) << static_cast<double>(pulses) / static_cast<double>(cells)
+            << " pulses per cell; error |w| mean " << std::setprecision(4) << (ok ? sum_err / static_cast<double>(ok) : 0)
+            << ", max " << worst << " (tolerance " << tolerance_ << ") in " << std::setprecision(2) << took
+            << " s -> " << report_path << ", " << weights_path << '\n';
+    return failed == 0 ? 0 : 1;
+  }
+
+ private:
+  std::string map_, out_, shape_ = "32x32", model_ = "tiox";
+  uint32_t crossbars_ = 1, levels_ = 16;
+  double r_min_ = 4000, r_max_ = 9000, tolerance_ = 0.02;
+  uint64_t seed_ = 1;
+  synapse::WriteVerifyOptions wv_;
+};
+
 // ---------------------------------------------------------------------------------------------
 
 // Random spike trains at CNEA scale for timing: Poisson at rates spread like a culture's
@@ -584,6 +752,7 @@ std::unique_ptr<Command> make_connectome_command() {
   c.push_back(std::make_unique<SimulateCommand>());
   c.push_back(std::make_unique<InferCommand>());
   c.push_back(std::make_unique<ScoreCommand>());
+  c.push_back(std::make_unique<PasteCommand>());
   return std::make_unique<CommandGroup>("connectome", "copy a culture's wiring from its spike trains, and score the copy",
                                         std::move(c));
 }
