@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "harness.h"
+#include "ion/synapse/synapse_driver.h"
 
 namespace ion::test {
 namespace {
@@ -262,6 +263,13 @@ TEST(Cli, ConnectomeCopiesAnEmulatedCulturesWiringAndRefusesBadInput) {
   }
   EXPECT_GT(cells, 64U) << "more than one 8x8 crossbar's worth";
   EXPECT_GE(2 * at_minimum, cells) << "one device of each differential pair at its minimum";
+  // Each crossbar comes with a board the node can run: its config loads, and every cell it
+  // holds has the target the board will program at start.
+  const ConfigNode board = ConfigNode::load_file(dir + "/board-1.yaml");
+  const auto bo = synapse::SynapseDriverOptions::from_config(board.child("driver"));
+  EXPECT_EQ(bo.neurons, 40U);
+  ASSERT_FALSE(bo.synapses.empty());
+  for (const auto& syn : bo.synapses) EXPECT_GE(syn.target_ohm, 4000) << "every cell has its target";
   EXPECT_GT(bars.size(), 1U) << "split across crossbars";
 }
 

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -338,7 +339,9 @@ TEST(SynapseConfig, BadConnectivityIsRefusedNamingTheLine) {
   EXPECT_EQ(msg("pre,post,wordline,bitline\nbio,ghost,0,0\n"), "c.csv:2: unknown postsynaptic neuron 'ghost'");
   EXPECT_EQ(msg("pre,post,wordline,bitline\nbio,0,-1,0\n"), "c.csv:2: wordline '-1' is not a non-negative integer");
   EXPECT_EQ(msg("pre,post,wordline,bitline\nbio,0,1,0,hebb\n"), "c.csv:2: rule 'hebb': expected rate, stdp or none");
-  EXPECT_EQ(msg("a,b\n"), "c.csv:1: expected the header pre,post,wordline,bitline[,rule][,gain]");
+  EXPECT_EQ(msg("a,b\n"), "c.csv:1: expected the header pre,post,wordline,bitline[,rule][,gain][,target_ohm]");
+  EXPECT_EQ(msg("pre,post,wordline,bitline,rule,gain,target_ohm\nbio,0,1,0,none,1,-5\n"),
+            "c.csv:2: target_ohm '-5' is not a resistance in (0, 1e9) ohm");
   EXPECT_EQ(msg("pre,post,wordline,bitline\nbio,0,1,0,rate,inf\n"), "c.csv:2: gain 'inf' is not a finite number");
 
   SynapseDriverOptions o;
@@ -469,6 +472,34 @@ TEST(SynapseDriverUnit, TransmissionNeverWaitsForTheProgrammingQueue) {
   d.stop();
 }
 
+// Issue 22, paste: "the board programs them with write-verify through its instrument, and
+// prints a programming report": synapses with a target resistance are programmed at start, then
+// read; the weights they transmit come from the programmed state.
+TEST(SynapseDriverUnit, TargetsAreProgrammedAtStartThroughTheInstrumentThenRead) {
+  const auto root = ConfigNode::load_file(std::string(ION_SOURCE_DIR) + "/configs/southampton-synapse.yaml");
+  SynapseDriverOptions o = SynapseDriverOptions::from_config(root.child("driver"));
+  o.timing.pulse_time = std::chrono::microseconds(20);
+  o.timing.read_time = std::chrono::microseconds(20);
+  o.synapses[0].target_ohm = 8000;  // weight (8000 - 4000) / (9000 - 4000) = 0.8
+  o.synapses[1].target_ohm = 4500;  // weight 0.1
+  o.program_report = ::testing::TempDir() + "/program-report.csv";
+  std::remove(o.program_report.c_str());
+  SynapseDriver d(o);
+  RecordingEmitter em;
+  d.start(em);
+  ASSERT_TRUE(test::eventually([&] { return d.counters().at("reads_done") >= 2; }, std::chrono::seconds(30)));
+  EXPECT_EQ(d.counters().at("cells_programmed"), 2);
+  EXPECT_EQ(d.counters().at("cells_program_failed"), 0);
+  const std::vector<float> w = d.weights();
+  EXPECT_NEAR(w[0], 0.8, 0.02 + 0.01) << "tolerance 100 ohm = 0.02 of the window, plus read noise";
+  EXPECT_NEAR(w[1], 0.1, 0.02 + 0.01);
+  d.stop();
+  std::ifstream report(o.program_report);
+  std::string header, row1, row2;
+  ASSERT_TRUE(std::getline(report, header) && std::getline(report, row1) && std::getline(report, row2));
+  EXPECT_NE(row1.find(",8000,"), std::string::npos) << row1;
+}
+
 // Issue 22, paste: "the board programs them with write-verify through its instrument ...
 // programmed conductances are within the write-verify tolerance for every cell the instrument
 // reports as programmed." Checked on the cells' true resistance, not only on the last reading.
@@ -488,10 +519,10 @@ TEST(WriteVerify, EveryCellReportedProgrammedIsWithinToleranceAndTheUnreachableO
   targets.push_back({{3, 4}, 20000});  // beyond the device's r_off (12 kOhm): unreachable
   WriteVerifyOptions o;
   o.tolerance_ohm = 100;
-  {
-    SyncInstrument sync(inst, [] { return int64_t{0}; });
-    results = write_verify(sync, targets, o);
-  }
+  SyncInstrument sync(inst);
+  inst.start([] { return int64_t{0}; }, [&sync](const InstrumentResult& r) { sync.on_result(r); });
+  results = write_verify(sync, targets, o);
+  inst.stop();
   ASSERT_EQ(results.size(), targets.size());
   uint32_t pulses = 0;
   for (size_t i = 0; i + 1 < results.size(); ++i) {

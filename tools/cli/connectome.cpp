@@ -525,10 +525,10 @@ class PasteCommand final : public Command {
       timing.pulse_time = std::chrono::microseconds(0);
       timing.read_time = std::chrono::microseconds(0);
       synapse::EmulatedInstrument inst(xo, timing);
-      {
-        synapse::SyncInstrument sync(inst, [] { return int64_t{0}; });
-        results[b] = synapse::write_verify(sync, targets[b], wv_);
-      }
+      synapse::SyncInstrument sync(inst);
+      inst.start([] { return int64_t{0}; }, [&sync](const synapse::InstrumentResult& r) { sync.on_result(r); });
+      results[b] = synapse::write_verify(sync, targets[b], wv_);
+      inst.stop();
       for (const auto& r : results[b]) true_ohm[b].push_back(inst.true_resistance_ohm(r.cell, 0));
     }
     const double took = seconds_since(t0);
@@ -570,6 +570,45 @@ class PasteCommand final : public Command {
           << n.at.wordline << ',' << n.at.bitline << '\n';
       }
     });
+    // The boards: each crossbar's connectivity (the + cell transmits with gain 1, the - cell with
+    // gain -1, one of them at weight 0) with the targets the board programs at start, and a node
+    // config around it. Neurons are the map's channels, as input ports in the map's order.
+    std::vector<std::string> channels = connectome::map_channels(map_);
+    const uint32_t used_bars = static_cast<uint32_t>((cells + per_bar - 1) / per_bar);
+    for (uint32_t b = 0; b < used_bars; ++b) {
+      const std::string csv = out_ + "/crossbar-" + std::to_string(b) + ".csv";
+      const std::string yaml = out_ + "/board-" + std::to_string(b) + ".yaml";
+      ctx.check_output(csv, {map_}, "--out");
+      ctx.check_output(yaml, {map_}, "--out");
+      write_file(csv, [&](std::ostream& o) {
+        o << "# pasted from " << map_ << ": a differential pair of cells per connection\n";
+        o << "pre,post,wordline,bitline,rule,gain,target_ohm\n";
+        for (size_t k = 0; k < cells; ++k) {
+          const Cell c = cell(k);
+          if (c.bar != b) continue;
+          const auto& e = edges[k / 2];
+          const bool positive_side = k % 2 == 0;
+          const double r_on = r_min_ + quantised[k / 2] * (r_max_ - r_min_);
+          const bool active = positive_side == (e.strength > 0);
+          o << e.pre << ',' << e.post << ',' << c.at.wordline << ',' << c.at.bitline << ",none,"
+            << (positive_side ? 1 : -1) << ',' << (active ? r_on : r_min_) << '\n';
+        }
+      });
+      write_file(yaml, [&](std::ostream& o) {
+        o << "# ion-node --config " << yaml << "\n# A synapse board holding crossbar " << b
+          << " of the map pasted from " << map_ << ". Delays belong to the connections\n"
+          << "# (pasted-weights.csv, delay_ms), not to the devices.\n";
+        o << "node:\n  name: pasted" << b << "\n  broker: tcp://127.0.0.1:5555\ndriver:\n  kind: synapse\n  neurons: {";
+        for (size_t i = 0; i < channels.size(); ++i) o << (i ? ", " : "") << json_string(channels[i]) << ": " << i;
+        o << "}\n  synapses: crossbar-" << b << ".csv\n  crossbar: {wordlines: " << rows << ", bitlines: " << cols
+          << "}\n  device: {model: " << model_ << ", seed: " << seed_ + b << "}\n"
+          << "  instrument: {backend: emulator, pulse_time: 100us, read_time: 50us, queue: 4096}\n"
+          << "  weight: {map: resistance, r_min_ohm: " << r_min_ << ", r_max_ohm: " << r_max_ << "}\n"
+          << "  program: {tolerance_ohm: " << wv_.tolerance_ohm << ", max_pulses: " << wv_.max_pulses
+          << ", report: program-report-" << b << ".csv}\n"
+          << "  plasticity: {default_rule: none}\n";
+      });
+    }
     ctx.out << edges.size() << " connections -> " << cells << " cells on " << (cells + per_bar - 1) / per_bar
             << " crossbar(s) of " << shape_ << " (" << model_ << "): " << ok << " programmed, " << failed
             << " failed; " << std::fixed << std::setprecision(1) << static_cast<double>(pulses) / static_cast<double>(cells)

@@ -155,12 +155,13 @@ std::vector<SynapseSpec> parse_connectivity(const std::string& text, const std::
     };
     if (!header_seen) {
       header_seen = true;
-      if (f.size() < 4 || f[0] != "pre" || f[1] != "post" || f[2] != "wordline" || f[3] != "bitline") {
-        fail("expected the header pre,post,wordline,bitline[,rule][,gain]");
+      if (f.size() < 4 || f[0] != "pre" || f[1] != "post" || f[2] != "wordline" || f[3] != "bitline" ||
+          (f.size() >= 7 && f[6] != "target_ohm") || f.size() > 7) {
+        fail("expected the header pre,post,wordline,bitline[,rule][,gain][,target_ohm]");
       }
       continue;
     }
-    if (f.size() < 4 || f.size() > 6) fail("expected pre,post,wordline,bitline[,rule][,gain]");
+    if (f.size() < 4 || f.size() > 7) fail("expected pre,post,wordline,bitline[,rule][,gain][,target_ohm]");
     SynapseSpec s;
     if (!neuron_of(f[0], names, s.pre)) fail("unknown presynaptic neuron '" + f[0] + "'");
     if (!neuron_of(f[1], names, s.post)) fail("unknown postsynaptic neuron '" + f[1] + "'");
@@ -175,13 +176,21 @@ std::vector<SynapseSpec> parse_connectivity(const std::string& text, const std::
       s.rule = rule_of(f[4], ok);
       if (!ok) fail("rule '" + f[4] + "': expected rate, stdp or none");
     }
-    if (f.size() == 6) {
+    if (f.size() >= 6 && !f[5].empty()) {
       char* end = nullptr;
       const double g = std::strtod(f[5].c_str(), &end);
       if (end == f[5].c_str() || *end != '\0' || !std::isfinite(g) || std::fabs(g) > 1e6) {
         fail("gain '" + f[5] + "' is not a finite number");
       }
       s.gain = static_cast<float>(g);
+    }
+    if (f.size() == 7 && !f[6].empty()) {
+      char* end = nullptr;
+      const double r = std::strtod(f[6].c_str(), &end);
+      if (end == f[6].c_str() || *end != '\0' || !(r > 0 && r < 1e9)) {
+        fail("target_ohm '" + f[6] + "' is not a resistance in (0, 1e9) ohm");
+      }
+      s.target_ohm = r;
     }
     out.push_back(s);
   }
@@ -229,7 +238,7 @@ void SynapseDriverOptions::validate() const {
 
 SynapseDriverOptions SynapseDriverOptions::from_config(const ConfigNode& d) {
   d.only_keys({"kind", "neurons", "crossbar", "device", "instrument", "weight", "plasticity",
-               "safety", "refresh_interval", "synapses", "stream", "weight_stream"});
+               "safety", "refresh_interval", "synapses", "stream", "weight_stream", "program"});
   SynapseDriverOptions o;
   // Neurons: a count, or a mapping of names to ports.
   if (!d.has("neurons")) d.fail("neurons", "a neuron count or a mapping name: port");
@@ -338,6 +347,25 @@ SynapseDriverOptions SynapseDriverOptions::from_config(const ConfigNode& d) {
   o.weight_stream = static_cast<uint32_t>(d.integer("weight_stream", 1, 0, UINT32_MAX));
   if (o.weight_stream == o.stream) d.fail("weight_stream", "a stream id other than `stream`");
 
+  // Write-verify of the synapses with a target resistance, at start.
+  if (auto p = d.find_child("program")) {
+    p->only_keys({"tolerance_ohm", "max_pulses", "v_start", "v_step", "v_max", "width", "report"});
+    WriteVerifyOptions& w = o.write_verify;
+    w.tolerance_ohm = p->number("tolerance_ohm", w.tolerance_ohm, 1e-3, 1e9);
+    w.max_pulses = static_cast<uint32_t>(p->integer("max_pulses", w.max_pulses, 1, 100000));
+    w.v_start = p->number("v_start", w.v_start, 1e-3, 20);
+    w.v_step = p->number("v_step", w.v_step, 1e-4, 20);
+    w.v_max = p->number("v_max", w.v_max, 1e-3, 20);
+    w.width_s = static_cast<double>(p->duration("width", std::chrono::microseconds(100),
+                                                std::chrono::microseconds(1), std::chrono::seconds(1))
+                                        .count()) * 1e-9;
+    o.program_report = p->has("report") ? p->resolve_path(p->string("report")) : "";
+    try {
+      w.validate();
+    } catch (const std::invalid_argument& e) {
+      p->fail("", e.what());
+    }
+  }
   // Synapses: a CSV file, or an inline list of {pre, post, cell: [wl, bl], rule, gain}.
   if (!d.has("synapses")) d.fail("synapses", "a connectivity CSV path or a list of synapses");
   if (d.yaml()["synapses"].IsScalar()) {
@@ -356,7 +384,7 @@ SynapseDriverOptions SynapseDriverOptions::from_config(const ConfigNode& d) {
     for (size_t k = 0; k < list.size(); ++k) {
       const ConfigNode s(list[k], std::make_shared<const std::string>(d.file()),
                          d.path() + ".synapses[" + std::to_string(k) + "]");
-      s.only_keys({"pre", "post", "cell", "rule", "gain"});
+      s.only_keys({"pre", "post", "cell", "rule", "gain", "target_ohm"});
       SynapseSpec x;
       if (!neuron_of(s.string("pre"), o.neuron_names, x.pre)) s.fail("pre", "a neuron name or port");
       if (!neuron_of(s.string("post"), o.neuron_names, x.post)) s.fail("post", "a neuron name or port");
@@ -371,6 +399,7 @@ SynapseDriverOptions SynapseDriverOptions::from_config(const ConfigNode& d) {
       x.rule = s.has("rule") ? rule_of(s.string("rule"), ok) : default_rule;
       if (!ok) s.fail("rule", "one of: rate, stdp, none");
       x.gain = static_cast<float>(s.number("gain", 1.0, -1e6, 1e6));
+      x.target_ohm = s.has("target_ohm") ? s.number("target_ohm", 0, 1e-3, 1e9) : 0;
       o.synapses.push_back(x);
     }
   } else {
@@ -429,17 +458,85 @@ DriverInfo SynapseDriver::describe() const {
 void SynapseDriver::start(Emitter& emitter) {
   if (thread_.joinable()) return;
   emitter_.store(&emitter);
-  instrument_->start([&emitter] { return emitter.network_now_ns(); },
-                     [this](const InstrumentResult& r) { on_result(r); });
-  // Every weight starts from a reading of its cell, as the hub did.
-  for (const SynapseSpec& s : opts_.synapses) {
-    if (instrument_->submit({InstrumentOp::Kind::read, s.cell, 0, 0})) {
-      reads_queued_.fetch_add(1);
+  const bool program = std::any_of(opts_.synapses.begin(), opts_.synapses.end(),
+                                   [](const SynapseSpec& s) { return s.target_ohm > 0; });
+  if (program) {
+    program_sync_ = std::make_unique<SyncInstrument>(*instrument_);
+    programming_.store(true);
+  }
+  instrument_->start([&emitter] { return emitter.network_now_ns(); }, [this](const InstrumentResult& r) {
+    if (programming_.load(std::memory_order_acquire)) {
+      program_sync_->on_result(r);
     } else {
-      queue_full_.fetch_add(1);
+      on_result(r);
+    }
+  });
+  // Every weight starts from a reading of its cell, as the hub did; after programming, if any
+  // (meanwhile spikes find their synapses unread: not transmitted, counted).
+  auto read_all = [this] {
+    for (const SynapseSpec& s : opts_.synapses) {
+      if (instrument_->submit({InstrumentOp::Kind::read, s.cell, 0, 0})) {
+        reads_queued_.fetch_add(1);
+      } else {
+        queue_full_.fetch_add(1);
+      }
+    }
+  };
+  if (!program) read_all();
+  thread_ = std::thread([this, program, read_all] {
+    if (program) {
+      program_targets();
+      read_all();
+    }
+    plasticity_loop();
+  });
+}
+
+void SynapseDriver::program_targets() {
+  std::vector<ProgramTarget> targets;
+  std::vector<size_t> which;
+  for (size_t k = 0; k < opts_.synapses.size(); ++k) {
+    if (opts_.synapses[k].target_ohm <= 0) continue;
+    targets.push_back({opts_.synapses[k].cell, opts_.synapses[k].target_ohm});
+    which.push_back(k);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  program_results_ = write_verify(*program_sync_, targets, opts_.write_verify, &cancel_programming_);
+  programming_.store(false, std::memory_order_release);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  uint64_t pulses = 0;
+  double sum_error = 0;
+  size_t failed_said = 0;
+  for (size_t i = 0; i < program_results_.size(); ++i) {
+    const ProgramResult& r = program_results_[i];
+    pulses += r.pulses;
+    if (r.ok) {
+      cells_programmed_.fetch_add(1);
+      sum_error += std::fabs(r.reached_ohm - r.target_ohm);
+    } else {
+      cells_program_failed_.fetch_add(1);
+      if (failed_said++ < 5) {
+        spdlog::warn("synapse board: cell ({}, {}) of synapse {} not programmed: {} (target {:.0f}, read {:.0f} ohm)",
+                     r.cell.wordline, r.cell.bitline, which[i], r.why, r.target_ohm, r.reached_ohm);
+      }
     }
   }
-  thread_ = std::thread([this] { plasticity_loop(); });
+  const uint64_t ok = cells_programmed_.load();
+  spdlog::info("synapse board: write-verify of {} cells: {} programmed, {} failed; {:.1f} pulses per cell, "
+               "mean |error| {:.0f} ohm (tolerance {:.0f}), {:.1f} s",
+               program_results_.size(), ok, cells_program_failed_.load(),
+               program_results_.empty() ? 0.0 : static_cast<double>(pulses) / static_cast<double>(program_results_.size()),
+               ok > 0 ? sum_error / static_cast<double>(ok) : 0.0, opts_.write_verify.tolerance_ohm, took);
+  if (opts_.program_report.empty()) return;
+  std::ofstream out(opts_.program_report);
+  out << "synapse,pre,post,wordline,bitline,target_ohm,reached_ohm,pulses,ok,why\n";
+  for (size_t i = 0; i < program_results_.size(); ++i) {
+    const ProgramResult& r = program_results_[i];
+    const SynapseSpec& s = opts_.synapses[which[i]];
+    out << which[i] << ',' << s.pre << ',' << s.post << ',' << r.cell.wordline << ',' << r.cell.bitline << ','
+        << r.target_ohm << ',' << r.reached_ohm << ',' << r.pulses << ',' << (r.ok ? 1 : 0) << ',' << r.why << '\n';
+  }
+  if (!out) spdlog::error("synapse board: the programming report '{}' could not be written", opts_.program_report);
 }
 
 void SynapseDriver::deliver(const BatchHeader& header, const EventBatch& events,
@@ -578,6 +675,7 @@ void SynapseDriver::on_result(const InstrumentResult& r) noexcept {
 }
 
 void SynapseDriver::stop() noexcept {
+  cancel_programming_.store(true);
   {
     std::lock_guard lock(mu_);
     stop_ = true;
@@ -639,7 +737,9 @@ std::map<std::string, int64_t> SynapseDriver::counters() const {
       {"instrument_failed", v(op_failed_)},
       {"pulses_done", v(pulses_done_)},
       {"reads_done", v(reads_done_)},
-      {"emit_rejected", v(emit_rejected_)}};
+      {"emit_rejected", v(emit_rejected_)},
+      {"cells_programmed", v(cells_programmed_)},
+      {"cells_program_failed", v(cells_program_failed_)}};
   {
     std::lock_guard lock(mu_);
     const PlasticityCounters& p = engine_->counters();

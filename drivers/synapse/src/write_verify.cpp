@@ -6,17 +6,13 @@
 
 namespace ion::synapse {
 
-SyncInstrument::SyncInstrument(Instrument& instrument, TimeSource now) : instrument_(instrument) {
-  instrument_.start(std::move(now), [this](const InstrumentResult& r) {
-    {
-      std::lock_guard lock(mu_);
-      result_ = r;
-    }
-    cv_.notify_all();
-  });
+void SyncInstrument::on_result(const InstrumentResult& r) {
+  {
+    std::lock_guard lock(mu_);
+    result_ = r;
+  }
+  cv_.notify_all();
 }
-
-SyncInstrument::~SyncInstrument() { instrument_.stop(); }
 
 std::optional<InstrumentResult> SyncInstrument::run(const InstrumentOp& op, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
@@ -41,7 +37,7 @@ void WriteVerifyOptions::validate() const {
 }
 
 std::vector<ProgramResult> write_verify(SyncInstrument& inst, const std::vector<ProgramTarget>& targets,
-                                        const WriteVerifyOptions& o) {
+                                        const WriteVerifyOptions& o, const std::atomic<bool>* cancel) {
   o.validate();
   std::vector<ProgramResult> out;
   out.reserve(targets.size());
@@ -49,6 +45,11 @@ std::vector<ProgramResult> write_verify(SyncInstrument& inst, const std::vector<
     ProgramResult r;
     r.cell = t.cell;
     r.target_ohm = t.target_ohm;
+    if (cancel != nullptr && cancel->load()) {
+      r.why = "cancelled";
+      out.push_back(r);
+      continue;
+    }
     auto read = [&]() -> bool {
       const auto res = inst.run({InstrumentOp::Kind::read, t.cell, 0, 0}, o.op_timeout);
       if (!res || !res->ok) return false;
@@ -67,6 +68,10 @@ std::vector<ProgramResult> write_verify(SyncInstrument& inst, const std::vector<
       const double error = r.reached_ohm - t.target_ohm;
       if (std::fabs(error) <= o.tolerance_ohm) {
         r.ok = true;
+        break;
+      }
+      if (cancel != nullptr && cancel->load()) {
+        r.why = "cancelled";
         break;
       }
       if (r.pulses >= o.max_pulses) {

@@ -22,6 +22,7 @@
 #include "ion/core/config.h"
 #include "ion/core/driver.h"
 #include "ion/synapse/instrument.h"
+#include "ion/synapse/write_verify.h"
 #include "ion/synapse/plasticity.h"
 
 namespace ion::synapse {
@@ -32,6 +33,7 @@ struct SynapseSpec {
   CellAddress cell;
   RuleKind rule = RuleKind::rate;
   float gain = 1.0F;  // multiplies the mapped weight (negative: an inhibitory connection)
+  double target_ohm = 0;  // > 0: programmed to this resistance by write-verify at start
 };
 
 // How a resistance becomes the transmitted weight.
@@ -66,11 +68,13 @@ struct SynapseDriverOptions {
   RuleSet rules;
   SafetyLimits safety;
   std::chrono::milliseconds refresh_interval{0};  // periodic re-read of every cell; 0 = off
+  WriteVerifyOptions write_verify;  // for synapses with a target resistance
+  std::string program_report;       // where to write the programming report (CSV); empty: not
   uint32_t stream = 0;
   uint32_t weight_stream = 1;
 
   // Reads the `driver:` mapping (kind: synapse); the connectivity may be a CSV file
-  // (pre,post,wordline,bitline[,rule][,gain]). Errors name the file, line and key.
+  // (pre,post,wordline,bitline[,rule][,gain][,target_ohm]). Errors name the file, line and key.
   static SynapseDriverOptions from_config(const ConfigNode& driver);
   // Unknown neurons, cells outside the array, duplicate cells, unsafe pulses: throws
   // std::invalid_argument naming the synapse.
@@ -119,6 +123,7 @@ class SynapseDriver final : public Driver {
 
  private:
   void plasticity_loop();
+  void program_targets();
   void on_result(const InstrumentResult& r) noexcept;
   void program(const Pulse& p) noexcept;
 
@@ -135,6 +140,12 @@ class SynapseDriver final : public Driver {
   EventBatch out_;
 
   std::thread thread_;
+  // Programming at start: completions go to program_sync_ while `programming_`.
+  std::atomic<bool> programming_{false};
+  std::atomic<bool> cancel_programming_{false};
+  std::unique_ptr<SyncInstrument> program_sync_;
+  std::vector<ProgramResult> program_results_;  // written by the driver thread before it runs
+  std::atomic<uint64_t> cells_programmed_{0}, cells_program_failed_{0};
   mutable std::mutex mu_;  // guards the engine and stop_
   std::condition_variable cv_;
   bool stop_ = false;

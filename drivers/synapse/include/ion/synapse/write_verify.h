@@ -5,6 +5,7 @@
 // polarity, restarts the ramp and halves the pulse width, so the steps shrink near the target.
 // Synchronous: for start-up and offline programming (`ion connectome paste`), never the data
 // path. Works on any Instrument (the emulated crossbar, or a real one over the line protocol).
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -17,13 +18,14 @@
 
 namespace ion::synapse {
 
-// An instrument driven one operation at a time: start() with its own completion, run() waits.
+// An instrument driven one operation at a time. Its owner starts it and hands each completion
+// to on_result() while programming; run() submits and waits.
 class SyncInstrument {
  public:
-  SyncInstrument(Instrument& instrument, TimeSource now);
-  ~SyncInstrument();
+  explicit SyncInstrument(Instrument& instrument) : instrument_(instrument) {}
   SyncInstrument(const SyncInstrument&) = delete;
   SyncInstrument& operator=(const SyncInstrument&) = delete;
+  void on_result(const InstrumentResult& r);
   // The result, or nullopt if the queue refused it or no completion came within `timeout`.
   std::optional<InstrumentResult> run(const InstrumentOp& op, std::chrono::milliseconds timeout);
 
@@ -62,8 +64,9 @@ struct ProgramResult {
   std::string why;  // when not ok: "not reached in 300 pulses", "instrument did not answer"
 };
 
-// Programs each target in turn.
+// Programs each target in turn; stops early (the rest reported "cancelled") when `cancel` is set.
 std::vector<ProgramResult> write_verify(SyncInstrument& instrument, const std::vector<ProgramTarget>& targets,
-                                        const WriteVerifyOptions& options);
+                                        const WriteVerifyOptions& options,
+                                        const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace ion::synapse
