@@ -156,7 +156,7 @@ void tspe_scores(const SpikeTrains& t, const InferOptions& o, ConnectivityMap& m
     }
     cc.count(pre);
     for (uint32_t post : cc.touched()) {
-      if (t.bins[post].size() < o.min_spikes) continue;
+      if (t.bins[post].size() < o.min_spikes || sd[pre] <= 0 || sd[post] <= 0) continue;
       const uint32_t* c = cc.of(post);
       const double norm = 1.0 / (sd[pre] * sd[post] * nb);
       for (uint32_t j = 0; j < kernel.lags; ++j) ncc[j] = c[j] * norm;
