@@ -273,5 +273,26 @@ TEST(Cli, ConnectomeCopiesAnEmulatedCulturesWiringAndRefusesBadInput) {
   EXPECT_GT(bars.size(), 1U) << "split across crossbars";
 }
 
+// Issue 22, end to end: "record an emulated culture, infer its wiring, paste it into the chip and
+// crossbar, run the pasted network, and compare the two networks' functional connectivity." The
+// pasted network must carry the culture's structure: its FC correlates with the culture's far
+// better than the same silicon network without the pasted synapses (measured here: about 0.3
+// against -0.03; the issue's target of 0.5 is not reached, see docs/connectome.md).
+TEST(Cli, CopyPasteCarriesTheCulturesFunctionalConnectivityIntoSilicon) {
+  Child cp({ION_TOOL_BIN, "connectome", "copy-paste", "--minutes", "5", "--seconds", "15", "--control", "--json"},
+           tmp("copy-paste.log"));
+  ASSERT_EQ(cp.wait(), 0) << cp.output();
+  const std::string out = cp.output();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("\"cells_failed\":([0-9]+)"))) << out;
+  EXPECT_EQ(m[1], "0") << "every cell programmed by its board";
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("\"fc_correlation_copy_paste\":(-?[0-9.e-]+)"))) << out;
+  const double pasted = std::stod(m[1]);
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("\"fc_correlation_unwired\":(-?[0-9.e-]+)"))) << out;
+  const double unwired = std::stod(m[1]);
+  EXPECT_GT(pasted, 0.15) << out;
+  EXPECT_GT(pasted, unwired + 0.15) << out;
+}
+
 }  // namespace
 }  // namespace ion::test
