@@ -3,6 +3,8 @@
 // thread that hands events to the driver at source time + delay.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "node_impl.h"
 
 namespace ion {
@@ -87,6 +89,9 @@ void Node::Impl::on_batch(int64_t t_recv) noexcept {
 
 // Releases queued events at their deadlines: sleep until `playout_spin` before the next one,
 // then spin on the clock so the release lands just after the deadline, never before.
+// How long the playout thread may sleep without re-reading the clock mapping.
+constexpr int64_t kRemapNs = 50'000'000;
+
 void Node::Impl::playout_loop() noexcept {
   const int64_t spin_ns = ns(opts_.playout_spin);
   std::unique_lock lock(playout_mu_);
@@ -98,8 +103,11 @@ void Node::Impl::playout_loop() noexcept {
     }
     const int64_t local_deadline = session_.clock_sync().to_local(deadline);
     const int64_t wait_ns = local_deadline - clock_.now_ns() - spin_ns;
-    if (wait_ns > 0) {  // an earlier deadline may arrive meanwhile: re-evaluate after waking
-      playout_cv_.wait_for(lock, std::chrono::nanoseconds(wait_ns));
+    if (wait_ns > 0) {
+      // An earlier deadline may arrive meanwhile (an arrival wakes this thread), and the clock
+      // mapping may move (nothing wakes it): re-evaluate at least every kRemapNs, so a deadline
+      // computed with a mapping later corrected never keeps the next event asleep.
+      playout_cv_.wait_for(lock, std::chrono::nanoseconds(std::min(wait_ns, kRemapNs)));
       continue;
     }
     lock.unlock();
