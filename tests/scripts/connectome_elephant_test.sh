@@ -7,13 +7,9 @@ ion="$1"
 here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+source "$here/pip_or_skip.sh"
 /usr/bin/python3 -m venv "$work/venv"
-if ! "$work/venv/bin/pip" install -q --disable-pip-version-check --timeout 30 --retries 2 elephant 2>"$work/pip.log"; then
-  if grep -qiE "connection|resolve|network|timed out" "$work/pip.log"; then
-    echo "SKIP: PyPI unreachable: $(tail -1 "$work/pip.log")"; exit 77
-  fi
-  cat "$work/pip.log"; exit 1
-fi
+pip_or_skip "$work/venv" "$work/pip.log" elephant
 "$ion" connectome simulate -o "$work/culture.ionrec" --truth "$work/truth.csv" --neurons 60 --minutes 5 --seed 3
 "$ion" export "$work/culture.ionrec" --format csv -o "$work/spikes.csv"
 "$ion" connectome infer "$work/culture.ionrec" -o "$work/map.csv" --method tspe --min-spikes 1

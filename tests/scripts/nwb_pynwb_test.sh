@@ -9,13 +9,9 @@ build="$1"
 src="$2"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/pip_or_skip.sh"
 /usr/bin/python3 -m venv "$work/venv"
-if ! "$work/venv/bin/pip" install -q --disable-pip-version-check --timeout 30 --retries 2 pynwb 2>"$work/pip.log"; then
-  if grep -qiE "connection|resolve|network|timed out" "$work/pip.log"; then
-    echo "SKIP: PyPI unreachable: $(tail -1 "$work/pip.log")"; exit 77
-  fi
-  cat "$work/pip.log"; exit 1
-fi
+pip_or_skip "$work/venv" "$work/pip.log" pynwb
 ion="$build/bin/ion"
 "$ion" demo --duration 4 --no-emulated-wan --plaintext --out "$work/demo" >"$work/demo.log" 2>&1 ||
   { cat "$work/demo.log"; exit 1; }

@@ -13,14 +13,9 @@ venv="$work/venv"
 /usr/bin/python3 -m venv --system-site-packages "$venv"
 # Test-side checkers: pylsl (ships liblsl); neo and quantities pinned to releases that work with
 # Debian's numpy 1.24 (newer ones pull numpy 2 into the venv).
-if ! "$venv/bin/pip" install -q --disable-pip-version-check --timeout 30 --retries 2 pylsl 2>"$work/pip.log" ||
-   ! "$venv/bin/pip" install -q --disable-pip-version-check --timeout 30 --retries 2 --no-deps "neo==0.13.4" "quantities==0.15.0" \
-     2>>"$work/pip.log"; then
-  if grep -qiE "connection|resolve|network|timed out" "$work/pip.log"; then
-    echo "SKIP: PyPI unreachable: $(tail -1 "$work/pip.log")"; exit 77
-  fi
-  cat "$work/pip.log"; exit 1
-fi
+source "$(dirname "$0")/pip_or_skip.sh"
+pip_or_skip "$venv" "$work/pip.log" pylsl
+pip_or_skip "$venv" "$work/pip.log" --no-deps "neo==0.13.4" "quantities==0.15.0"
 # The package itself needs nothing from PyPI (numpy comes from Debian through the venv). It is
 # installed from a copy: building writes build/ and *.egg-info beside the sources.
 cp -r "$src/python" "$work/python-src"

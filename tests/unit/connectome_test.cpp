@@ -267,14 +267,7 @@ TEST(Connectome, AnEmulatedCulturesExcitatoryWiringIsRecoveredWithAucAbove0_9) {
     InferOptions io;
     io.method = method;
     const ConnectivityMap m = infer(trains, io);
-    std::vector<MapEdge> edges;
-    for (size_t a = 0; a < m.n(); ++a) {
-      for (size_t b = 0; b < m.n(); ++b) {
-        const size_t i = m.at(a, b);
-        if (m.scored[i]) edges.push_back({names[a], names[b], m.strength[i], m.delay_ms[i], m.confidence[i], m.significant[i] != 0});
-      }
-    }
-    const Score s = score(edges, names, truth);
+    const Score s = score(edges_of(m), names, truth);
     std::printf("%s: AUC excitatory %.3f inhibitory %.3f, precision %.3f recall %.3f sign %.3f\n",
                 to_string(method), s.auc_excitatory, s.auc_inhibitory, s.precision, s.recall, s.sign_accuracy);
     if (method == Method::tspe) {

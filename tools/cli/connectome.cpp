@@ -1,5 +1,6 @@
 // `ion connectome simulate|infer|score` and `ion bench connectome`: copy a culture's wiring from
 // its spike trains and measure how well it was copied (docs/connectome.md).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <ostream>
 #include <random>
 #include <sstream>
+#include <iterator>
 
 #include "cli/command.h"
 #include "cli/connectome_run.h"
@@ -406,35 +408,14 @@ class PasteCommand final : public Command {
           " hold " + std::to_string(per_bar * crossbars_) + ": give --crossbars " +
           std::to_string((cells + per_bar - 1) / per_bar) + " or a larger --crossbar");
     }
-    double max_abs = 0;
-    for (const auto& e : edges) max_abs = std::max(max_abs, std::fabs(e.strength));
     std::filesystem::create_directories(out_);
     const std::string report_path = out_ + "/program-report.csv";
     const std::string weights_path = out_ + "/pasted-weights.csv";
     ctx.check_output(report_path, {map_}, "--out");
     ctx.check_output(weights_path, {map_}, "--out");
-    // Cells in order: connection i on cells 2i (positive side) and 2i+1 (negative side).
-    struct Cell {
-      uint32_t bar;
-      synapse::CellAddress at;
-    };
-    auto cell = [&](size_t k) {
-      const auto bar = static_cast<uint32_t>(k / per_bar);
-      const size_t in = k % per_bar;
-      return Cell{bar, {static_cast<uint32_t>(in / cols), static_cast<uint32_t>(in % cols)}};
-    };
-    std::vector<double> quantised(edges.size());
+    const PastePlan plan = plan_paste(edges, rows, cols, levels_, r_min_, r_max_);
     std::vector<std::vector<synapse::ProgramTarget>> targets(crossbars_);
-    for (size_t i = 0; i < edges.size(); ++i) {
-      const double w = std::fabs(edges[i].strength) / max_abs;
-      quantised[i] = std::round(w * (levels_ - 1)) / (levels_ - 1);
-      const double r_on = r_min_ + quantised[i] * (r_max_ - r_min_);
-      const bool excitatory = edges[i].strength > 0;
-      const Cell pos = cell(2 * i);
-      const Cell neg = cell(2 * i + 1);
-      targets[pos.bar].push_back({pos.at, excitatory ? r_on : r_min_});
-      targets[neg.bar].push_back({neg.at, excitatory ? r_min_ : r_on});
-    }
+    for (const PastedCell& c : plan.cells) targets[c.crossbar].push_back({c.at, c.target_ohm});
     const auto t0 = SteadyClock::now();
     std::vector<std::vector<synapse::ProgramResult>> results(crossbars_);
     std::vector<std::vector<double>> true_ohm(crossbars_);
@@ -466,11 +447,10 @@ class PasteCommand final : public Command {
       o << "# ion connectome paste " << map_ << ": model " << model_ << ", " << crossbars_ << " x " << shape_
         << ", tolerance " << wv_.tolerance_ohm << " ohm\n";
       o << "crossbar,wordline,bitline,pre,post,side,target_ohm,reached_ohm,true_ohm,error_weight,pulses,ok,why\n";
-      for (size_t k = 0; k < cells; ++k) {
-        const Cell c = cell(k);
-        const size_t j = next[c.bar]++;
-        const synapse::ProgramResult& r = results[c.bar][j];
-        const auto& e = edges[k / 2];
+      for (const PastedCell& c : plan.cells) {
+        const size_t j = next[c.crossbar]++;
+        const synapse::ProgramResult& r = results[c.crossbar][j];
+        const auto& e = edges[c.edge];
         const double err_w = (r.reached_ohm - r.target_ohm) / (r_max_ - r_min_);
         (r.ok ? ok : failed) += 1;
         pulses += r.pulses;
@@ -478,8 +458,8 @@ class PasteCommand final : public Command {
           worst = std::max(worst, std::fabs(err_w));
           sum_err += std::fabs(err_w);
         }
-        o << c.bar << ',' << c.at.wordline << ',' << c.at.bitline << ',' << e.pre << ',' << e.post << ','
-          << (k % 2 == 0 ? "+" : "-") << ',' << r.target_ohm << ',' << r.reached_ohm << ',' << true_ohm[c.bar][j]
+        o << c.crossbar << ',' << c.at.wordline << ',' << c.at.bitline << ',' << e.pre << ',' << e.post << ','
+          << (c.positive ? "+" : "-") << ',' << r.target_ohm << ',' << r.reached_ohm << ',' << true_ohm[c.crossbar][j]
           << ',' << err_w << ',' << r.pulses << ',' << (r.ok ? 1 : 0) << ',' << r.why << '\n';
       }
     });
@@ -487,10 +467,10 @@ class PasteCommand final : public Command {
       o << "# weights as pasted: |strength| / max |strength|, quantised to " << levels_ << " levels\n";
       o << "pre,post,weight,sign,delay_ms,crossbar,pos_wordline,pos_bitline,neg_wordline,neg_bitline\n";
       for (size_t i = 0; i < edges.size(); ++i) {
-        const Cell p = cell(2 * i);
-        const Cell n = cell(2 * i + 1);
-        o << edges[i].pre << ',' << edges[i].post << ',' << quantised[i] << ',' << (edges[i].strength > 0 ? 1 : -1)
-          << ',' << edges[i].delay_ms << ',' << p.bar << ',' << p.at.wordline << ',' << p.at.bitline << ','
+        const PastedCell& p = plan.cells[2 * i];
+        const PastedCell& n = plan.cells[2 * i + 1];
+        o << edges[i].pre << ',' << edges[i].post << ',' << plan.weights[i] << ',' << (edges[i].strength > 0 ? 1 : -1)
+          << ',' << edges[i].delay_ms << ',' << p.crossbar << ',' << p.at.wordline << ',' << p.at.bitline << ','
           << n.at.wordline << ',' << n.at.bitline << '\n';
       }
     });
@@ -498,8 +478,7 @@ class PasteCommand final : public Command {
     // gain -1, one of them at weight 0) with the targets the board programs at start, and a node
     // config around it. Neurons are the map's channels, as input ports in the map's order.
     std::vector<std::string> channels = connectome::map_channels(map_);
-    const uint32_t used_bars = static_cast<uint32_t>((cells + per_bar - 1) / per_bar);
-    for (uint32_t b = 0; b < used_bars; ++b) {
+    for (uint32_t b = 0; b < plan.crossbars; ++b) {
       const std::string csv = out_ + "/crossbar-" + std::to_string(b) + ".csv";
       const std::string yaml = out_ + "/board-" + std::to_string(b) + ".yaml";
       ctx.check_output(csv, {map_}, "--out");
@@ -507,15 +486,11 @@ class PasteCommand final : public Command {
       write_file(csv, [&](std::ostream& o) {
         o << "# pasted from " << map_ << ": a differential pair of cells per connection\n";
         o << "pre,post,wordline,bitline,rule,gain,target_ohm\n";
-        for (size_t k = 0; k < cells; ++k) {
-          const Cell c = cell(k);
-          if (c.bar != b) continue;
-          const auto& e = edges[k / 2];
-          const bool positive_side = k % 2 == 0;
-          const double r_on = r_min_ + quantised[k / 2] * (r_max_ - r_min_);
-          const bool active = positive_side == (e.strength > 0);
+        for (const PastedCell& c : plan.cells) {
+          if (c.crossbar != b) continue;
+          const auto& e = edges[c.edge];
           o << e.pre << ',' << e.post << ',' << c.at.wordline << ',' << c.at.bitline << ",none,"
-            << (positive_side ? 1 : -1) << ',' << (active ? r_on : r_min_) << '\n';
+            << (c.positive ? 1 : -1) << ',' << c.target_ohm << '\n';
         }
       });
       write_file(yaml, [&](std::ostream& o) {
@@ -533,7 +508,7 @@ class PasteCommand final : public Command {
           << "  plasticity: {default_rule: none}\n";
       });
     }
-    ctx.out << edges.size() << " connections -> " << cells << " cells on " << (cells + per_bar - 1) / per_bar
+    ctx.out << edges.size() << " connections -> " << cells << " cells on " << plan.crossbars
             << " crossbar(s) of " << shape_ << " (" << model_ << "): " << ok << " programmed, " << failed
             << " failed; " << std::fixed << std::setprecision(1) << static_cast<double>(pulses) / static_cast<double>(cells)
             << " pulses per cell; error |w| mean " << std::setprecision(4) << (ok ? sum_err / static_cast<double>(ok) : 0)
@@ -566,17 +541,9 @@ CopyPasteResult copy_paste(const SimulateOptions& so, const PastedRunOptions& po
   const CultureRun culture = run_culture(so);
   const auto trains = connectome::bin_times(culture.neuron_names, culture.neuron_times_ns, 1.0);
   const ConnectivityMap map = connectome::infer(trains, InferOptions{});
-  std::vector<connectome::MapEdge> all, edges;
-  for (size_t a = 0; a < map.n(); ++a) {
-    for (size_t b = 0; b < map.n(); ++b) {
-      const size_t i = map.at(a, b);
-      if (!map.scored[i]) continue;
-      connectome::MapEdge e{map.channels[a], map.channels[b], map.strength[i], map.delay_ms[i],
-                            map.confidence[i], map.significant[i] != 0};
-      if (e.significant) edges.push_back(e);
-      all.push_back(std::move(e));
-    }
-  }
+  const std::vector<connectome::MapEdge> all = connectome::edges_of(map);
+  std::vector<connectome::MapEdge> edges;
+  std::copy_if(all.begin(), all.end(), std::back_inserter(edges), [](const auto& e) { return e.significant; });
   res.connections = edges.size();
   res.auc = connectome::score(all, map.channels, culture.neuron_truth).auc_excitatory;
   out << std::fixed << std::setprecision(3) << "copy: " << so.neurons << " neurons, " << so.minutes
@@ -592,28 +559,23 @@ CopyPasteResult copy_paste(const SimulateOptions& so, const PastedRunOptions& po
       << " spikes (" << std::setprecision(1)
       << static_cast<double>(pasted_spikes) / (po.seconds * static_cast<double>(so.neurons))
       << " Hz per neuron), " << res.run.late_inputs << " inputs late; " << seconds_since(t0) << " s\n";
-  // FC over the same duration of each network's activity.
-  int64_t last = 0;
-  for (const auto& s : res.run.spikes_ns) {
-    if (!s.empty()) last = std::max(last, s.back());
-  }
-  const auto span_ns = static_cast<int64_t>(po.seconds * 1e9);
-  const auto fc_paste = functional_connectivity(res.run.spikes_ns, last - span_ns, po.seconds, bin_ms, window_ms);
+  // FC over each silicon run's last `seconds` (it settles first), and the culture's whole run.
+  const auto fc_of_run = [&](const PastedRun& run) {
+    int64_t last = 0;
+    for (const auto& s : run.spikes_ns) {
+      if (!s.empty()) last = std::max(last, s.back());
+    }
+    return functional_connectivity(run.spikes_ns, last - static_cast<int64_t>(po.seconds * 1e9), po.seconds,
+                                   bin_ms, window_ms);
+  };
   const double culture_s = std::min(so.minutes * 60, 600.0);
   const auto fc_copy = functional_connectivity(culture.neuron_times_ns, 0, culture_s, bin_ms, window_ms);
-  res.fc_correlation = fc_similarity(fc_copy, fc_paste, so.neurons);
+  res.fc_correlation = fc_similarity(fc_copy, fc_of_run(res.run), so.neurons);
   out << std::setprecision(3) << "functional connectivity (peak spike-count correlation, " << bin_ms
       << " ms bins, lags up to " << window_ms << " ms): culture against pasted network " << res.fc_correlation
       << "\n";
   if (control) {
-    PastedRunOptions none = po;
-    const auto unwired = run_pasted({}, map.channels, none);
-    int64_t l2 = 0;
-    for (const auto& s : unwired.spikes_ns) {
-      if (!s.empty()) l2 = std::max(l2, s.back());
-    }
-    res.fc_correlation_unwired =
-        fc_similarity(fc_copy, functional_connectivity(unwired.spikes_ns, l2 - span_ns, po.seconds, bin_ms, window_ms), so.neurons);
+    res.fc_correlation_unwired = fc_similarity(fc_copy, fc_of_run(run_pasted({}, map.channels, po)), so.neurons);
     out << "control: the same silicon network without the pasted synapses " << res.fc_correlation_unwired << "\n";
   }
   return res;
@@ -740,18 +702,7 @@ class BenchConnectomeCommand final : public Command {
         t0 = SteadyClock::now();
         const ConnectivityMap map = connectome::infer(trains, o);
         const double took = seconds_since(t0);
-        std::ostringstream csv;
-        connectome::write_map(csv, map, true);
-        std::vector<connectome::MapEdge> edges;
-        for (size_t pre = 0; pre < map.n(); ++pre) {
-          for (size_t post = 0; post < map.n(); ++post) {
-            const size_t i = map.at(pre, post);
-            if (!map.scored[i]) continue;
-            edges.push_back({map.channels[pre], map.channels[post], map.strength[i], map.delay_ms[i],
-                             map.confidence[i], map.significant[i] != 0});
-          }
-        }
-        const connectome::Score s = connectome::score(edges, map.channels, r.neuron_truth);
+        const connectome::Score s = connectome::score(connectome::edges_of(map), map.channels, r.neuron_truth);
         out << "  " << connectome::to_string(m) << ": AUC excitatory " << std::setprecision(3)
             << s.auc_excitatory << ", inhibitory " << s.auc_inhibitory << "; significant "
             << s.predicted << " (precision " << s.precision << ", recall " << s.recall

@@ -99,17 +99,38 @@ EndpointRef one(const std::string& node, uint32_t first, uint32_t last) { return
 
 }  // namespace
 
+PastePlan plan_paste(const std::vector<connectome::MapEdge>& edges, uint32_t rows, uint32_t cols, uint32_t levels,
+                     double r_min, double r_max) {
+  PastePlan plan;
+  double max_abs = 0;
+  for (const auto& e : edges) max_abs = std::max(max_abs, std::fabs(e.strength));
+  const size_t per_bar = static_cast<size_t>(rows) * cols;
+  for (size_t i = 0; i < edges.size(); ++i) {
+    double w = max_abs > 0 ? std::fabs(edges[i].strength) / max_abs : 0;
+    if (levels > 1) w = std::round(w * (levels - 1)) / (levels - 1);
+    plan.weights.push_back(w);
+    for (const bool positive : {true, false}) {
+      const size_t k = plan.cells.size();
+      const size_t in = k % per_bar;
+      const bool active = positive == (edges[i].strength > 0);
+      plan.cells.push_back({static_cast<uint32_t>(k / per_bar),
+                            {static_cast<uint32_t>(in / cols), static_cast<uint32_t>(in % cols)}, i, positive,
+                            active ? r_min + w * (r_max - r_min) : r_min});
+    }
+  }
+  plan.crossbars = static_cast<uint32_t>((plan.cells.size() + per_bar - 1) / per_bar);
+  return plan;
+}
+
 PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::vector<std::string>& channels,
                      const PastedRunOptions& o) {
   const auto n = static_cast<uint32_t>(channels.size());
   std::map<std::string, uint32_t> index;
   for (uint32_t i = 0; i < n; ++i) index[channels[i]] = i;
-  // Cells: connection i on cells 2i (+) and 2i+1 (-), crossbars filled in turn.
-  const size_t per_bar = static_cast<size_t>(o.rows) * o.cols;
-  const size_t cells = 2 * edges.size();
-  const size_t bars = (cells + per_bar - 1) / per_bar;  // none: the silicon network unwired
-  double max_abs = 1e-300;
-  for (const auto& e : edges) max_abs = std::max(max_abs, std::fabs(e.strength));
+  // The board's default resistance map (4-9 kOhm), weights unquantised; no crossbar: the silicon
+  // network unwired.
+  const PastePlan plan = plan_paste(edges, o.rows, o.cols, 0, 4000, 9000);
+  const size_t bars = plan.crossbars;
   std::vector<synapse::SynapseDriverOptions> boards(bars);
   // Per board synapse k: the chip port it drives and the connection's delay.
   std::vector<std::vector<std::pair<uint32_t, int64_t>>> routes(bars);
@@ -123,34 +144,24 @@ PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::v
     so.timing.read_time = std::chrono::microseconds(0);
     so.timing.queue_capacity = 1u << 16;
   }
-  for (size_t i = 0; i < edges.size(); ++i) {
-    const auto& e = edges[i];
+  for (const PastedCell& c : plan.cells) {
+    const auto& e = edges[c.edge];
     const auto pre = index.find(e.pre);
     const auto post = index.find(e.post);
     if (pre == index.end() || post == index.end()) {
       throw std::runtime_error("the map names a channel outside its own list: " + e.pre + " -> " + e.post);
     }
-    const double w = std::fabs(e.strength) / max_abs;
-    const double r_on = 4000 + w * 5000;  // the board's default resistance map, 4-9 kOhm
-    const auto delay_ns = static_cast<int64_t>(std::max(2.0, e.delay_ms) * 1e6);
-    for (int side = 0; side < 2; ++side) {
-      const size_t k = 2 * i + static_cast<size_t>(side);
-      const size_t b = k / per_bar;
-      const size_t in = k % per_bar;
-      synapse::SynapseSpec spec;
-      spec.pre = pre->second;
-      spec.post = post->second;
-      spec.cell = {static_cast<uint32_t>(in / o.cols), static_cast<uint32_t>(in % o.cols)};
-      spec.rule = synapse::RuleKind::none;
-      spec.gain = 1;
-      const bool active = (side == 0) == (e.strength > 0);
-      spec.target_ohm = active ? r_on : 4000;
-      boards[b].synapses.push_back(spec);
-      // + cells to the fast excitatory synapse of the target, - cells to its fast inhibitory one.
-      const uint32_t type = side == 0 ? static_cast<uint32_t>(chip::SynapseType::fast_exc)
-                                      : static_cast<uint32_t>(chip::SynapseType::fast_inh);
-      routes[b].emplace_back(post->second + type * n, delay_ns);
-    }
+    synapse::SynapseSpec spec;
+    spec.pre = pre->second;
+    spec.post = post->second;
+    spec.cell = c.at;
+    spec.rule = synapse::RuleKind::none;
+    spec.gain = 1;
+    spec.target_ohm = c.target_ohm;
+    boards[c.crossbar].synapses.push_back(spec);
+    // + cells to the fast excitatory synapse of the target, - cells to its fast inhibitory one.
+    const auto type = static_cast<uint32_t>(c.positive ? chip::SynapseType::fast_exc : chip::SynapseType::fast_inh);
+    routes[c.crossbar].emplace_back(post->second + type * n, static_cast<int64_t>(std::max(2.0, e.delay_ms) * 1e6));
   }
   Topology t;
   t.nodes.push_back({"drive", "generator", n, 0});
@@ -224,7 +235,7 @@ PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::v
   }
   // Programming first (the boards' own write-verify), then the background drive.
   PastedRun r;
-  r.cells = cells;
+  r.cells = plan.cells.size();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(600);
   for (synapse::SynapseDriver* d : board_drivers) {
     const auto want = static_cast<int64_t>(d->options().synapses.size());

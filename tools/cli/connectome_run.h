@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ion/connectome/connectome.h"
+#include "ion/synapse/instrument.h"
 
 namespace ion::cli {
 
@@ -41,6 +42,25 @@ struct SimulateOptions {
 };
 
 CultureRun run_culture(const SimulateOptions& s);
+
+// A map's connections laid out as differential pairs of crossbar cells, filled row by row, one
+// crossbar after another: connection i on cells 2i (+) and 2i+1 (-). The cell of the
+// connection's sign is set to r_min + w (r_max - r_min), w = |strength| / max |strength|
+// (quantised to `levels`; not when 0); the other stays at r_min (weight 0).
+struct PastedCell {
+  uint32_t crossbar = 0;
+  synapse::CellAddress at;
+  size_t edge = 0;        // index in the edges
+  bool positive = true;   // the pair's + side
+  double target_ohm = 0;
+};
+struct PastePlan {
+  std::vector<double> weights;  // per connection, as pasted
+  std::vector<PastedCell> cells;
+  uint32_t crossbars = 0;       // used
+};
+PastePlan plan_paste(const std::vector<connectome::MapEdge>& edges, uint32_t rows, uint32_t cols, uint32_t levels,
+                     double r_min_ohm, double r_max_ohm);
 
 // The pasted network run: one silicon neuron per channel of the map on the chip node's emulator,
 // each driven by its own Poisson background (as the culture's noise drives its neurons), and the

@@ -123,7 +123,15 @@ ConnectivityMap empty_map(const SpikeTrains& t, const InferOptions& o) {
   m.delay_ms.assign(nn, 0.F);
   m.confidence.assign(nn, 0.F);
   m.significant.assign(nn, 0);
+  // Scored: every ordered pair of distinct channels that both have min_spikes (the rest keep
+  // zeros); the same whatever the trains' timing, so also for a null of shifted trains.
   m.scored.assign(nn, 0);
+  for (size_t pre = 0; pre < t.channels(); ++pre) {
+    if (t.bins[pre].size() < o.min_spikes) continue;
+    for (size_t post = 0; post < t.channels(); ++post) {
+      if (post != pre && t.bins[post].size() >= o.min_spikes) m.scored[m.at(pre, post)] = 1;
+    }
+  }
   return m;
 }
 
@@ -151,12 +159,9 @@ void tspe_scores(const SpikeTrains& t, const InferOptions& o, ConnectivityMap& m
   std::vector<double> ncc(kernel.lags);
   for (uint32_t pre = 0; pre < n; ++pre) {
     if (t.bins[pre].size() < o.min_spikes) continue;
-    for (uint32_t post = 0; post < n; ++post) {
-      if (post != pre && t.bins[post].size() >= o.min_spikes) m.scored[m.at(pre, post)] = 1;
-    }
     cc.count(pre);
     for (uint32_t post : cc.touched()) {
-      if (t.bins[post].size() < o.min_spikes || sd[pre] <= 0 || sd[post] <= 0) continue;
+      if (!m.scored[m.at(pre, post)] || sd[pre] <= 0 || sd[post] <= 0) continue;
       const uint32_t* c = cc.of(post);
       const double norm = 1.0 / (sd[pre] * sd[post] * nb);
       for (uint32_t j = 0; j < kernel.lags; ++j) ncc[j] = c[j] * norm;
@@ -247,12 +252,9 @@ void infer_ccg(const SpikeTrains& t, const InferOptions& o, ConnectivityMap& m) 
   const double tests = 2.0 * max_delay;  // excess and deficit at each lag
   for (uint32_t pre = 0; pre < n; ++pre) {
     if (t.bins[pre].size() < o.min_spikes) continue;
-    for (uint32_t post = 0; post < n; ++post) {
-      if (post != pre && t.bins[post].size() >= o.min_spikes) m.scored[m.at(pre, post)] = 1;
-    }
     cc.count(pre);
     for (uint32_t post : cc.touched()) {
-      if (t.bins[post].size() < o.min_spikes) continue;
+      if (!m.scored[m.at(pre, post)]) continue;
       const uint32_t* c = cc.of(post);
       // The lag whose count departs most from its prediction (in Poisson sd), then its p-value.
       double best_z = 0;

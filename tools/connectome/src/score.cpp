@@ -117,6 +117,19 @@ std::vector<MapEdge> read_map(const std::string& path) {
   return edges;
 }
 
+std::vector<MapEdge> edges_of(const ConnectivityMap& m) {
+  std::vector<MapEdge> edges;
+  for (size_t pre = 0; pre < m.n(); ++pre) {
+    for (size_t post = 0; post < m.n(); ++post) {
+      const size_t i = m.at(pre, post);
+      if (!m.scored[i]) continue;
+      edges.push_back({m.channels[pre], m.channels[post], m.strength[i], m.delay_ms[i], m.confidence[i],
+                       m.significant[i] != 0});
+    }
+  }
+  return edges;
+}
+
 std::vector<std::string> map_channels(const std::string& path) {
   std::ifstream in(path);
   std::string line;

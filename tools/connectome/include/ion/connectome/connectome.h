@@ -105,6 +105,8 @@ struct MapEdge {
   bool significant = false;
 };
 std::vector<MapEdge> read_map(const std::string& path);
+// The map's scored pairs as edges, pre-major (what write_map writes with `all`).
+std::vector<MapEdge> edges_of(const ConnectivityMap& map);
 
 // A known wiring: CSV `pre,post,weight,delay_ms,sign` (sign: +1 excitatory, -1 inhibitory).
 struct TrueEdge {
