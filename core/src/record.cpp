@@ -6,6 +6,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 namespace ion::record {
@@ -178,6 +179,10 @@ void Writer::close() noexcept {
 // --- Reader -------------------------------------------------------------------------------------
 
 Reader::Reader(const std::string& path) : path_(path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw std::runtime_error(path + " is a folder, not an IoN recording");
+  }
   f_ = std::fopen(path.c_str(), "rb");
   if (f_ == nullptr) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
   std::fseek(f_, 0, SEEK_END);

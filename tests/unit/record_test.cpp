@@ -227,6 +227,13 @@ TEST(RecordFormat, NotARecordingIsAClearError) {
     EXPECT_NE(std::string(e.what()).find("is not an IoN recording"), std::string::npos) << e.what();
   }
   EXPECT_THROW(record::Reader(tmp("no-such-file.ionrec")), std::runtime_error);
+  // A folder given where a recording is expected is named as one, not as a file of the wrong kind.
+  try {
+    record::Reader rd(::testing::TempDir());
+    ADD_FAILURE() << "a folder accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("is a folder, not an IoN recording"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Interchange, SecondsParseAndPrintExactly) {
