@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "../eventually.h"
+#include "recording_emitter.h"
 #include "ion/core/clock.h"
 #include "ion/core/config.h"
 #include "ion/synapse/device.h"
@@ -417,21 +418,7 @@ TEST(SynapseWeights, MappingsOfThe2017HubAndConductance) {
   EXPECT_FLOAT_EQ(map_weight(w, -1), 0.F);
 }
 
-// Records what the driver emits; network time is the steady clock.
-class RecordingEmitter final : public Emitter {
- public:
-  EmitStatus emit(const EventBatch& b) noexcept override {
-    std::lock_guard lock(mu);
-    for (size_t i = 0; i < b.size(); ++i) {
-      if (b.stream == 0) transmitted.push_back({b.channels[i], b.times_ns[i]});
-    }
-    return EmitStatus::queued;
-  }
-  [[nodiscard]] int64_t local_now_ns() const noexcept override { return SteadyClock::instance().now_ns(); }
-  [[nodiscard]] int64_t to_network_ns(int64_t local_ns) const noexcept override { return local_ns; }
-  std::mutex mu;
-  std::vector<std::pair<uint32_t, int64_t>> transmitted;
-};
+using test::RecordingEmitter;
 
 // docs/devices/memristor.md: "transmission never waits for the programming queue". With the
 // instrument held by one pulse for an hour, every presynaptic spike is transmitted before

@@ -77,11 +77,7 @@ Crossbar::Crossbar(const CrossbarOptions& o)
   if (o.wordlines == 0 || o.bitlines == 0 || o.wordlines > 4096 || o.bitlines > 4096) {
     throw std::invalid_argument("crossbar wordlines and bitlines must be in 1..4096");
   }
-  if (o.device.model == DeviceModel::tiox) {
-    o.device.tiox.validate();
-  } else {
-    o.device.volatile_cell.validate();
-  }
+  o.device.validate();
   const uint32_t n = o.wordlines * o.bitlines;
   cells_.reserve(n);
   c2c_rng_.reserve(n);

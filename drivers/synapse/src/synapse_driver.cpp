@@ -91,16 +91,53 @@ DeviceOptions device_from(const ConfigNode& n) {
       nv->only_keys({ION_TIOX_KEYS});
       read_tiox(*nv, v.nonvolatile);
     }
+  } else if (model == "nanofluidic") {
+    n.only_keys({"model", "seed", "preset", "law", "tau_s", "v0", "g0_s", "g1_s", "alpha", "g_plus_s",
+                 "g_minus_s", "v_s", "g_uni_s", "a", "g_bi_s", "b", "g_floor_s", "d2d_sigma",
+                 "c2c_sigma", "read_noise"});
+    o.model = DeviceModel::nanofluidic;
+    NanofluidicParams& f = o.nanofluidic;
+    if (n.has("preset")) {
+      try {
+        f = NanofluidicParams::preset(n.string("preset", ""));
+      } catch (const std::invalid_argument& e) {
+        n.fail("preset", e.what());
+      }
+    }
+    if (n.has("law")) {
+      const std::string law = n.string("law", "");
+      if (law == "unipolar") {
+        f.law = NanofluidicLaw::unipolar;
+      } else if (law == "bipolar") {
+        f.law = NanofluidicLaw::bipolar;
+      } else if (law == "mixed") {
+        f.law = NanofluidicLaw::mixed;
+      } else {
+        n.fail("law", "one of: unipolar, bipolar, mixed");
+      }
+    }
+    f.tau_s = n.number("tau_s", f.tau_s, 1e-9, 1e5);
+    f.v0 = n.number("v0", f.v0, 1e-6, 100);
+    f.g0_s = n.number("g0_s", f.g0_s, 1e-15, 1);
+    f.g1_s = n.number("g1_s", f.g1_s, 0, 1);
+    f.alpha = n.number("alpha", f.alpha, 1, 4);
+    f.g_plus_s = n.number("g_plus_s", f.g_plus_s, 1e-15, 1);
+    f.g_minus_s = n.number("g_minus_s", f.g_minus_s, 1e-15, 1);
+    f.v_s = n.number("v_s", f.v_s, 1e-6, 100);
+    f.g_uni_s = n.number("g_uni_s", f.g_uni_s, 0, 1);
+    f.a = n.number("a", f.a, -1e6, 1e6);
+    f.g_bi_s = n.number("g_bi_s", f.g_bi_s, 0, 1);
+    f.b = n.number("b", f.b, -1e6, 1e6);
+    f.g_floor_s = n.number("g_floor_s", f.g_floor_s, 1e-18, 1);
+    f.d2d_sigma = n.number("d2d_sigma", f.d2d_sigma, 0, 2);
+    f.c2c_sigma = n.number("c2c_sigma", f.c2c_sigma, 0, 2);
+    f.read_noise = n.number("read_noise", f.read_noise, 0, 0.49);
   } else {
-    n.fail("model", "one of: tiox, volatile");
+    n.fail("model", "one of: tiox, volatile, nanofluidic");
   }
   o.seed = static_cast<uint64_t>(n.integer("seed", 1, 0, INT64_MAX));
   try {
-    if (o.model == DeviceModel::tiox) {
-      o.tiox.validate();
-    } else {
-      o.volatile_cell.validate();
-    }
+    o.validate();
   } catch (const std::invalid_argument& e) {
     n.fail("", e.what());
   }
@@ -286,6 +323,14 @@ SynapseDriverOptions SynapseDriverOptions::from_config(const ConfigNode& d) {
     o.line.reply_timeout = duration_cast<milliseconds>(
         i->duration("reply_timeout", o.line.reply_timeout, milliseconds(1), std::chrono::seconds(60)));
   }
+  if (o.crossbar.device.model == DeviceModel::nanofluidic) {
+    // A channel's conductance is its state: by default the weight spans rest (0) to what a 1 V
+    // pulse drives it to (1), the write amplitude of the 2023 protocol.
+    const NanofluidicParams& f = o.crossbar.device.nanofluidic;
+    o.weight.map = WeightMap::conductance;
+    o.weight.r_max_ohm = 1.0 / f.g_rest_s();
+    o.weight.r_min_ohm = 1.0 / std::max(f.g_qs_s(1.0), f.g_rest_s() * (1 + 1e-6));
+  }
   if (auto w = d.find_child("weight")) {
     w->only_keys({"map", "r_min_ohm", "r_max_ohm"});
     const std::string m = w->string("map", "resistance");
@@ -298,8 +343,8 @@ SynapseDriverOptions SynapseDriverOptions::from_config(const ConfigNode& d) {
     } else {
       w->fail("map", "one of: resistance, conductance, byte");
     }
-    o.weight.r_min_ohm = w->number("r_min_ohm", o.weight.r_min_ohm, 1, 1e9);
-    o.weight.r_max_ohm = w->number("r_max_ohm", o.weight.r_max_ohm, 1, 1e9);
+    o.weight.r_min_ohm = w->number("r_min_ohm", o.weight.r_min_ohm, 1, 1e15);
+    o.weight.r_max_ohm = w->number("r_max_ohm", o.weight.r_max_ohm, 1, 1e15);
   }
   RuleKind default_rule = RuleKind::rate;
   if (auto p = d.find_child("plasticity")) {
@@ -339,7 +384,7 @@ SynapseDriverOptions SynapseDriverOptions::from_config(const ConfigNode& d) {
     s->only_keys({"max_volts", "max_width"});
     o.safety.max_volts = s->number("max_volts", o.safety.max_volts, 0.01, 100);
     o.safety.max_width_s =
-        static_cast<double>(ns_of(*s, "max_width", 1'000'000, nanoseconds(1), std::chrono::seconds(1))) * 1e-9;
+        static_cast<double>(ns_of(*s, "max_width", 1'000'000, nanoseconds(1), std::chrono::seconds(60))) * 1e-9;
   }
   o.refresh_interval = duration_cast<milliseconds>(
       d.duration("refresh_interval", o.refresh_interval, milliseconds(0), std::chrono::hours(24)));

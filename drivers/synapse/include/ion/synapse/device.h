@@ -8,9 +8,15 @@
 //   volatile  a threshold-switching layer (conductance that decays in milliseconds) in parallel
 //             with a TiOx-like non-volatile layer of higher threshold: short-term and long-term
 //             plasticity in one cell.
+//   nanofluidic  a 2-D nanofluidic channel (Robin, Kavokine, Bocquet 2021; Robin et al. 2023):
+//             its conductance relaxes with one memory time towards a quasi-static law of the
+//             voltage across it, dG/dt = (G_qs(V) - G)/tau; unipolar, bipolar or mixed law; no
+//             threshold, and no state that outlives tau (a volatile synapse).
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <string>
+#include <string_view>
 
 namespace ion::synapse {
 
@@ -55,13 +61,50 @@ struct VolatileParams {
   void validate() const;
 };
 
-enum class DeviceModel : uint8_t { tiox, volatile_cell };
+// The quasi-static conductance law of a nanofluidic channel (Robin et al. 2023, SM Eqs. S38-S43).
+enum class NanofluidicLaw : uint8_t {
+  unipolar,  // g0 + g1 |V/v0|^alpha: the Wien effect, same for both polarities
+  bipolar,   // g_minus + (g_plus - g_minus) / (1 + exp(-V/v_s)): rectification, G+ for V > 0
+  mixed,     // g_uni (1 + a (V/v0)^2) + g_bi (1 + b V/v0), never below g_floor_s
+};
+
+struct NanofluidicParams {
+  NanofluidicLaw law = NanofluidicLaw::unipolar;
+  double tau_s = 5e-3;   // memory time of the channel (the kernel's tau)
+  double v0 = 1.0;       // V: the voltage scale of the unipolar and mixed laws
+  double g0_s = 1e-10;   // unipolar
+  double g1_s = 1e-9;
+  double alpha = 2;
+  double g_plus_s = 2e-9;   // bipolar
+  double g_minus_s = 1e-9;
+  double v_s = 0.05;        // V: width of the rectifying step
+  double g_uni_s = 5e-10;   // mixed
+  double a = 0.12;
+  double g_bi_s = 5e-10;
+  double b = 0.12;
+  double g_floor_s = 1e-12;  // the mixed law's lower bound (its linear term can go negative)
+  double d2d_sigma = 0.1;    // log-normal sigma across devices of the conductance scale and of tau
+  double c2c_sigma = 0.02;   // log-normal sigma of each pulse's quasi-static target
+  double read_noise = 0.002;
+
+  // Named parameter sets: "robin2021" (the 2021 theory: unipolar, memory of a few ms) and
+  // "robin2023" (the 2023 experimental channels: mixed law, memory of 100 s). Throws
+  // std::invalid_argument listing the names.
+  static NanofluidicParams preset(std::string_view name);
+  [[nodiscard]] double g_qs_s(double volts) const noexcept;  // the quasi-static law
+  [[nodiscard]] double g_rest_s() const noexcept { return g_qs_s(0.0); }
+  void validate() const;
+};
+
+enum class DeviceModel : uint8_t { tiox, volatile_cell, nanofluidic };
 
 struct DeviceOptions {
   DeviceModel model = DeviceModel::tiox;
   TiOxParams tiox;
   VolatileParams volatile_cell;
+  NanofluidicParams nanofluidic;
   uint64_t seed = 1;
+  void validate() const;  // the chosen model's parameters
 };
 
 class Memristor {
@@ -116,6 +159,28 @@ class VolatileCellDevice final : public Memristor {
   TiOxDevice nv_;
   double g_v_s_ = 0;     // volatile conductance at t_ref_ns_
   int64_t t_ref_ns_ = 0;
+};
+
+// A nanofluidic channel. Its conductance follows dG/dt = (G_qs(V) - G)/tau, solved exactly over
+// each constant-voltage piece: V = 0 between pulses (relaxing to the rest value G_qs(0)), the
+// pulse's voltage during it. A read measures G without moving it (a real read at V_r for t_r
+// moves it by (G_qs(V_r) - G)(1 - exp(-t_r/tau)); docs/devices/nanofluidic.md).
+class NanofluidicDevice final : public Memristor {
+ public:
+  // `g_scale`, `tau_scale`: this device's conductance scale and memory time relative to nominal.
+  NanofluidicDevice(const NanofluidicParams& p, double g_scale, double tau_scale);
+  void pulse(double volts, double width_s, int64_t t_ns, Rng& rng) noexcept override;
+  [[nodiscard]] double resistance_ohm(int64_t t_ns) const noexcept override;
+  [[nodiscard]] double read_noise() const noexcept override { return p_.read_noise; }
+  [[nodiscard]] double conductance_s(int64_t t_ns) const noexcept;
+  [[nodiscard]] double tau_s() const noexcept { return tau_s_; }
+
+ private:
+  NanofluidicParams p_;
+  double g_scale_;
+  double tau_s_;
+  double g_s_;          // conductance at t_ref_ns_
+  int64_t t_ref_ns_ = INT64_MIN;  // end of the last pulse (none yet: at rest)
 };
 
 }  // namespace ion::synapse
