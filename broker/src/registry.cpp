@@ -137,6 +137,10 @@ void BrokerCore::on_hello(std::string_view rid, std::string_view user, std::stri
   slot.epoch = h.epoch();
   slot.declared_channels = h.output_channels();
   slot.declared_ports = h.input_ports();
+  {
+    std::lock_guard lock(slot.health_mu);
+    slot.device = h.device();
+  }
   slot.last_seen_ns = t_recv;
 
   send_welcome(rid, static_cast<uint32_t>(id));

@@ -97,6 +97,7 @@ struct NodeSlot : Holder {
   mutable std::mutex health_mu;
   bool health_reported = false;             // guarded by health_mu
   v1::NodeHealth health;                    // guarded by health_mu
+  v1::DeviceDescription device;             // from the Hello; guarded by health_mu
   // End-to-end latency of the links into this node, as it reports them (heartbeats).
   struct LinkTotals {
     uint32_t source = 0;

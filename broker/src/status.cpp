@@ -116,6 +116,7 @@ void BrokerCore::fill_status(v1::StatusReply& r, bool include_topology) const {
       const NodeSlot& slot = *slots_[static_cast<size_t>(id)];
       std::lock_guard lock(slot.health_mu);
       if (slot.health_reported) *s->mutable_health() = slot.health;
+      if (slot.device.ByteSizeLong() > 0) *s->mutable_device() = slot.device;
     }
     s->set_connected(n.connected);
 #define ION_TO_STATUS(name) s->set_##name(n.name);

@@ -1,4 +1,5 @@
 #include "ion/broker/status_text.h"
+#include "ion/core/device_description.h"
 
 #include <cmath>
 #include <cstdio>
@@ -162,6 +163,14 @@ std::string status_json(const v1::StatusReply& r) {
         first_counter = false;
       }
       j << "}";
+    }
+    if (n.has_device()) {
+      const auto& d = n.device();
+      j << ",\"device\":{\"model\":\"" << json_escape(d.model()) << "\",\"time_base\":\""
+        << json_escape(d.time_base()) << "\",\"time_unit\":\"" << json_escape(d.time_unit())
+        << "\",\"time_scale\":" << num(d.time_scale()) << ",\"voltage_unit\":\""
+        << json_escape(d.voltage_unit()) << "\",\"current_unit\":\"" << json_escape(d.current_unit())
+        << "\",\"simulation_scaled\":" << (d.simulation_scaled() ? "true" : "false") << "}";
     }
     j << "}";
   }
@@ -361,6 +370,7 @@ std::string status_table(const v1::StatusReply& r, const std::string& broker) {
       }
       out << "\n";
     }
+    if (n.has_device()) out << "      " << device_line(n.device()) << "\n";
     if (n.weights_size() > 0) {
       out << "      weights:";
       for (int k = 0; k < n.weights_size(); ++k) {

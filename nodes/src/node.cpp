@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "node_impl.h"
+#include "ion/core/device_description.h"
 
 namespace ion {
 
@@ -43,6 +44,7 @@ Node::Impl::Impl(NodeOptions options, std::unique_ptr<Driver> driver, const Cloc
     : opts_(std::move(options)),
       driver_(std::move(driver)),
       info_(driver_->describe()),
+      device_(driver_->device()),
       clock_(clock),
       codec_(opts_.limits),
       emit_codec_(opts_.limits),
@@ -186,6 +188,7 @@ void Node::Impl::fill_hello(v1::Hello& h) noexcept {
   h.set_epoch(epoch_);
   h.set_replace(opts_.replace);
   h.set_software("ion-node " ION_VERSION " " + info_.kind);
+  if (!device_.model.empty()) to_proto(device_, *h.mutable_device());
 }
 
 void Node::Impl::fill_heartbeat(v1::Heartbeat& hb, int64_t now) noexcept {

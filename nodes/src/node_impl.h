@@ -79,6 +79,7 @@ class Node::Impl final : public Emitter, private SessionOwner {
   const NodeOptions opts_;
   std::unique_ptr<Driver> driver_;
   const DriverInfo info_;
+  const DeviceDescription device_;  // sent in every Hello
   uint64_t epoch_ = 0;
 
  private:

@@ -5,8 +5,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "harness.h"
+#include "recorder_runner.h"
+#include "ion/broker/status_text.h"
 #include "ion/chip/aer.h"
+#include "ion/core/record.h"
+#include "ion/interchange/inspect.h"
 #include "ion/chip/chip_driver.h"
 
 namespace ion::test {
@@ -60,6 +66,68 @@ TEST(ChipNode, WeightedInputsInSpikesOutThroughTheBroker) {
   // Output is stamped at the crossing and leaves within lag + block: latency stays near the lag.
   EXPECT_GT(snk.stats().latency_p50_ns, 0);
   EXPECT_LT(snk.stats().latency_p50_ns, 200'000'000);
+}
+
+// Issue 20: "The node declares its time base ... A time base and units must travel with the
+// events or the node's description, so that no one mistakes simulation-scaled volts for a
+// membrane potential." An iontronic chip on the authors' MD scale spikes through the broker; its
+// Hello's description reaches `ion status` (table and JSON) and the recording's header.
+TEST(ChipNode, AnIontronicChipOnTheMdScaleSaysSoInStatusAndRecordings) {
+  Topology t;
+  t.nodes = {{"iontronic", "chip", 4, 16}, {"sink", "sink", 0, 4}};
+  t.connections = {connect_all("iontronic", "sink", 300ms)};
+  BrokerRunner broker(broker_options(t));
+  RecordOptions ro;
+  ro.broker = broker.endpoint();
+  ro.out = ::testing::TempDir() + "/chip-iontronic.ionrec";
+  std::filesystem::remove(ro.out);
+  ro.name = "recorder";
+  NodeRunner<SinkDriver> snk(node_options("sink", broker.endpoint()), sink(4));
+  ASSERT_TRUE(snk.node().wait_registered(1, 10s));
+  ChipDriverOptions o;
+  o.chip.apply_iontronic_preset("robin2021-md");
+  o.chip.neurons_per_core = 4;
+  o.lag = 100ms;
+  NodeRunner<ChipDriver> chip(node_options("iontronic", broker.endpoint()), std::make_unique<ChipDriver>(o));
+  ASSERT_TRUE(chip.node().wait_registered(1, 10s));
+  RecorderRunner rec(ro);
+  // Tonic at the preset's bias: one spike per 87.7 us of MD time = 87.7 ms of network time.
+  ASSERT_TRUE(eventually([&] { return snk.stats().received_events >= 20; }, 30s))
+      << "received " << snk.stats().received_events;
+  EXPECT_EQ(snk.stats().lost_events, 0U);
+
+  v1::StatusReply r;
+  broker.broker().status(r);
+  const v1::NodeStatus* ns = nullptr;
+  for (const auto& n : r.nodes()) {
+    if (n.name() == "iontronic") ns = &n;
+  }
+  ASSERT_NE(ns, nullptr);
+  ASSERT_TRUE(ns->has_device());
+  EXPECT_EQ(ns->device().time_base(), "md");
+  EXPECT_EQ(ns->device().time_scale(), 1000);
+  EXPECT_TRUE(ns->device().simulation_scaled());
+  const std::string table = status_table(r, broker.endpoint());
+  EXPECT_NE(table.find("1 us of device time runs as 1000 us of network time"), std::string::npos) << table;
+  EXPECT_NE(table.find("not a membrane potential"), std::string::npos) << table;
+  EXPECT_NE(status_json(r).find("\"time_base\":\"md\""), std::string::npos);
+  for (const auto& n : r.nodes()) {
+    if (n.name() == "sink") {
+      EXPECT_FALSE(n.has_device()) << "a device in network time declares nothing";
+    }
+  }
+
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(ro.out); }, 10s));
+  rec.stop();
+  record::Reader rd(ro.out);
+  bool described = false;
+  for (const auto& src : rd.header().sources()) {
+    if (src.name() == "iontronic") described = src.has_device() && src.device().simulation_scaled();
+  }
+  EXPECT_TRUE(described) << "the recording's header says the source's values are simulation-scaled";
+  std::ostringstream text;
+  interchange::print_text(interchange::inspect(ro.out), text);
+  EXPECT_NE(text.str().find("iontronic: device: iontronic, time base md"), std::string::npos) << text.str();
 }
 
 // The driver's emitter, without a broker: network time = steady clock + 1 s.

@@ -286,6 +286,11 @@ class Recorder final : private SessionOwner {
         d->set_name(n.name);
         d->set_kind(n.kind);
         d->set_channels(n.channels);
+        // A device with its own time base says so in its Hello; nodes that register later say
+        // it in the status records.
+        for (const auto& ns : s.nodes()) {
+          if (ns.name() == n.name && ns.has_device()) *d->mutable_device() = ns.device();
+        }
       }
     } catch (const std::exception& e) {
       spdlog::warn("ion record: the broker's topology did not parse ({}); sources undescribed", e.what());

@@ -18,10 +18,49 @@ using std::chrono::milliseconds;
 
 constexpr double kAerTickHz = 1e6;
 
+void iontronic_from(const ConfigNode& n, ChipOptions& o) {
+  n.only_keys({"preset", "time_scale", "c", "e_na", "e_k", "v0", "alpha", "g0", "g1_na", "g1_k",
+               "tau_na", "tau_k", "bias", "v_spike", "v_rearm"});
+  try {
+    o.apply_iontronic_preset(n.string("preset", "iontronic-ms"));
+  } catch (const std::invalid_argument& e) {
+    n.fail("preset", e.what());
+  }
+  IontronicParams& q = o.iontronic;
+  o.time_base.time_scale = n.number("time_scale", o.time_base.time_scale, 1e-6, 1e9);
+  q.c = n.number("c", q.c, 1e-12, 1e12);
+  q.e_na = n.number("e_na", q.e_na, -1e6, 1e6);
+  q.e_k = n.number("e_k", q.e_k, -1e6, 1e6);
+  q.v0 = n.number("v0", q.v0, 1e-12, 1e6);
+  q.alpha = n.number("alpha", q.alpha, 1, 4);
+  q.g0 = n.number("g0", q.g0, 1e-12, 1e12);
+  q.g1_na = n.number("g1_na", q.g1_na, 0, 1e12);
+  q.g1_k = n.number("g1_k", q.g1_k, 0, 1e12);
+  q.tau_na = n.number("tau_na", q.tau_na, 1e-12, 1e12);
+  q.tau_k = n.number("tau_k", q.tau_k, 1e-12, 1e12);
+  q.bias = n.number("bias", q.bias, -1e12, 1e12);
+  q.v_spike = n.number("v_spike", q.v_spike, -1e6, 1e6);
+  q.v_rearm = n.number("v_rearm", q.v_rearm, -1e6, 1e6);
+}
+
 ChipOptions chip_from(const ConfigNode& c) {
   c.only_keys({"chip_id", "cores", "neurons_per_core", "step_ms", "mismatch_cv", "max_weight", "seed",
-               "neuron", "synapses", "bias_overrides"});
+               "neuron", "synapses", "bias_overrides", "neuron_model", "iontronic"});
   ChipOptions o;
+  // The iontronic preset sets the step, the size and the synapses; keys given here override it.
+  const std::string model = c.string("neuron_model", "adex");
+  if (model == "iontronic") {
+    if (c.has("neuron")) c.fail("neuron", "AdEx parameters; an iontronic chip takes `iontronic:`");
+    if (auto n = c.find_child("iontronic")) {
+      iontronic_from(*n, o);
+    } else {
+      o.apply_iontronic_preset("iontronic-ms");
+    }
+  } else if (model != "adex") {
+    c.fail("neuron_model", "one of: adex, iontronic");
+  } else if (c.has("iontronic")) {
+    c.fail("iontronic", "parameters of `neuron_model: iontronic`");
+  }
   o.chip_id = static_cast<uint32_t>(c.integer("chip_id", o.chip_id, 0, 255));
   o.cores = static_cast<uint32_t>(c.integer("cores", o.cores, 1, 256));
   o.neurons_per_core = static_cast<uint32_t>(c.integer("neurons_per_core", o.neurons_per_core, 1, 65536));
@@ -208,6 +247,15 @@ ChipDriver::~ChipDriver() { stop(); }
 
 DriverInfo ChipDriver::describe() const {
   return {"chip", v1::NODE_KIND_CHIP, neurons_, opts_.ports()};
+}
+
+DeviceDescription ChipDriver::device() const {
+  // An iontronic chip's time and voltages may be a simulation's: said in the Hello, so status,
+  // recordings and exports say it too.
+  if (!model_ || opts_.chip.neuron_model != NeuronModelKind::iontronic) return {};
+  const TimeBase& tb = opts_.chip.time_base;
+  return {"iontronic", tb.name, tb.time_unit, tb.time_scale, tb.voltage_unit, tb.current_unit,
+          tb.simulation_scaled()};
 }
 
 void ChipDriver::start(Emitter& emitter) {

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -81,6 +82,48 @@ StepFn pick_step() noexcept {
 }
 const StepFn kStep = pick_step();
 
+// The iontronic neuron, one exponential-Euler step: over a step each conductance relaxes exactly
+// towards its quasi-static value, and V exactly towards the reversal the conductances and the
+// current set (stable for any step; accurate when the step is well below tau_na). The fields of
+// the AdEx layout hold its state and coefficients under the names in kIontronicFields.
+struct IontronicScalars {
+  float e_na, e_k, inv_v0, alpha, g0, v_spike, v_rearm;
+};
+
+void step_iontronic(uint32_t n, IontronicScalars k, float* __restrict v_io, float* __restrict gna_io,
+                    float* __restrict gk_io, float* __restrict armed_io, float* __restrict crossed,
+                    const float* __restrict decay_na, const float* __restrict decay_k,
+                    const float* __restrict g1_na, const float* __restrict g1_k,
+                    const float* __restrict dt_over_c, const float* __restrict bias,
+                    float* __restrict s0, float* __restrict s1, float* __restrict s2,
+                    float* __restrict s3, const float* __restrict d0, const float* __restrict d1,
+                    const float* __restrict d2, const float* __restrict d3) noexcept {
+  const bool square = k.alpha == 2.0F;
+  for (uint32_t i = 0; i < n; ++i) {
+    const float v = v_io[i];
+    const float x = std::fabs(v * k.inv_v0);
+    const float law = square ? x * x : std::pow(x, k.alpha);
+    const float gna = gna_io[i];
+    const float gk = gk_io[i];
+    const float g = gna + gk;
+    const float current = bias[i] + s0[i] + s1[i] - s2[i] - s3[i];
+    const float v_inf = (current + gna * k.e_na + gk * k.e_k) / g;
+    const float v_new = v_inf + (v - v_inf) * exp_vec(-dt_over_c[i] * g);
+    const float gna_inf = k.g0 + g1_na[i] * law;
+    const float gk_inf = k.g0 + g1_k[i] * law;
+    gna_io[i] = gna_inf + (gna - gna_inf) * decay_na[i];
+    gk_io[i] = gk_inf + (gk - gk_inf) * decay_k[i];
+    v_io[i] = v_new;
+    const bool up = armed_io[i] > 0.5F && v <= k.v_spike && v_new > k.v_spike;
+    crossed[i] = up ? 1.0F + (k.v_spike - v) : 0.0F;
+    armed_io[i] = up ? 0.0F : (armed_io[i] > 0.5F || v_new < k.v_rearm ? 1.0F : 0.0F);
+    s0[i] *= d0[i];
+    s1[i] *= d1[i];
+    s2[i] *= d2[i];
+    s3[i] *= d3[i];
+  }
+}
+
 // Neurons are independent between inputs, so a block of steps runs one chunk of neurons at a
 // time: a chunk's fields (19 floats per neuron, 19 KiB) stay in L1 across the block's steps.
 constexpr int64_t kBlockSteps = 16;
@@ -125,7 +168,83 @@ void ChipOptions::validate() const {
     if (!(s.tau_ms > 0 && s.gain_pa >= 0)) fail("synapse tau_ms must be positive, gain_pa not negative");
   }
   if (!(mismatch_cv >= 0 && mismatch_cv <= 0.3)) fail("mismatch_cv must be within 0..0.3");
+  if (neuron_model == NeuronModelKind::iontronic) {
+    const IontronicParams& q = iontronic;
+    if (!(q.c > 0 && q.g0 > 0 && q.g1_na >= 0 && q.g1_k >= 0 && q.v0 > 0))
+      fail("iontronic c, g0 and v0 must be positive, g1_na and g1_k not negative");
+    if (!(q.tau_na > 0 && q.tau_k > 0)) fail("iontronic tau_na and tau_k must be positive");
+    if (!(q.alpha >= 1 && q.alpha <= 4)) fail("iontronic alpha must be within 1..4");
+    if (!(q.e_na > q.e_k)) fail("iontronic e_na must be above e_k");
+    if (!(q.v_rearm < q.v_spike)) fail("iontronic v_rearm must be below v_spike");
+    if (!std::isfinite(q.bias)) fail("iontronic bias must be finite");
+    if (!(time_base.time_scale > 0 && time_base.unit_s > 0)) fail("time_scale must be positive");
+    // Exponential Euler is stable for any step, but a step beyond tau_na no longer resolves the
+    // rising phase: refuse it rather than emit wrong spike times.
+    const double dt_device = step_ms * 1e-3 / time_base.time_scale / time_base.unit_s;
+    if (dt_device > 0.25 * q.tau_na) {
+      fail("step_ms " + std::to_string(step_ms) + " is " + std::to_string(dt_device) + " " +
+           time_base.time_unit + " of device time, above tau_na/4 (" + std::to_string(q.tau_na / 4) +
+           "): use step_ms <= " + std::to_string(0.25 * q.tau_na * time_base.unit_s * time_base.time_scale * 1e3));
+    }
+  }
   if (!(max_weight > 0)) fail("max_weight must be positive");
+}
+
+void ChipOptions::apply_iontronic_preset(std::string_view name) {
+  // The normalised model of docs/devices/iontronic-neuron.md (E = +-1, g0 = 0.01, g1 = 20 and 5,
+  // tau = 0.1 and 5 time units): rest at I = 0, tonic spiking above a small current, block at
+  // large ones. Each preset gives it units.
+  constexpr double kIsiMdUs = 87.7;       // the authors' MD output (neuron/Efield.txt), derived
+  constexpr double kIsiNormalised = 40.613;  // the normalised model's ISI at I = 0.02 (converged)
+  IontronicParams q;
+  TimeBase tb;
+  double e = 1, u = 1, g_unit = 1;  // volts, time and conductance per normalised unit
+  if (name == "iontronic-ms") {
+    e = 100;  // mV
+    u = 1;    // ms (= C / g_unit with 1 pF and 1 nS)
+    g_unit = 1;
+    tb = TimeBase{};
+    step_ms = 0.005;
+  } else if (name == "robin2021-md") {
+    e = 0.2;  // the authors' batteries: +-0.2 k_BT/(e A)
+    u = kIsiMdUs / kIsiNormalised;  // us, so that the ISI at the preset's bias is 87.7 us
+    g_unit = 1 / u;                 // C = 1: conductances in C per us
+    tb.name = "md";
+    tb.time_unit = "us";
+    tb.unit_s = 1e-6;
+    tb.time_scale = 1000;  // 1 us of MD time runs as 1 ms of network time
+    tb.voltage_unit = "k_BT/(e A) (simulation-scaled field, not a membrane potential)";
+    tb.current_unit = "C k_BT/(e A) per us (simulation units)";
+    step_ms = 0.01;
+  } else {
+    throw std::invalid_argument("unknown iontronic preset '" + std::string(name) +
+                                "'; presets: iontronic-ms, robin2021-md");
+  }
+  q.c = 1;
+  q.e_na = e;
+  q.e_k = -e;
+  q.v0 = e;
+  q.alpha = 2;
+  q.g0 = 0.01 * g_unit;
+  q.g1_na = 20 * g_unit;
+  q.g1_k = 5 * g_unit;
+  q.tau_na = 0.1 * u;
+  q.tau_k = 5 * u;
+  q.bias = 0.02 * e * g_unit;  // normalised 0.02: tonic, ISI 40.6 time units
+  q.v_spike = 0.5 * e;
+  q.v_rearm = 0;
+  neuron_model = NeuronModelKind::iontronic;
+  iontronic = q;
+  time_base = tb;
+  cores = 1;
+  neurons_per_core = 16;
+  // Synapses in network time (as for AdEx); a weight-1 input carries twice the charge that lifts
+  // a resting neuron to v_spike: stand-ins, not device figures.
+  const double tau_dev_fast = 5e-3 / tb.time_scale / tb.unit_s;  // 5 ms of network time, in device time units
+  const double tau_dev_slow = 100e-3 / tb.time_scale / tb.unit_s;
+  const double charge = 2 * q.c * q.v_spike;
+  synapses = {{{5, charge / tau_dev_fast}, {100, charge / tau_dev_slow}, {10, charge / tau_dev_fast},
+               {100, charge / tau_dev_slow}}};
 }
 
 ChipModel::ChipModel(const ChipOptions& options)
@@ -154,6 +273,10 @@ ChipModel::ChipModel(const ChipOptions& options)
   };
   const NeuronParams& nominal = opts_.neuron;
   const double dt = opts_.step_ms;
+  if (opts_.neuron_model == NeuronModelKind::iontronic) {
+    init_iontronic(factor);
+    return;
+  }
   for (uint32_t i = 0; i < n; ++i) {
     NeuronParams& p = effective_[i];
     p = nominal;
@@ -190,7 +313,49 @@ ChipModel::ChipModel(const ChipOptions& options)
   pending_.reserve(4096);
 }
 
+void ChipModel::init_iontronic(const std::function<double()>& factor) {
+  // Mismatch as for AdEx: the capacitance, the channels' strengths and memory times, the bias and
+  // each synapse's tau and gain; the batteries, g0 and the law's scale are shared references.
+  const IontronicParams& nominal = opts_.iontronic;
+  const TimeBase& tb = opts_.time_base;
+  const double dt_device = opts_.step_ms * 1e-3 / tb.time_scale / tb.unit_s;
+  effective_ion_.resize(n_);
+  for (uint32_t i = 0; i < n_; ++i) {
+    IontronicParams& q = effective_ion_[i];
+    q = nominal;
+    q.c = nominal.c * factor();
+    q.g1_na = nominal.g1_na * factor();
+    q.g1_k = nominal.g1_k * factor();
+    q.tau_na = nominal.tau_na * factor();
+    q.tau_k = nominal.tau_k * factor();
+    q.bias = nominal.bias * factor();
+    effective_[i] = opts_.neuron;  // not used by this model; kept so exports stay defined
+    at(kV, i) = 0.0F;
+    at(kGna, i) = static_cast<float>(q.g0);
+    at(kGk, i) = static_cast<float>(q.g0);
+    at(kArmed, i) = 1.0F;
+    at(kDecayNa, i) = static_cast<float>(std::exp(-dt_device / q.tau_na));
+    at(kDecayK, i) = static_cast<float>(std::exp(-dt_device / q.tau_k));
+    at(kG1Na, i) = static_cast<float>(q.g1_na);
+    at(kG1K, i) = static_cast<float>(q.g1_k);
+    at(kDtOverC, i) = static_cast<float>(dt_device / q.c);
+    at(kBias, i) = static_cast<float>(q.bias);
+    for (uint32_t t = 0; t < kSynapseTypes; ++t) {
+      const double tau = opts_.synapses[t].tau_ms * factor();
+      tau_ms_[t][i] = static_cast<float>(tau);
+      at(static_cast<Field>(kD0 + t), i) = static_cast<float>(std::exp(-opts_.step_ms / tau));
+      gain_[t][i] = static_cast<float>(opts_.synapses[t].gain_pa * factor());
+    }
+  }
+  for (const auto& [neuron, bias] : opts_.bias_overrides_pa) set_bias(neuron, bias);
+  pending_.reserve(4096);
+}
+
 NeuronParams ChipModel::neuron_params(uint32_t i) const noexcept { return effective_[i]; }
+
+IontronicParams ChipModel::iontronic_params(uint32_t i) const noexcept {
+  return i < effective_ion_.size() ? effective_ion_[i] : opts_.iontronic;
+}
 
 double ChipModel::membrane_mv(uint32_t neuron) const noexcept { return at(kV, neuron); }
 
@@ -203,6 +368,7 @@ void ChipModel::set_bias(uint32_t neuron, double bias_pa) noexcept {
   if (neuron >= n_ || !std::isfinite(bias_pa)) return;
   at(kBias, neuron) = static_cast<float>(bias_pa);
   effective_[neuron].bias_pa = bias_pa;
+  if (neuron < effective_ion_.size()) effective_ion_[neuron].bias = bias_pa;
 }
 
 void ChipModel::start_at(int64_t t_ns) noexcept {
@@ -272,6 +438,12 @@ void ChipModel::run_block(int64_t first_step, int64_t steps, std::vector<ChipSpi
                   static_cast<float>(1.0 / opts_.neuron.delta_t_mv),
                   static_cast<float>(opts_.neuron.v_peak_mv - opts_.neuron.v_t_mv)};
   const auto v_reset = static_cast<float>(opts_.neuron.v_reset_mv);
+  const bool iontronic = opts_.neuron_model == NeuronModelKind::iontronic;
+  const IontronicParams& ion = opts_.iontronic;
+  const IontronicScalars ki{static_cast<float>(ion.e_na), static_cast<float>(ion.e_k),
+                            static_cast<float>(1.0 / ion.v0), static_cast<float>(ion.alpha),
+                            static_cast<float>(ion.g0), static_cast<float>(ion.v_spike),
+                            static_cast<float>(ion.v_rearm)};
   const auto dt = static_cast<float>(dt_ns_);
   for (uint32_t lo = 0; lo < n_; lo += kChunk) {
     const uint32_t len = std::min(kChunk, n_ - lo);
@@ -283,10 +455,18 @@ void ChipModel::run_block(int64_t first_step, int64_t steps, std::vector<ChipSpi
         apply_input(block_inputs_[next_input].input, start);
       }
       const uint32_t c = lo / kChunk;
-      kStep(len, k, field(c, kV), field(c, kW), field(c, kRefr), field(c, kCrossed), field(c, kLeak),
-            field(c, kExp), field(c, kIn), field(c, kVt), field(c, kA), field(c, kKw),
-            field(c, kBias), field(c, kS0), field(c, kS1), field(c, kS2), field(c, kS3),
-            field(c, kD0), field(c, kD1), field(c, kD2), field(c, kD3));
+      if (iontronic) {
+        step_iontronic(len, ki, field(c, kV), field(c, kGna), field(c, kGk), field(c, kArmed),
+                       field(c, kCrossed), field(c, kDecayNa), field(c, kDecayK), field(c, kG1Na),
+                       field(c, kG1K), field(c, kDtOverC), field(c, kBias), field(c, kS0),
+                       field(c, kS1), field(c, kS2), field(c, kS3), field(c, kD0), field(c, kD1),
+                       field(c, kD2), field(c, kD3));
+      } else {
+        kStep(len, k, field(c, kV), field(c, kW), field(c, kRefr), field(c, kCrossed), field(c, kLeak),
+              field(c, kExp), field(c, kIn), field(c, kVt), field(c, kA), field(c, kKw),
+              field(c, kBias), field(c, kS0), field(c, kS1), field(c, kS2), field(c, kS3),
+              field(c, kD0), field(c, kD1), field(c, kD2), field(c, kD3));
+      }
       // Crossings are rare: skip eight flags at a time (0.0F is all zero bits; a chunk's fields
       // are padded to kChunk and the padding stays zero).
       const float* flags = field(c, kCrossed);
@@ -301,13 +481,14 @@ void ChipModel::run_block(int64_t first_step, int64_t steps, std::vector<ChipSpi
           // Linear interpolation of the crossing between V before and after the step.
           const float below = flags[q] - 1.0F;  // peak − V before
           const float v_after = at(kV, i);
-          const float peak = at(kVt, i) + k.peak_above_v_t;
+          const float peak = iontronic ? ki.v_spike : at(kVt, i) + k.peak_above_v_t;
           const float frac = std::clamp(below / (v_after - peak + below), 0.0F, 1.0F);
           out.push_back({i, start + static_cast<int64_t>(frac * dt)});
+          ++counters_.spikes;
+          if (iontronic) continue;  // its channels repolarise it: no reset
           at(kV, i) = v_reset;
           at(kW, i) += b_[i];
           at(kRefr, i) = refr_steps_[i];
-          ++counters_.spikes;
         }
       }
     }

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "ion/core/codec.h"
+#include "ion/core/device_description.h"
 #include "ion/core/json.h"
 #include "ion/core/record.h"
 #include "ion/core/dataset.h"
@@ -46,6 +47,16 @@ Inspection inspect(const std::string& path) {
   std::map<std::pair<std::string, uint32_t>, size_t> channels;
   std::map<std::string, size_t> nodes;
   std::map<std::string, uint64_t> last_tap_link;
+  // A source's declared time base and units, from the header or (joined later) a status record.
+  auto note_device = [&x](const std::string& name, const v1::DeviceDescription& d) {
+    for (const auto& [n, line] : x.devices) {
+      if (n == name) return;
+    }
+    x.devices.emplace_back(name, device_line(d));
+  };
+  for (const auto& src : h.sources()) {
+    if (src.has_device()) note_device(src.name(), src.device());
+  }
   BatchHeader bh;
   EventBatch ev;
   record::Record r;
@@ -140,6 +151,7 @@ Inspection inspect(const std::string& path) {
             x.nodes.push_back(ns);
           }
           NodeSummary& ns = x.nodes[it->second];
+          if (n.has_device()) note_device(n.name(), n.device());
           if (!n.has_health()) continue;
           const auto& hl = n.health();
           ns.late_events = hl.late_events();
@@ -220,6 +232,7 @@ void print_text(const Inspection& x, std::ostream& out) {
       out << line;
     }
   }
+  for (const auto& [name, line_text] : x.devices) out << "\n  " << name << ": " << line_text << "\n";
   if (!x.markers.empty()) {
     out << "\n  markers:";
     for (const auto& [k, v] : x.markers) out << " " << k << "=" << v;
@@ -260,7 +273,11 @@ void print_json(const Inspection& x, std::ostream& out) {
         << ",\"clock_offset_max_ns\":" << n.clock_offset_max_ns
         << ",\"clock_uncertainty_max_ns\":" << n.clock_uncertainty_max_ns << ",\"clock_reports\":" << n.clock_reports << "}";
   }
-  out << "],\"markers\":{";
+  out << "],\"devices\":{";
+  for (size_t k = 0; k < x.devices.size(); ++k) {
+    out << (k ? "," : "") << json_string(x.devices[k].first) << ":" << json_string(x.devices[k].second);
+  }
+  out << "},\"markers\":{";
   size_t i = 0;
   for (const auto& [k, v] : x.markers) out << (i++ ? "," : "") << json_string(k) << ":" << v;
   out << "}}\n";

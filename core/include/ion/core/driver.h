@@ -9,6 +9,18 @@
 
 namespace ion {
 
+// What a device's time and values mean when they are not network time and physical units (sent
+// in the Hello: ion.v1.DeviceDescription; Driver::device()). Empty `model`: nothing to declare.
+struct DeviceDescription {
+  std::string model;
+  std::string time_base = "physical";  // or "md": a simulation's time and scaled values
+  std::string time_unit = "ms";
+  double time_scale = 1;               // network seconds per device second
+  std::string voltage_unit;
+  std::string current_unit;
+  bool simulation_scaled = false;
+};
+
 struct DriverInfo {
   std::string kind;             // "generator", "sink", "mea", ...
   int node_kind = 0;            // ion.v1.NodeKind value
@@ -44,6 +56,8 @@ class Driver {
  public:
   virtual ~Driver() = default;
   [[nodiscard]] virtual DriverInfo describe() const = 0;
+  // A device whose time or values are not network time and physical units says what they are.
+  [[nodiscard]] virtual DeviceDescription device() const { return {}; }
   // Called once when the node first has network time; may start threads. May throw.
   virtual void start(Emitter& emitter) = 0;
   // Called from the node's playout thread with events routed to this node (ports in `channels`),

@@ -66,6 +66,7 @@ class ChipDriver final : public Driver {
   ~ChipDriver() override;
 
   [[nodiscard]] DriverInfo describe() const override;
+  [[nodiscard]] DeviceDescription device() const override;
   void start(Emitter& emitter) override;
   void deliver(const BatchHeader& header, const EventBatch& events,
                const Delivery& delivery) noexcept override;

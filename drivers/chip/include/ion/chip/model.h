@@ -7,9 +7,11 @@
 // are stamped where the membrane crossed the peak, interpolated within the step.
 // Equations, parameters and sources: docs/devices/chip.md.
 #include <array>
+#include <functional>
 #include <map>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -35,6 +37,44 @@ struct NeuronParams {
   double bias_pa = 0;          // constant input current
 };
 
+// An iontronic neuron (Robin, Kavokine, Bocquet 2021): a capacitor between two nanofluidic
+// channels, each with its own battery and a conductance that relaxes towards a quasi-static law
+// of the voltage with its own memory time (tau_na << tau_k), like Hodgkin and Huxley's sodium
+// and potassium conductances. docs/devices/iontronic-neuron.md.
+//   C dV/dt = I - g_na (V - E_na) - g_k (V - E_k)
+//   dg_x/dt = (g0 + g1_x |V/v0|^alpha - g_x) / tau_x
+// Values are in the node's declared units (TimeBase): physical (ms, mV, pF, nS, pA) or the
+// authors' molecular-dynamics scale (us; voltages in field units k_BT/(e A); C = 1).
+struct IontronicParams {
+  double c = 1;          // capacitance
+  double e_na = 100;     // battery of the fast channel (rising phase)
+  double e_k = -100;     // battery of the slow channel (repolarisation)
+  double v0 = 100;       // voltage scale of the channels' law
+  double alpha = 2;
+  double g0 = 0.01;      // conductance at V = 0 (both channels)
+  double g1_na = 20;
+  double g1_k = 5;
+  double tau_na = 0.1;   // memory times, in the time unit
+  double tau_k = 5;
+  double bias = 0;       // constant injected current
+  double v_spike = 50;   // a spike is V rising through this ...
+  double v_rearm = 0;    // ... after it last fell below this
+};
+
+// What a chip's device time and values mean. Spikes are stamped in network time; the model runs
+// in device time = network time / time_scale.
+struct TimeBase {
+  std::string name = "physical";   // "physical" or "md" (the authors' molecular-dynamics scale)
+  std::string time_unit = "ms";    // the unit of the model's times (tau_*, and 1/rates)
+  double unit_s = 1e-3;            // seconds per time unit
+  double time_scale = 1;           // network seconds per device second (1000: 1 us runs as 1 ms)
+  std::string voltage_unit = "mV";
+  std::string current_unit = "pA";
+  [[nodiscard]] bool simulation_scaled() const noexcept { return name == "md"; }
+};
+
+enum class NeuronModelKind : uint8_t { adex, iontronic };
+
 struct SynapseParams {
   double tau_ms;
   double gain_pa;  // current jump of a weight-1 event (sign from the type)
@@ -52,6 +92,15 @@ struct ChipOptions {
   uint64_t seed = 1;
   // Neurons whose bias is set exactly (after mismatch), as an experimenter tunes single neurons.
   std::map<uint32_t, double> bias_overrides_pa;
+  NeuronModelKind neuron_model = NeuronModelKind::adex;
+  IontronicParams iontronic;  // with neuron_model iontronic (its bias overrides in its current unit)
+  TimeBase time_base;         // AdEx: physical, ms, mV, pA, time_scale 1
+
+  // Named iontronic parameter sets: "iontronic-ms" (physical units, the normalised model with
+  // 1 ms, 100 mV, 1 pF, 1 nS as units: ~25 Hz) and "robin2021-md" (the authors' MD scale: us and
+  // k_BT/(e A), time unit fitted to their 87.7 us inter-spike interval, run 1000x slower).
+  // Sets neuron_model, iontronic, time_base and the synapse gains; throws listing the names.
+  void apply_iontronic_preset(std::string_view name);
 
   void validate() const;  // throws std::invalid_argument naming the setting
   [[nodiscard]] uint32_t neurons() const noexcept { return cores * neurons_per_core; }
@@ -93,8 +142,10 @@ class ChipModel {
 
   // Effective parameters of one neuron (nominal × its mismatch), in the units of NeuronParams.
   [[nodiscard]] NeuronParams neuron_params(uint32_t neuron) const noexcept;
+  [[nodiscard]] IontronicParams iontronic_params(uint32_t neuron) const noexcept;
   [[nodiscard]] SynapseParams synapse_params(uint32_t neuron, SynapseType t) const noexcept;
   void set_bias(uint32_t neuron, double bias_pa) noexcept;
+  // The membrane potential (AdEx: mV; iontronic: in its time base's voltage unit).
   [[nodiscard]] double membrane_mv(uint32_t neuron) const noexcept;
   [[nodiscard]] const ChipCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] size_t pending_inputs() const noexcept { return pending_.size() - head_; }
@@ -122,6 +173,11 @@ class ChipModel {
     kV, kW, kRefr, kCrossed, kLeak, kExp, kIn, kVt, kA, kKw, kBias, kS0, kS1, kS2, kS3, kD0, kD1,
     kD2, kD3, kFields
   };
+  // A chip runs one neuron model: the iontronic neuron keeps its state and coefficients in the
+  // AdEx slots it does not use (same layout, same chunking, same input path).
+  static constexpr Field kGna = kW, kGk = kA, kArmed = kRefr, kDecayNa = kLeak, kDecayK = kKw,
+                         kG1Na = kExp, kG1K = kVt, kDtOverC = kIn;
+  void init_iontronic(const std::function<double()>& factor);
   static constexpr uint32_t kChunk = 256;
   [[nodiscard]] float* field(uint32_t chunk, Field f) noexcept {
     return hot_.data() + (static_cast<size_t>(chunk) * kFields + f) * kChunk;
@@ -134,6 +190,7 @@ class ChipModel {
   std::vector<float> b_, refr_steps_;  // used on spikes only
   std::array<std::vector<float>, kSynapseTypes> gain_, tau_ms_;  // used on inputs only
   std::vector<NeuronParams> effective_;  // nominal × mismatch, for export
+  std::vector<IontronicParams> effective_ion_;  // idem, iontronic chips
   struct BlockInput {
     Input input;
     int32_t step;  // within the block

@@ -67,6 +67,8 @@ struct Inspection {
   std::vector<StreamSummary> streams;
   std::vector<ChannelSummary> channels;
   std::vector<NodeSummary> nodes;
+  // Sources that declared their own time base and units: (name, what they mean).
+  std::vector<std::pair<std::string, std::string>> devices;
 };
 
 // Reads the whole recording (throws std::runtime_error if it is not one).
