@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "ion/synapse/tspcm.h"
+
 namespace ion::synapse {
 namespace {
 
@@ -116,6 +118,7 @@ void DeviceOptions::validate() const {
     case DeviceModel::tiox: tiox.validate(); break;
     case DeviceModel::volatile_cell: volatile_cell.validate(); break;
     case DeviceModel::nanofluidic: nanofluidic.validate(); break;
+    case DeviceModel::ts_pcm: ts_pcm.validate(); break;
   }
 }
 
@@ -218,6 +221,13 @@ double NanofluidicDevice::resistance_ohm(int64_t t_ns) const noexcept {
 
 std::unique_ptr<Memristor> make_device(const DeviceOptions& o, uint32_t cell) {
   Rng rng(mix(o.seed ^ (static_cast<uint64_t>(cell) * 0x100000001b3ULL)));
+  if (o.model == DeviceModel::ts_pcm) {
+    const PcmParams& p = o.ts_pcm.pcm;
+    std::normal_distribution<double> n(0.0, 1.0);
+    const double dw_scale = std::max(0.05, 1.0 + p.dw_min_dtod * n(rng));
+    const double reset_w = p.reset + p.reset_dtod * n(rng);
+    return std::make_unique<TsPcmCell>(o.ts_pcm, dw_scale, reset_w);
+  }
   if (o.model == DeviceModel::nanofluidic) {
     const double g_scale = lognormal(rng, o.nanofluidic.d2d_sigma);
     const double tau_scale = lognormal(rng, o.nanofluidic.d2d_sigma);

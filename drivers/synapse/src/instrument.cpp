@@ -18,6 +18,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "ion/synapse/tspcm.h"
+
 namespace ion::synapse {
 namespace {
 
@@ -90,6 +92,14 @@ Crossbar::Crossbar(const CrossbarOptions& o)
 void Crossbar::pulse(CellAddress c, double volts, double width_s, int64_t t_ns) noexcept {
   const uint32_t i = index(c);
   cells_[i]->pulse(volts, width_s, t_ns, c2c_rng_[i]);
+}
+
+bool Crossbar::drive(CellAddress c, double current_a, int64_t t_start_ns, int64_t t_end_ns,
+                     std::vector<int64_t>& spikes) noexcept {
+  if (!contains(c)) return false;
+  const uint32_t i = index(c);
+  auto* cell = dynamic_cast<TsPcmCell*>(cells_[i].get());
+  return cell != nullptr && cell->drive(current_a, t_start_ns, t_end_ns, c2c_rng_[i], spikes);
 }
 
 double Crossbar::read_ohm(CellAddress c, int64_t t_ns) noexcept {
@@ -169,6 +179,12 @@ std::map<std::string, int64_t> EmulatedInstrument::counters() const {
   return {{"instrument_pulses", static_cast<int64_t>(pulses_.load())},
           {"instrument_reads", static_cast<int64_t>(reads_.load())},
           {"instrument_queued", static_cast<int64_t>(queued())}};
+}
+
+bool EmulatedInstrument::drive(CellAddress c, double current_a, int64_t t_start_ns,
+                               int64_t t_end_ns, std::vector<int64_t>& spikes) noexcept {
+  std::lock_guard lock(mu_);  // the loop holds it only while an operation takes effect
+  return crossbar_.drive(c, current_a, t_start_ns, t_end_ns, spikes);
 }
 
 double EmulatedInstrument::true_resistance_ohm(CellAddress c, int64_t t_ns) const {

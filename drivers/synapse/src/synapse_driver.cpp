@@ -71,6 +71,11 @@ void read_tiox(const ConfigNode& n, TiOxParams& p) {
   p.read_noise = n.number("read_noise", p.read_noise, 0, 0.49);
 }
 
+int64_t ns_of(const ConfigNode& n, std::string_view key, int64_t fallback, nanoseconds lo,
+              nanoseconds hi) {
+  return n.duration(key, nanoseconds(fallback), lo, hi).count();
+}
+
 DeviceOptions device_from(const ConfigNode& n) {
   DeviceOptions o;
   const std::string model = n.string("model", "tiox");
@@ -132,8 +137,52 @@ DeviceOptions device_from(const ConfigNode& n) {
     f.d2d_sigma = n.number("d2d_sigma", f.d2d_sigma, 0, 2);
     f.c2c_sigma = n.number("c2c_sigma", f.c2c_sigma, 0, 2);
     f.read_noise = n.number("read_noise", f.read_noise, 0, 0.49);
+  } else if (model == "ts-pcm") {
+    n.only_keys({"model", "seed", "pcm", "ts", "cell"});
+    o.model = DeviceModel::ts_pcm;
+    TsPcmParams& t = o.ts_pcm;
+    if (auto c = n.find_child("pcm")) {
+      c->only_keys({"w_min", "w_max", "dw_min", "a", "b", "gamma_up", "a_up", "dw_min_dtod",
+                    "dw_min_std", "reset", "reset_dtod", "g_max_s", "g_min_s", "t0_s", "drift",
+                    "set_v", "reset_v", "read_noise"});
+      PcmParams& q = t.pcm;
+      q.w_min = c->number("w_min", q.w_min, -100, 100);
+      q.w_max = c->number("w_max", q.w_max, -100, 100);
+      q.dw_min = c->number("dw_min", q.dw_min, 1e-9, 10);
+      q.a = c->number("a", q.a, -100, 100);
+      q.b = c->number("b", q.b, -100, 100);
+      q.gamma_up = c->number("gamma_up", q.gamma_up, -100, 100);
+      q.a_up = c->number("a_up", q.a_up, -1e4, 1e4);
+      q.dw_min_dtod = c->number("dw_min_dtod", q.dw_min_dtod, 0, 2);
+      q.dw_min_std = c->number("dw_min_std", q.dw_min_std, 0, 5);
+      q.reset = c->number("reset", q.reset, -100, 100);
+      q.reset_dtod = c->number("reset_dtod", q.reset_dtod, 0, 10);
+      q.g_max_s = c->number("g_max_s", q.g_max_s, 1e-12, 1);
+      q.g_min_s = c->number("g_min_s", q.g_min_s, 1e-15, 1);
+      q.t0_s = c->number("t0_s", q.t0_s, 1e-6, 1e6);
+      q.drift = c->boolean("drift", q.drift);
+      q.set_v = c->number("set_v", q.set_v, 1e-3, 100);
+      q.reset_v = c->number("reset_v", q.reset_v, -100, -1e-3);
+      q.read_noise = c->number("read_noise", q.read_noise, 0, 0.49);
+    }
+    if (auto c = n.find_child("ts")) {
+      c->only_keys({"v_th", "v_hold", "r_on_ohm", "r_off_ohm"});
+      t.ts.v_th = c->number("v_th", t.ts.v_th, 1e-3, 100);
+      t.ts.v_hold = c->number("v_hold", t.ts.v_hold, 1e-3, 100);
+      t.ts.r_on_ohm = c->number("r_on_ohm", t.ts.r_on_ohm, 1e-3, 1e12);
+      t.ts.r_off_ohm = c->number("r_off_ohm", t.ts.r_off_ohm, 1e-3, 1e12);
+    }
+    if (auto c = n.find_child("cell")) {
+      c->only_keys({"c_f", "r_leak_ohm", "drive_a", "drive_width", "feedback", "max_firings_per_drive"});
+      t.cell.c_f = c->number("c_f", t.cell.c_f, 1e-18, 1);
+      t.cell.r_leak_ohm = c->number("r_leak_ohm", t.cell.r_leak_ohm, 1, 1e15);
+      t.cell.drive_a = c->number("drive_a", t.cell.drive_a, 0, 1);
+      t.cell.drive_width_s = static_cast<double>(ns_of(*c, "drive_width", std::llround(t.cell.drive_width_s * 1e9), nanoseconds(1000), std::chrono::seconds(60))) * 1e-9;
+      t.cell.feedback = c->number("feedback", t.cell.feedback, 0, 10);
+      t.cell.max_firings_per_drive = static_cast<uint32_t>(c->integer("max_firings_per_drive", t.cell.max_firings_per_drive, 1, 1000000));
+    }
   } else {
-    n.fail("model", "one of: tiox, volatile, nanofluidic");
+    n.fail("model", "one of: tiox, volatile, nanofluidic, ts-pcm");
   }
   o.seed = static_cast<uint64_t>(n.integer("seed", 1, 0, INT64_MAX));
   try {
@@ -146,10 +195,6 @@ DeviceOptions device_from(const ConfigNode& n) {
 
 #undef ION_TIOX_KEYS
 
-int64_t ns_of(const ConfigNode& n, std::string_view key, int64_t fallback, nanoseconds lo,
-              nanoseconds hi) {
-  return n.duration(key, nanoseconds(fallback), lo, hi).count();
-}
 
 }  // namespace
 
@@ -236,6 +281,9 @@ std::vector<SynapseSpec> parse_connectivity(const std::string& text, const std::
 }
 
 void SynapseDriverOptions::validate() const {
+  if (crossbar.device.model == DeviceModel::ts_pcm && backend != InstrumentBackend::emulator) {
+    throw std::invalid_argument("ts-pcm cells are emulated: instrument.backend must be emulator");
+  }
   std::set<std::pair<uint32_t, uint32_t>> cells;
   for (size_t k = 0; k < synapses.size(); ++k) {
     const SynapseSpec& s = synapses[k];
@@ -489,7 +537,9 @@ SynapseDriver::SynapseDriver(SynapseDriverOptions options) : opts_(std::move(opt
   }
   engine_ = std::make_unique<PlasticityEngine>(opts_.neurons, std::move(plastic), opts_.rules);
   out_.stream = opts_.stream;
-  out_.kind = EventKind::synaptic_input;
+  // TS-PCM cells are neurons: channel k carries cell k's firings, not weighted copies.
+  cells_spike_ = opts_.crossbar.device.model == DeviceModel::ts_pcm;
+  out_.kind = cells_spike_ ? EventKind::spike : EventKind::synaptic_input;
   report_.stream = opts_.weight_stream;
   report_.kind = EventKind::synaptic_input;
 }
@@ -607,7 +657,11 @@ void SynapseDriver::deliver(const BatchHeader& header, const EventBatch& events,
       }
       // The spike's time at the board: its source time plus the connection's delay.
       const int64_t t = events.times_ns[i] + header.delay_ns;
+      if (cells_spike_) {
+        drive_cells(port, t);
+      }
       for (const uint32_t s : by_pre_[port]) {
+        if (cells_spike_) break;
         const float w = weight_[s].load(std::memory_order_relaxed);
         if (std::isnan(w)) {  // its cell has not been read yet: nothing honest to send
           ++unread;
@@ -627,12 +681,37 @@ void SynapseDriver::deliver(const BatchHeader& header, const EventBatch& events,
   }
   if (unknown > 0) unknown_port_.fetch_add(unknown, std::memory_order_relaxed);
   if (unread > 0) transmitted_unread_.fetch_add(unread, std::memory_order_relaxed);
+  if (!cell_events_.empty()) {  // several cells' firings interleave: sent in time order
+    std::sort(cell_events_.begin(), cell_events_.end());
+    for (const auto& [t, ch] : cell_events_) {
+      out_.channels.push_back(ch);
+      out_.times_ns.push_back(t);
+      out_.payload.push_back(1.0F);
+    }
+    cell_events_.clear();
+  }
   if (!out_.empty()) {
     if (emitter->emit(out_) == EmitStatus::rejected) {
       emit_rejected_.fetch_add(out_.size(), std::memory_order_relaxed);
     } else {
       transmitted_.fetch_add(out_.size(), std::memory_order_relaxed);
     }
+  }
+}
+
+void SynapseDriver::drive_cells(uint32_t port, int64_t t_ns) noexcept {
+  // A presynaptic spike drives each of the neuron's TS-PCM cells for drive_width from its time at
+  // the board; the cells' firings (at most drive_width ahead of it) go out on their channels.
+  const CellOscillatorParams& c = opts_.crossbar.device.ts_pcm.cell;
+  const auto width_ns = static_cast<int64_t>(std::llround(c.drive_width_s * 1e9));
+  for (const uint32_t s : by_pre_[port]) {
+    fired_.clear();
+    const bool complete = emulated_->drive(opts_.synapses[s].cell, c.drive_a * opts_.synapses[s].gain,
+                                           t_ns, t_ns + width_ns, fired_);
+    cell_drives_.fetch_add(1, std::memory_order_relaxed);
+    if (!complete) cell_firings_capped_.fetch_add(1, std::memory_order_relaxed);
+    for (const int64_t f : fired_) cell_events_.emplace_back(f, s);
+    cell_firings_.fetch_add(fired_.size(), std::memory_order_relaxed);
   }
 }
 
@@ -785,6 +864,11 @@ std::map<std::string, int64_t> SynapseDriver::counters() const {
       {"emit_rejected", v(emit_rejected_)},
       {"cells_programmed", v(cells_programmed_)},
       {"cells_program_failed", v(cells_program_failed_)}};
+  if (cells_spike_) {
+    c["cell_drives"] = v(cell_drives_);
+    c["cell_firings"] = v(cell_firings_);
+    c["cell_firings_capped"] = v(cell_firings_capped_);
+  }
   {
     std::lock_guard lock(mu_);
     const PlasticityCounters& p = engine_->counters();

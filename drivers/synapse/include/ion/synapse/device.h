@@ -96,13 +96,64 @@ struct NanofluidicParams {
   void validate() const;
 };
 
-enum class DeviceModel : uint8_t { tiox, volatile_cell, nanofluidic };
+// A TS-PCM neuro-synaptic cell (tspcm.h, docs/devices/ts-pcm.md).
+struct PcmParams {
+  // aihwkit PCMPresetDevice (ExpStepDevice), src/aihwkit/simulator/presets/devices.py.
+  double w_min = 0;
+  double w_max = 2;
+  double dw_min = 0.01;
+  double a = -1;
+  double b = 0;
+  double gamma_up = 2.5;
+  double a_up = -27.235;
+  double dw_min_dtod = 0.2;  // device-to-device spread of dw_min (relative sd)
+  double dw_min_std = 0.6;   // cycle-to-cycle spread of each step (relative sd)
+  double reset = 0.01;       // the state a RESET leaves
+  double reset_dtod = 0.02;  // its device-to-device spread (absolute sd)
+  // Weight to conductance: w_max is aihwkit's noise-model reference g_max = 25 uS; g_min is the
+  // amorphous (RESET) floor (stand-in).
+  double g_max_s = 25e-6;
+  double g_min_s = 0.1e-6;
+  // Drift, aihwkit PCMLikeNoiseModel: t0 = 20 s; nu's mean and sd as functions of g/g_max.
+  double t0_s = 20;
+  bool drift = true;
+  // Instrument pulses: at or above set_v a SET step, at or below reset_v a RESET (stand-ins).
+  double set_v = 1.0;
+  double reset_v = -1.0;
+  double read_noise = 0.002;  // relative (stand-in; aihwkit's 1/f read noise is not modelled)
+};
+
+struct ThresholdSwitchParams {  // stand-ins: an OTS-like selector (docs/devices/ts-pcm.md)
+  double v_th = 1.0;
+  double v_hold = 0.5;
+  double r_on_ohm = 1e4;
+  double r_off_ohm = 1e6;
+};
+
+struct CellOscillatorParams {  // stand-ins
+  double c_f = 100e-9;         // membrane capacitor
+  double r_leak_ohm = 10e6;
+  double drive_a = 2e-6;       // the current a drive (an input spike, a training pulse) injects ...
+  double drive_width_s = 0.1;  // ... for this long
+  double feedback = 0.5;       // each firing: this fraction of a SET step (0: no feedback)
+  uint32_t max_firings_per_drive = 10000;
+};
+
+struct TsPcmParams {
+  PcmParams pcm;
+  ThresholdSwitchParams ts;
+  CellOscillatorParams cell;
+  void validate() const;  // throws std::invalid_argument naming the parameter
+};
+
+enum class DeviceModel : uint8_t { tiox, volatile_cell, nanofluidic, ts_pcm };
 
 struct DeviceOptions {
   DeviceModel model = DeviceModel::tiox;
   TiOxParams tiox;
   VolatileParams volatile_cell;
   NanofluidicParams nanofluidic;
+  TsPcmParams ts_pcm;
   uint64_t seed = 1;
   void validate() const;  // the chosen model's parameters
 };

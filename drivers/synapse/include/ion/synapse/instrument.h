@@ -83,6 +83,9 @@ class Crossbar {
   [[nodiscard]] double read_ohm(CellAddress c, int64_t t_ns) noexcept;
   [[nodiscard]] double resistance_ohm(CellAddress c, int64_t t_ns) const noexcept;
   [[nodiscard]] Memristor& device(CellAddress c) noexcept { return *cells_[index(c)]; }
+  // A TS-PCM cell's drive (see EmulatedInstrument::drive); false for other models.
+  bool drive(CellAddress c, double current_a, int64_t t_start_ns, int64_t t_end_ns,
+             std::vector<int64_t>& spikes) noexcept;
 
  private:
   uint32_t wordlines_;
@@ -109,6 +112,10 @@ class EmulatedInstrument final : public Instrument {
   [[nodiscard]] std::map<std::string, int64_t> counters() const override;
   // The true resistance of a cell (touch only when the instrument is idle or stopped).
   [[nodiscard]] double true_resistance_ohm(CellAddress c, int64_t t_ns) const;
+  // TS-PCM cells: a constant drive current over [t_start, t_end] (TsPcmCell::drive), between the
+  // instrument's operations. False if the cell is not a TS-PCM cell or stopped at its firing cap.
+  bool drive(CellAddress c, double current_a, int64_t t_start_ns, int64_t t_end_ns,
+             std::vector<int64_t>& spikes) noexcept;
 
  private:
   void loop();

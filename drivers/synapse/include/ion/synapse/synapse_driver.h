@@ -126,6 +126,7 @@ class SynapseDriver final : public Driver {
   void program_targets();
   void on_result(const InstrumentResult& r) noexcept;
   void program(const Pulse& p) noexcept;
+  void drive_cells(uint32_t port, int64_t t_ns) noexcept;  // TS-PCM boards; under transmit_mu_
 
   SynapseDriverOptions opts_;
   std::unique_ptr<Instrument> instrument_;
@@ -138,6 +139,10 @@ class SynapseDriver final : public Driver {
   std::atomic<Emitter*> emitter_{nullptr};
   std::mutex transmit_mu_;  // deliver() runs on the playout thread and, for late events, the receive thread
   EventBatch out_;
+  bool cells_spike_ = false;     // TS-PCM: the cells fire on channels 0..S-1
+  std::vector<int64_t> fired_;   // scratch for drive_cells, under transmit_mu_
+  std::vector<std::pair<int64_t, uint32_t>> cell_events_;  // (time, channel), under transmit_mu_
+  std::atomic<uint64_t> cell_drives_{0}, cell_firings_{0}, cell_firings_capped_{0};
 
   std::thread thread_;
   // Programming at start: completions go to program_sync_ while `programming_`.
