@@ -34,6 +34,7 @@ class AuditDriver final : public Driver {
       : inner_(std::move(inner)), late_tol_(late_tolerance_ns), early_tol_(early_tolerance_ns) {}
 
   [[nodiscard]] DriverInfo describe() const override { return inner_->describe(); }
+  [[nodiscard]] DeviceDescription device() const override { return inner_->device(); }
   void start(Emitter& emitter) override {
     emitter_.store(&emitter);
     inner_->start(emitter);

@@ -94,8 +94,9 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
   std::string dir = o.topology;
   if (o.topology == "three-lab") dir = configs;
   if (o.topology == "large") dir = configs + "/large";
+  if (o.topology == "iontronic") dir = configs + "/iontronic";
   if (!fs::exists(dir + "/broker.yaml")) {
-    out << "ion demo: no broker.yaml in " << dir << " (--topology three-lab, large, minimal or a folder; "
+    out << "ion demo: no broker.yaml in " << dir << " (--topology three-lab, large, iontronic, minimal or a folder; "
         << "--configs or $ION_CONFIGS say where the configs are)\n";
     return 2;
   }

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "ion/core/codec.h"
+#include "ion/core/device_description.h"
 #include "ion/core/record.h"
 #include "ion/core/dataset.h"
 #include "ion/v1/ion.pb.h"
@@ -199,6 +200,18 @@ ReportStats write_report(const std::string& recording, const std::string& html_p
       << "</td></tr>";
   }
   for (const auto& [k, v] : o.facts) h << "<tr><th>" << esc(k) << "</th><td>" << esc(v) << "</td></tr>";
+  // A device on its own time base or with simulation-scaled values says so where its data is read.
+  std::set<std::string> described;
+  for (const auto& src : header.sources()) {
+    if (src.has_device() && described.insert(src.name()).second) {
+      h << "<tr><th>" << esc(src.name()) << "</th><td>" << esc(device_line(src.device())) << "</td></tr>";
+    }
+  }
+  for (const auto& n : last_status.nodes()) {
+    if (n.has_device() && described.insert(n.name()).second) {
+      h << "<tr><th>" << esc(n.name()) << "</th><td>" << esc(device_line(n.device())) << "</td></tr>";
+    }
+  }
   if (rd.torn()) h << "<tr><th>torn tail</th><td class='bad'>" << esc(rd.tail_reason()) << "</td></tr>";
   h << "</table>";
 
