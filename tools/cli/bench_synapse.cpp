@@ -47,8 +47,9 @@ struct Transmission {
 
 // A 32x32 board, synapse k: neuron k -> neuron 1024 + k (rate rule); batches of 256 presynaptic
 // spikes spread over the 1024 presynaptic neurons, handed to deliver() back to back.
-Transmission bench_transmission(double seconds) {
+Transmission bench_transmission(double seconds, synapse::DeviceModel model = synapse::DeviceModel::tiox) {
   synapse::SynapseDriverOptions o;
+  o.crossbar.device.model = model;
   o.neurons = 2048;
   for (uint32_t k = 0; k < 1024; ++k) o.synapses.push_back({k, 1024 + k, {k / 32, k % 32}});
   o.timing.read_time = std::chrono::microseconds(0);
@@ -80,6 +81,58 @@ Transmission bench_transmission(double seconds) {
   x.events = e.events() - reports;
   x.events_per_s = static_cast<double>(x.events) / x.seconds;
   x.inbox_full = d.counters().at("plasticity_inbox_full");
+  d.stop();
+  return x;
+}
+
+struct CellDrives {
+  double drives_per_s = 0;
+  double firings_per_s = 0;      // of wall time
+  double realtime_factor = 0;    // simulated network time / wall time
+  uint64_t drives = 0;
+  uint64_t firings = 0;
+};
+
+// A 32x32 board of TS-PCM cells (docs/devices/ts-pcm.md), synapse k: neuron k -> its cell; 1024
+// presynaptic neurons at 10 Hz (Poisson), each spike a 100 ms drive of 10 uA (enough for an
+// amorphous cell to fire), handed to deliver() in time order in batches of 256.
+CellDrives bench_cells(double sim_seconds) {
+  synapse::SynapseDriverOptions o;
+  o.crossbar.device.model = synapse::DeviceModel::ts_pcm;
+  o.crossbar.device.ts_pcm.cell.drive_a = 10e-6;
+  o.neurons = 2048;
+  for (uint32_t k = 0; k < 1024; ++k) o.synapses.push_back({k, 1024 + k, {k / 32, k % 32}, synapse::RuleKind::none});
+  o.timing.read_time = std::chrono::microseconds(0);
+  o.timing.pulse_time = std::chrono::microseconds(0);
+  synapse::SynapseDriver d(o);
+  CountingEmitter e;
+  d.start(e);
+  while (d.counters().at("reads_done") < 1024) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::vector<std::pair<int64_t, uint32_t>> spikes;
+  std::mt19937_64 rng(2);
+  std::exponential_distribution<double> gap(10.0);
+  const int64_t t0_ns = SteadyClock::instance().now_ns();
+  for (uint32_t n = 0; n < 1024; ++n) {
+    for (double at = gap(rng); at < sim_seconds; at += gap(rng)) {
+      spikes.emplace_back(t0_ns + static_cast<int64_t>(at * 1e9), n);
+    }
+  }
+  std::sort(spikes.begin(), spikes.end());
+  std::vector<EventBatch> batches;
+  for (size_t i = 0; i < spikes.size(); i += 256) {
+    EventBatch b;
+    for (size_t j = i; j < std::min(spikes.size(), i + 256); ++j) b.push(spikes[j].second, spikes[j].first);
+    batches.push_back(std::move(b));
+  }
+  const auto start = Clock::now();
+  for (const auto& b : batches) d.deliver(BatchHeader{}, b, Delivery{});
+  const double wall = seconds_since(start);
+  CellDrives x;
+  x.drives = static_cast<uint64_t>(d.counters().at("cell_drives"));
+  x.firings = static_cast<uint64_t>(d.counters().at("cell_firings"));
+  x.drives_per_s = static_cast<double>(x.drives) / wall;
+  x.firings_per_s = static_cast<double>(x.firings) / wall;
+  x.realtime_factor = sim_seconds / wall;
   d.stop();
   return x;
 }
@@ -133,6 +186,8 @@ int run_bench_synapse(const SynapseBenchOptions& o, std::ostream& out) {
   const Transmission tx = bench_transmission(tx_s);
   const Evaluations rate = bench_plasticity(synapse::RuleKind::rate, sim_s);
   const Evaluations stdp = bench_plasticity(synapse::RuleKind::stdp, sim_s);
+  const Transmission nano = bench_transmission(tx_s, synapse::DeviceModel::nanofluidic);
+  const CellDrives cells = bench_cells(o.quick ? 2.0 : 10.0);
   char line[256];
   out << "ion bench synapse" << (o.quick ? " (quick)" : "") << "\n";
   std::snprintf(line, sizeof line,
@@ -152,14 +207,28 @@ int run_bench_synapse(const SynapseBenchOptions& o, std::ostream& out) {
                 stdp.per_s / 1e6, static_cast<unsigned long long>(stdp.evaluations),
                 static_cast<unsigned long long>(stdp.pulses));
   out << line;
-  const bool ok = tx.events > 0 && rate.evaluations > 0 && stdp.evaluations > 0;
+  std::snprintf(line, sizeof line,
+                "  nanofluidic cells: transmission %.2f M events/s (same board and batches)\n",
+                nano.events_per_s / 1e6);
+  out << line;
+  std::snprintf(line, sizeof line,
+                "  TS-PCM cells: %.2f M drives/s, %.2f M firings/s: %.1fx real time for 1024 cells "
+                "driven at 10 Hz (%llu drives, %llu firings)\n",
+                cells.drives_per_s / 1e6, cells.firings_per_s / 1e6, cells.realtime_factor,
+                static_cast<unsigned long long>(cells.drives), static_cast<unsigned long long>(cells.firings));
+  out << line;
+  const bool ok = tx.events > 0 && rate.evaluations > 0 && stdp.evaluations > 0 && nano.events > 0 &&
+                  cells.firings > 0;
   if (o.json) {
-    std::snprintf(line, sizeof line,
+    char json[512];
+    std::snprintf(json, sizeof json,
                   "{\"transmitted_events_per_s\":%.0f,\"plasticity_evaluations_per_s\":%.0f,"
-                  "\"stdp_evaluations_per_s\":%.0f,\"plasticity_inbox_full\":%lld,\"quick\":%s}",
+                  "\"stdp_evaluations_per_s\":%.0f,\"plasticity_inbox_full\":%lld,"
+                  "\"nanofluidic_transmitted_events_per_s\":%.0f,\"tspcm_drives_per_s\":%.0f,"
+                  "\"tspcm_realtime_factor_1024_at_10hz\":%.2f,\"quick\":%s}",
                   tx.events_per_s, rate.per_s, stdp.per_s, static_cast<long long>(tx.inbox_full),
-                  o.quick ? "true" : "false");
-    out << line << "\n";
+                  nano.events_per_s, cells.drives_per_s, cells.realtime_factor, o.quick ? "true" : "false");
+    out << json << "\n";
   }
   return ok ? 0 : 1;
 }
