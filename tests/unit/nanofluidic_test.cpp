@@ -86,6 +86,30 @@ TEST(Nanofluidic, LobeAreaFollowsTheLorentzianOfTheMemoryTime) {
   EXPECT_LT(area.back().second, 0.1 * peak->second) << "and at high frequency";
 }
 
+// The same for the rectifying (bipolar) term of the mixed law, G_qs = g_bi (1 + b V/v0): the
+// drive acts at w itself, and the lobe area is (2/3) g_bi b V^3/v0 x w tau / (1 + (w tau)^2)
+// exactly: "the loop area against frequency peaks at w = 1/tau with the shape
+// w tau / (1 + w^2 tau^2)" (SM Eq. S40 with tau_m = tau).
+TEST(Nanofluidic, RectifyingLobeAreaPeaksAtTheInverseMemoryTime) {
+  NanofluidicParams p = exact(NanofluidicParams::preset("robin2023"));
+  p.g_uni_s = 0;  // the bipolar term alone
+  p.a = 0;
+  p.b = 0.5;
+  p.tau_s = 10;
+  std::vector<std::pair<double, double>> area;
+  for (const double wt : {0.05, 0.2, 0.5, 0.8, 1.0, 1.25, 2.0, 5.0, 20.0}) {
+    NanofluidicDevice d(p, 1.0, 1.0);
+    const int periods = 2 + static_cast<int>(std::ceil(12 * wt / (2 * kPi)));
+    const Loop l = drive_sine(d, p.v0, wt / p.tau_s, std::max(periods, 6), 4000);
+    const double expected = 2.0 / 3.0 * p.g_bi_s * p.b * p.v0 * p.v0 * wt / (1 + wt * wt);
+    EXPECT_NEAR(positive_lobe_area(l) / expected, 1.0, 0.01) << "w tau = " << wt;
+    area.emplace_back(wt, positive_lobe_area(l));
+  }
+  const auto peak = std::max_element(area.begin(), area.end(),
+                                     [](const auto& x, const auto& y) { return x.second < y.second; });
+  EXPECT_EQ(peak->first, 1.0) << "the lobe area peaks at w = 1/tau";
+}
+
 // "Quasistatic exponent alpha in [2, 3]" and "I = 0 when V = 0": at w tau = 1e-3 the conductance
 // follows G_qs(V); the exponent fitted from the sweep is the configured one.
 TEST(Nanofluidic, SlowSweepFollowsTheQuasiStaticLawAndItsExponent) {
