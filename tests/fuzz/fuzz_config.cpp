@@ -87,6 +87,11 @@ int main() {
       "driver:\n  kind: chip\n  cores: 1\n",
       "driver:\n  kind: mea\n  electrodes: 60\n",
       "driver:\n  kind: synapse\n  neurons: 4\n",
+      "driver:\n  kind: chip\n  chip: {neuron_model: iontronic, iontronic: {preset: robin2021-md, bias: 0.01}}\n",
+      "driver:\n  kind: synapse\n  neurons: 2\n  synapses: [{pre: 0, post: 1, cell: [0, 0]}]\n"
+      "  device: {model: nanofluidic, preset: robin2023, law: bipolar, tau_s: 2}\n",
+      "driver:\n  kind: synapse\n  neurons: 2\n  synapses: [{pre: 0, post: 1, cell: [0, 0]}]\n"
+      "  device: {model: ts-pcm, pcm: {drift: false, g_min_s: 1e-7}, ts: {v_th: 1}, cell: {drive_width: 50ms}}\n",
       "broker: {listen: 'tcp://0.0.0.0:1', topology: t.yaml}\n",
       "[1, 2, {a: b}]\n",
       "nodes: {x: {kind: generator, channels: -1}}\n",
