@@ -339,7 +339,7 @@ TEST(SynapseConfig, BadConnectivityIsRefusedNamingTheLine) {
   };
   EXPECT_EQ(msg("pre,post,wordline,bitline\nbio,ghost,0,0\n"), "c.csv:2: unknown postsynaptic neuron 'ghost'");
   EXPECT_EQ(msg("pre,post,wordline,bitline\nbio,0,-1,0\n"), "c.csv:2: wordline '-1' is not a non-negative integer");
-  EXPECT_EQ(msg("pre,post,wordline,bitline\nbio,0,1,0,hebb\n"), "c.csv:2: rule 'hebb': expected rate, stdp or none");
+  EXPECT_EQ(msg("pre,post,wordline,bitline\nbio,0,1,0,hebb\n"), "c.csv:2: rule 'hebb': expected rate, stdp, reward or none");
   EXPECT_EQ(msg("a,b\n"), "c.csv:1: expected the header pre,post,wordline,bitline[,rule][,gain][,target_ohm]");
   EXPECT_EQ(msg("pre,post,wordline,bitline,rule,gain,target_ohm\nbio,0,1,0,none,1,-5\n"),
             "c.csv:2: target_ohm '-5' is not a resistance in (0, 1e9) ohm");

@@ -11,14 +11,23 @@ PlasticityEngine::PlasticityEngine(uint32_t neurons, std::vector<PlasticSynapse>
       synapses_(std::move(synapses)),
       by_post_(neurons),
       stdp_by_pre_(neurons),
+      reward_by_post_(neurons),
+      reward_by_pre_(neurons),
       history_(neurons) {
   for (uint32_t s = 0; s < synapses_.size(); ++s) {
     const PlasticSynapse& p = synapses_[s];
     if (p.rule == RuleKind::none || p.pre >= neurons || p.post >= neurons) continue;
+    if (p.rule == RuleKind::reward) {
+      reward_by_post_[p.post].push_back(s);
+      reward_by_pre_[p.pre].push_back(s);
+      reward_synapses_.push_back(s);
+      continue;
+    }
     by_post_[p.post].push_back(s);
     if (p.rule == RuleKind::stdp) stdp_by_pre_[p.pre].push_back(s);
   }
-  lookback_ns_ = std::max(rules_.rate.window_ns, rules_.stdp.window_ns);
+  lookback_ns_ = std::max({rules_.rate.window_ns, rules_.stdp.window_ns, rules_.reward.window_ns});
+  reward_.assign(synapses_.size(), RewardState{});
   ltp_.assign(synapses_.size(), 0);
   ltd_.assign(synapses_.size(), 0);
 }
@@ -43,8 +52,84 @@ bool PlasticityEngine::add_spike(uint32_t neuron, int64_t t_ns) noexcept {
   } else {
     h.insert(std::upper_bound(h.begin(), h.end(), t_ns), t_ns);  // out of order, within horizon
   }
-  if (!by_post_[neuron].empty() || !stdp_by_pre_[neuron].empty()) triggers_.push({t_ns, neuron});
+  if (!by_post_[neuron].empty() || !stdp_by_pre_[neuron].empty() || !reward_by_post_[neuron].empty() ||
+      !reward_by_pre_[neuron].empty()) {
+    triggers_.push({t_ns, neuron});
+  }
   return true;
+}
+
+bool PlasticityEngine::add_modulator(int64_t t_ns, double value) noexcept {
+  if (!std::isfinite(value) || reward_synapses_.empty()) return false;
+  if (t_ns <= committed_ns_) {
+    ++c_.too_late;
+    return false;
+  }
+  ++c_.modulator_samples;
+  triggers_.push({t_ns, kModulator, value});
+  return true;
+}
+
+double PlasticityEngine::eligibility_of(uint32_t synapse) const noexcept {
+  return synapse < reward_.size() ? reward_[synapse].c : 0.0;
+}
+
+double PlasticityEngine::reward_change_of(uint32_t synapse) const noexcept {
+  return synapse < reward_.size() ? reward_[synapse].total : 0.0;
+}
+
+void PlasticityEngine::settle(uint32_t synapse, int64_t t_ns, std::vector<Pulse>& out) noexcept {
+  RewardState& r = reward_[synapse];
+  const RewardRule& rule = rules_.reward;
+  if (r.t_ns == INT64_MIN || t_ns <= r.t_ns) {
+    r.t_ns = std::max(r.t_ns, t_ns);
+    return;
+  }
+  // d has been what on_modulator left since d_t_ns_ <= r.t_ns (every sample settles everyone).
+  const double dt = static_cast<double>(t_ns - r.t_ns) * 1e-9;
+  const double tau_c = static_cast<double>(rule.tau_c_ns) * 1e-9;
+  double integral = 0;
+  if (d_ > 0 && r.c != 0) {
+    if (rule.mode == ModulatorMode::level) {
+      integral = r.c * d_ * tau_c * -std::expm1(-dt / tau_c);
+    } else {
+      const double tau_d = static_cast<double>(rule.tau_d_ns) * 1e-9;
+      const double d1 = d_ * std::exp(-static_cast<double>(r.t_ns - d_t_ns_) * 1e-9 / tau_d);
+      const double k = 1.0 / tau_c + 1.0 / tau_d;
+      integral = r.c * d1 * -std::expm1(-k * dt) / k;
+    }
+  }
+  r.c *= std::exp(-dt / tau_c);
+  r.t_ns = t_ns;
+  r.s += integral;
+  r.total += integral;
+  // Whole quanta become pulses now (at most 64 per update; the rest waits for the next).
+  for (int k = 0; k < 64 && std::fabs(r.s) >= rule.quantum; ++k) {
+    if (r.s > 0) {
+      out.push_back({synapse, rule.ltp_volts, rule.width_s, t_ns});
+      r.s -= rule.quantum;
+      ++c_.ltp;
+      ++ltp_[synapse];
+    } else {
+      out.push_back({synapse, rule.ltd_volts, rule.width_s, t_ns});
+      r.s += rule.quantum;
+      ++c_.ltd;
+      ++ltd_[synapse];
+    }
+  }
+}
+
+void PlasticityEngine::on_modulator(const Trigger& t, std::vector<Pulse>& out) noexcept {
+  for (const uint32_t s : reward_synapses_) settle(s, t.t_ns, out);
+  const RewardRule& rule = rules_.reward;
+  if (rule.mode == ModulatorMode::level) {
+    d_ = std::max(0.0, t.value - rule.baseline);
+  } else {
+    const double tau_d = static_cast<double>(rule.tau_d_ns) * 1e-9;
+    const double left = d_t_ns_ == INT64_MIN ? 0.0 : d_ * std::exp(-static_cast<double>(t.t_ns - d_t_ns_) * 1e-9 / tau_d);
+    d_ = std::max(0.0, left + t.value);
+  }
+  d_t_ns_ = t.t_ns;
 }
 
 size_t PlasticityEngine::count_in(uint32_t neuron, int64_t from_ns, int64_t to_ns) const noexcept {
@@ -60,6 +145,28 @@ int64_t PlasticityEngine::latest_before(uint32_t neuron, int64_t before_ns) cons
 }
 
 void PlasticityEngine::evaluate(const Trigger& t, std::vector<Pulse>& out) noexcept {
+  if (t.neuron == kModulator) {
+    on_modulator(t, out);
+    return;
+  }
+  // Reward rule: pairings move the eligibility trace; the modulator turns it into change.
+  const RewardRule& rr = rules_.reward;
+  for (const uint32_t s : reward_by_post_[t.neuron]) {
+    ++c_.evaluations;
+    settle(s, t.t_ns, out);
+    const int64_t pre = latest_before(synapses_[s].pre, t.t_ns);
+    if (pre != INT64_MIN && t.t_ns - pre <= rr.window_ns) {
+      reward_[s].c += rr.a_plus * std::exp(-static_cast<double>(t.t_ns - pre) / static_cast<double>(rr.tau_plus_ns));
+    }
+  }
+  for (const uint32_t s : reward_by_pre_[t.neuron]) {
+    ++c_.evaluations;
+    settle(s, t.t_ns, out);
+    const int64_t post = latest_before(synapses_[s].post, t.t_ns);
+    if (post != INT64_MIN && t.t_ns - post <= rr.window_ns) {
+      reward_[s].c -= rr.a_minus * std::exp(-static_cast<double>(t.t_ns - post) / static_cast<double>(rr.tau_minus_ns));
+    }
+  }
   for (const uint32_t s : by_post_[t.neuron]) {
     const PlasticSynapse& p = synapses_[s];
     ++c_.evaluations;
@@ -135,6 +242,13 @@ size_t PlasticityEngine::commit_all(std::vector<Pulse>& out) noexcept {
   for (const auto& h : history_) {
     if (!h.empty()) last = std::max(last, h.back());
   }
+  std::vector<Trigger> pending;  // modulator samples may come after the last spike
+  while (!triggers_.empty()) {
+    last = std::max(last, triggers_.top().t_ns);
+    pending.push_back(triggers_.top());
+    triggers_.pop();
+  }
+  for (const Trigger& t : pending) triggers_.push(t);
   return commit_until(last, out);
 }
 

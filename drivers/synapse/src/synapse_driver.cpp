@@ -31,6 +31,7 @@ RuleKind rule_of(const std::string& s, bool& ok) {
   ok = true;
   if (s == "rate") return RuleKind::rate;
   if (s == "stdp") return RuleKind::stdp;
+  if (s == "reward") return RuleKind::reward;
   if (s == "none") return RuleKind::none;
   ok = false;
   return RuleKind::none;
@@ -256,7 +257,7 @@ std::vector<SynapseSpec> parse_connectivity(const std::string& text, const std::
     if (f.size() >= 5 && !f[4].empty()) {
       bool ok = false;
       s.rule = rule_of(f[4], ok);
-      if (!ok) fail("rule '" + f[4] + "': expected rate, stdp or none");
+      if (!ok) fail("rule '" + f[4] + "': expected rate, stdp, reward or none");
     }
     if (f.size() >= 6 && !f[5].empty()) {
       char* end = nullptr;
@@ -312,10 +313,25 @@ void SynapseDriverOptions::validate() const {
                                   std::to_string(safety.max_width_s * 1e6) + " us)");
     }
   };
-  check(rules.rate.ltp_volts, rules.rate.width_s, "rate-rule LTP");
-  check(rules.rate.ltd_volts, rules.rate.width_s, "rate-rule LTD");
-  check(rules.stdp.ltp_v_max, rules.stdp.width_s, "STDP LTP");
-  check(rules.stdp.ltd_v_max, rules.stdp.width_s, "STDP LTD");
+  // The rules some synapse uses: each of their pulses must be within the limits.
+  auto used = [&](RuleKind k) {
+    return std::any_of(synapses.begin(), synapses.end(), [k](const SynapseSpec& x) { return x.rule == k; });
+  };
+  if (used(RuleKind::rate)) {
+    check(rules.rate.ltp_volts, rules.rate.width_s, "rate-rule LTP");
+    check(rules.rate.ltd_volts, rules.rate.width_s, "rate-rule LTD");
+  }
+  if (used(RuleKind::stdp)) {
+    check(rules.stdp.ltp_v_max, rules.stdp.width_s, "STDP LTP");
+    check(rules.stdp.ltd_v_max, rules.stdp.width_s, "STDP LTD");
+  }
+  if (used(RuleKind::reward)) {
+    check(rules.reward.ltp_volts, rules.reward.width_s, "reward-rule LTP");
+    check(rules.reward.ltd_volts, rules.reward.width_s, "reward-rule LTD");
+    if (rules.reward.port >= neurons) {
+      throw std::invalid_argument("reward-rule synapses need plasticity.reward.port: the input port that carries the neuromodulator");
+    }
+  }
   if (!(weight.r_max_ohm > weight.r_min_ohm) || !(weight.r_min_ohm > 0)) {
     throw std::invalid_argument("weight: r_min_ohm must be > 0 and below r_max_ohm");
   }
@@ -396,13 +412,13 @@ SynapseDriverOptions SynapseDriverOptions::from_config(const ConfigNode& d) {
   }
   RuleKind default_rule = RuleKind::rate;
   if (auto p = d.find_child("plasticity")) {
-    p->only_keys({"horizon", "default_rule", "rate", "stdp", "history_per_neuron"});
+    p->only_keys({"horizon", "default_rule", "rate", "stdp", "reward", "history_per_neuron"});
     RuleSet& r = o.rules;
     r.horizon_ns = ns_of(*p, "horizon", r.horizon_ns, milliseconds(0), std::chrono::seconds(60));
     r.history_per_neuron = static_cast<uint32_t>(p->integer("history_per_neuron", r.history_per_neuron, 16, 1 << 20));
     bool ok = false;
     default_rule = rule_of(p->string("default_rule", "rate"), ok);
-    if (!ok) p->fail("default_rule", "one of: rate, stdp, none");
+    if (!ok) p->fail("default_rule", "one of: rate, stdp, reward, none");
     if (auto x = p->find_child("rate")) {
       x->only_keys({"window", "max_count", "ltp_above", "ltd_below", "ltp_volts", "ltd_volts", "width"});
       RateRule& q = r.rate;
@@ -426,6 +442,41 @@ SynapseDriverOptions SynapseDriverOptions::from_config(const ConfigNode& d) {
       q.ltd_v_min = x->number("ltd_v_min", q.ltd_v_min, -100, 100);
       q.ltd_v_max = x->number("ltd_v_max", q.ltd_v_max, -100, 100);
       q.width_s = static_cast<double>(ns_of(*x, "width", 100'000, nanoseconds(1), std::chrono::seconds(1))) * 1e-9;
+    }
+  }
+  if (auto p = d.find_child("plasticity")) {
+    if (auto x = p->find_child("reward")) {
+      x->only_keys({"port", "modulator", "baseline", "tau_d", "tau_c", "window", "tau_plus", "tau_minus",
+                    "a_plus", "a_minus", "quantum", "ltp_volts", "ltd_volts", "width"});
+      RewardRule& q = o.rules.reward;
+      if (x->has("port")) {
+        const std::string port = x->string("port", "");
+        uint32_t n = 0;
+        if (!neuron_of(port, o.neuron_names, n) || n >= o.neurons) {
+          x->fail("port", "an input port of the board (a neuron number or name) carrying the neuromodulator");
+        }
+        q.port = n;
+      }
+      const std::string mode = x->string("modulator", "level");
+      if (mode == "level") {
+        q.mode = ModulatorMode::level;
+      } else if (mode == "bolus") {
+        q.mode = ModulatorMode::bolus;
+      } else {
+        x->fail("modulator", "one of: level, bolus");
+      }
+      q.baseline = x->number("baseline", q.baseline, -1e9, 1e9);
+      q.tau_d_ns = ns_of(*x, "tau_d", q.tau_d_ns, microseconds(100), std::chrono::seconds(3600));
+      q.tau_c_ns = ns_of(*x, "tau_c", q.tau_c_ns, microseconds(100), std::chrono::seconds(3600));
+      q.window_ns = ns_of(*x, "window", q.window_ns, milliseconds(1), std::chrono::seconds(60));
+      q.tau_plus_ns = ns_of(*x, "tau_plus", q.tau_plus_ns, microseconds(10), std::chrono::seconds(60));
+      q.tau_minus_ns = ns_of(*x, "tau_minus", q.tau_minus_ns, microseconds(10), std::chrono::seconds(60));
+      q.a_plus = x->number("a_plus", q.a_plus, 0, 1e6);
+      q.a_minus = x->number("a_minus", q.a_minus, 0, 1e6);
+      q.quantum = x->number("quantum", q.quantum, 1e-12, 1e12);
+      q.ltp_volts = x->number("ltp_volts", q.ltp_volts, -100, 100);
+      q.ltd_volts = x->number("ltd_volts", q.ltd_volts, -100, 100);
+      q.width_s = static_cast<double>(ns_of(*x, "width", 100'000, nanoseconds(1), std::chrono::seconds(60))) * 1e-9;
     }
   }
   if (auto s = d.find_child("safety")) {
@@ -490,7 +541,7 @@ SynapseDriverOptions SynapseDriverOptions::from_config(const ConfigNode& d) {
       }
       bool ok = true;
       x.rule = s.has("rule") ? rule_of(s.string("rule"), ok) : default_rule;
-      if (!ok) s.fail("rule", "one of: rate, stdp, none");
+      if (!ok) s.fail("rule", "one of: rate, stdp, reward, none");
       x.gain = static_cast<float>(s.number("gain", 1.0, -1e6, 1e6));
       x.target_ohm = s.has("target_ohm") ? s.number("target_ohm", 0, 1e-3, 1e9) : 0;
       o.synapses.push_back(x);
@@ -657,6 +708,18 @@ void SynapseDriver::deliver(const BatchHeader& header, const EventBatch& events,
       }
       // The spike's time at the board: its source time plus the connection's delay.
       const int64_t t = events.times_ns[i] + header.delay_ns;
+      if (events.kind == EventKind::neuromodulator) {
+        // A concentration sample: the reward rule's third factor on its port, nothing to transmit.
+        if (!lock.owns_lock()) lock.lock();
+        if (port != opts_.rules.reward.port || !events.has_payload()) {
+          modulator_unused_.fetch_add(1, std::memory_order_relaxed);
+        } else if (modulator_inbox_.size() < kInboxCapacity) {
+          modulator_inbox_.emplace_back(t, events.payload[i]);
+        } else {
+          inbox_full_.fetch_add(1, std::memory_order_relaxed);
+        }
+        continue;
+      }
       if (cells_spike_) {
         drive_cells(port, t);
       }
@@ -737,6 +800,7 @@ void SynapseDriver::program(const Pulse& p) noexcept {
 
 void SynapseDriver::plasticity_loop() {
   std::vector<std::pair<uint32_t, int64_t>> spikes;
+  std::vector<std::pair<int64_t, double>> modulators;
   std::vector<Pulse> pulses;
   Emitter* emitter = emitter_.load();
   const int64_t refresh_ns =
@@ -753,8 +817,11 @@ void SynapseDriver::plasticity_loop() {
       {
         std::lock_guard inbox(inbox_mu_);
         spikes.swap(inbox_);
+        modulators.swap(modulator_inbox_);
       }
       for (const auto& [neuron, t] : spikes) engine_->add_spike(neuron, t);
+      for (const auto& [t, value] : modulators) engine_->add_modulator(t, value);
+      modulators.clear();
       pulses.clear();
       engine_->commit(emitter->network_now_ns(), pulses);
     }
@@ -864,6 +931,7 @@ std::map<std::string, int64_t> SynapseDriver::counters() const {
       {"emit_rejected", v(emit_rejected_)},
       {"cells_programmed", v(cells_programmed_)},
       {"cells_program_failed", v(cells_program_failed_)}};
+  if (opts_.rules.reward.port != UINT32_MAX) c["modulator_unused"] = v(modulator_unused_);
   if (cells_spike_) {
     c["cell_drives"] = v(cell_drives_);
     c["cell_firings"] = v(cell_firings_);
@@ -879,6 +947,7 @@ std::map<std::string, int64_t> SynapseDriver::counters() const {
     c["plasticity_ltd"] = static_cast<int64_t>(p.ltd);
     c["plasticity_pending"] = static_cast<int64_t>(engine_->pending());
     c["plasticity_history_dropped"] = static_cast<int64_t>(p.history_dropped);
+    if (opts_.rules.reward.port != UINT32_MAX) c["modulator_samples"] = static_cast<int64_t>(p.modulator_samples);
   }
   for (const auto& [k, x] : instrument_->counters()) c[k] = x;
   return c;

@@ -156,6 +156,8 @@ class SynapseDriver final : public Driver {
   bool stop_ = false;
   std::mutex inbox_mu_;  // transmission only ever takes this one, for a push
   std::vector<std::pair<uint32_t, int64_t>> inbox_;  // (neuron, time at the board)
+  std::vector<std::pair<int64_t, double>> modulator_inbox_;  // (time at the board, concentration)
+  std::atomic<uint64_t> modulator_unused_{0};  // neuromodulator events off the reward port
   static constexpr size_t kInboxCapacity = 1u << 20;
   std::unique_ptr<PlasticityEngine> engine_;
   std::mutex report_mu_;  // weight reports come from the instrument thread
