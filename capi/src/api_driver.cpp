@@ -17,7 +17,7 @@ ApiDriverOptions ApiDriverOptions::from_config(const ConfigNode& d) {
       {"external", v1::NODE_KIND_EXTERNAL}, {"generator", v1::NODE_KIND_GENERATOR},
       {"sink", v1::NODE_KIND_SINK},         {"mea", v1::NODE_KIND_MEA},
       {"chip", v1::NODE_KIND_CHIP},         {"synapse", v1::NODE_KIND_SYNAPSE},
-      {"replay", v1::NODE_KIND_REPLAY}};
+      {"replay", v1::NODE_KIND_REPLAY},     {"chemical", v1::NODE_KIND_CHEMICAL}};
   bool known = false;
   for (const auto& [name, value] : kKinds) {
     if (o.kind_name == name) {
@@ -25,7 +25,7 @@ ApiDriverOptions ApiDriverOptions::from_config(const ConfigNode& d) {
       known = true;
     }
   }
-  if (!known) d.fail("node_kind", "one of: external, generator, sink, mea, chip, synapse, replay");
+  if (!known) d.fail("node_kind", "one of: external, generator, sink, mea, chip, synapse, replay, chemical");
   o.receive_queue_events = static_cast<size_t>(
       d.integer("receive_queue_events", 1 << 20, 1, int64_t{1} << 30));
   o.receive_spin = std::chrono::duration_cast<std::chrono::microseconds>(

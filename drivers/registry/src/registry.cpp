@@ -2,6 +2,7 @@
 
 #include "ion/builtin/generator.h"
 #include "ion/builtin/sink.h"
+#include "ion/chemical/chemical_driver.h"
 #include "ion/chip/chip_driver.h"
 #include "ion/mea/mea_driver.h"
 #include "ion/replay/replay_driver.h"
@@ -46,7 +47,10 @@ std::unique_ptr<Driver> make_driver(const ConfigNode& root) {
       d.fail("file", e.what());  // not a recording, or no such source, named with the file
     }
   }
-  d.fail("kind", "one of: generator, sink, mea, chip, synapse, replay");
+  if (kind == "chemical") {
+    return std::make_unique<chemical::ChemicalDriver>(chemical::ChemicalDriverOptions::from_config(d));
+  }
+  d.fail("kind", "one of: generator, sink, mea, chip, synapse, replay, chemical");
 }
 
 }  // namespace ion
