@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ion/core/config.h"
+#include "ion/synapse/distal_reward.h"
 #include "ion/synapse/plasticity.h"
 #include "ion/synapse/synapse_driver.h"
 
@@ -16,93 +17,22 @@ namespace {
 
 constexpr int64_t kMs = 1'000'000;
 constexpr int64_t kS = 1'000'000'000;
-constexpr uint32_t kSynapses = 20;
 
-// Izhikevich 2007: eligibility decays with tau_c = 1 s, dopamine with tau_d = 0.2 s, STDP
-// A+ = 1.0 and A- = 1.5 with tau = 20 ms, each reward adds 0.5 uM of dopamine.
-RuleSet izhikevich() {
-  RuleSet r;
-  r.reward.mode = ModulatorMode::bolus;
-  r.reward.tau_c_ns = 1 * kS;
-  r.reward.tau_d_ns = 200 * kMs;
-  r.reward.a_plus = 1.0;
-  r.reward.a_minus = 1.5;
-  r.reward.quantum = 0.01;
-  return r;
-}
-
-struct Event {
-  int64_t t_ns;
-  uint32_t neuron;  // UINT32_MAX: a reward
-};
-
-// Synapse k: neuron k -> neuron kSynapses + k. Every neuron fires at 1 Hz (Poisson); every 2-6 s a
-// pairing (pre, then post 5 ms later) of one synapse: synapse 0 (S*) a quarter of the time, one of
-// the others otherwise. Each pairing of S*, and only those, is followed by a reward 1-3 s later.
-std::vector<Event> protocol(uint64_t seed, double seconds) {
-  std::mt19937_64 rng(seed);
-  std::vector<Event> ev;
-  std::exponential_distribution<double> background(1.0);
-  for (uint32_t n = 0; n < 2 * kSynapses; ++n) {
-    for (double t = background(rng); t < seconds; t += background(rng)) {
-      ev.push_back({static_cast<int64_t>(t * 1e9), n});
-    }
-  }
-  std::uniform_real_distribution<double> gap(2.0, 6.0), delay(1.0, 3.0), u(0.0, 1.0);
-  std::uniform_int_distribution<uint32_t> other(1, kSynapses - 1);
-  for (double t = 1.0; t < seconds - 4; t += gap(rng)) {
-    const uint32_t k = u(rng) < 0.25 ? 0 : other(rng);
-    const auto pre = static_cast<int64_t>(t * 1e9);
-    ev.push_back({pre, k});
-    ev.push_back({pre + 5 * kMs, kSynapses + k});
-    if (k == 0) ev.push_back({pre + static_cast<int64_t>(delay(rng) * 1e9), UINT32_MAX});
-  }
-  std::sort(ev.begin(), ev.end(), [](const Event& a, const Event& b) { return a.t_ns < b.t_ns; });
-  return ev;
-}
-
-struct Outcome {
-  std::vector<double> change;  // c d integrated per synapse
-  std::vector<Pulse> pulses;
-};
-
-// Feeds the events in their arrival order: with `wan`, each arrives 20-60 ms after its time (an
-// emulated network's latency and jitter, so arrivals reorder), and the engine commits as network
-// time passes the arrivals.
-Outcome run(const std::vector<Event>& events, bool wan) {
-  std::vector<PlasticSynapse> syn;
-  for (uint32_t k = 0; k < kSynapses; ++k) syn.push_back({k, kSynapses + k, RuleKind::reward});
-  PlasticityEngine e(2 * kSynapses, syn, izhikevich());
-  std::vector<std::pair<int64_t, Event>> arrivals;
-  std::mt19937_64 rng(99);
-  std::uniform_int_distribution<int64_t> latency(20 * kMs, 60 * kMs);
-  for (const Event& x : events) arrivals.emplace_back(x.t_ns + (wan ? latency(rng) : 0), x);
-  std::stable_sort(arrivals.begin(), arrivals.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  Outcome o;
-  for (const auto& [arrival, x] : arrivals) {
-    e.commit(arrival, o.pulses);
-    if (x.neuron == UINT32_MAX) {
-      EXPECT_TRUE(e.add_modulator(x.t_ns, 0.5));
-    } else {
-      EXPECT_TRUE(e.add_spike(x.neuron, x.t_ns));
-    }
-  }
-  e.commit_all(o.pulses);
-  for (uint32_t k = 0; k < kSynapses; ++k) o.change.push_back(e.reward_change_of(k));
-  EXPECT_EQ(e.counters().too_late, 0u) << "every arrival within the horizon";
-  return o;
-}
+RuleSet izhikevich() { return DistalRewardProtocol::izhikevich_rules(); }
 
 // "The synapse whose pairing is followed by reward 1-3 s later is potentiated, while the others
 // are not ... the same weights with and without an emulated WAN."
 TEST(RewardRule, DistalRewardPotentiatesOnlyTheRewardedSynapseWithAndWithoutTheWan) {
   for (const uint64_t seed : {1u, 2u, 3u}) {
-    const std::vector<Event> events = protocol(seed, 1200);
-    const Outcome direct = run(events, false);
-    const Outcome wan = run(events, true);
+    DistalRewardProtocol p;
+    p.seed = seed;
+    const DistalRewardResult direct = run_distal_reward(p);
+    p.wan = true;
+    const DistalRewardResult wan = run_distal_reward(p);
+    EXPECT_EQ(direct.too_late, 0u);
+    EXPECT_EQ(wan.too_late, 0u) << "every arrival within the horizon";
     double others_max = -1e9;
-    for (uint32_t k = 1; k < kSynapses; ++k) others_max = std::max(others_max, direct.change[k]);
+    for (uint32_t k = 1; k < p.synapses; ++k) others_max = std::max(others_max, direct.change[k]);
     EXPECT_GT(direct.change[0], 0.2) << "seed " << seed;
     EXPECT_GT(direct.change[0], 3 * std::max(others_max, 0.0)) << "seed " << seed << ": S* " << direct.change[0]
                                                                 << ", best other " << others_max;
@@ -113,9 +43,9 @@ TEST(RewardRule, DistalRewardPotentiatesOnlyTheRewardedSynapseWithAndWithoutTheW
       EXPECT_EQ(direct.pulses[i].t_ns, wan.pulses[i].t_ns);
       EXPECT_EQ(direct.pulses[i].volts, wan.pulses[i].volts);
     }
-    for (uint32_t k = 0; k < kSynapses; ++k) EXPECT_DOUBLE_EQ(direct.change[k], wan.change[k]);
+    for (uint32_t k = 0; k < p.synapses; ++k) EXPECT_DOUBLE_EQ(direct.change[k], wan.change[k]);
     double net0 = 0;  // LTP minus LTD pulses of S*
-    for (const Pulse& p : direct.pulses) net0 += p.synapse == 0 ? (p.volts > 0 ? 1 : -1) : 0;
+    for (const Pulse& x : direct.pulses) net0 += x.synapse == 0 ? (x.volts > 0 ? 1 : -1) : 0;
     EXPECT_NEAR(net0, direct.change[0] / 0.01, 1.0) << "one pulse per quantum of change";
   }
 }

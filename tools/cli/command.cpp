@@ -84,6 +84,7 @@ std::unique_ptr<Command> make_bench_command() {
   b.push_back(make_bench_python_command());
   b.push_back(make_bench_connectome_command());
   b.push_back(make_bench_tspcm_command());
+  b.push_back(make_bench_chemical_command());
   return std::make_unique<CommandGroup>("bench", "print performance figures", std::move(b));
 }
 

@@ -80,6 +80,7 @@ std::unique_ptr<Command> make_bench_record_command();
 std::unique_ptr<Command> make_bench_python_command();
 std::unique_ptr<Command> make_bench_connectome_command();
 std::unique_ptr<Command> make_bench_tspcm_command();
+std::unique_ptr<Command> make_bench_chemical_command();
 std::unique_ptr<Command> make_connectome_command();  // connectome simulate, infer, score
 std::unique_ptr<Command> make_linkem_command();
 std::unique_ptr<Command> make_record_command();
