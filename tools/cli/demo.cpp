@@ -197,7 +197,8 @@ class DemoCommand final : public Command {
         ->check(CLI::Range(0.1, 86400.0))->capture_default_str();
     c->add_option("--topology", o_.topology,
                   "three-lab, large (60 electrodes, 256 neurons, 32x32 crossbar), iontronic (a "
-                  "culture driving iontronic neurons through nanofluidic synapses), minimal "
+                  "culture driving iontronic neurons through nanofluidic synapses), chemical (dopamine from a "
+                  "chemical neuron modulating the synapses' plasticity), minimal "
                   "(generator -> sink) or a folder with broker.yaml and lab configs")
         ->capture_default_str();
     c->add_option("--out", o_.out_dir, "folder for the recording and report.html "

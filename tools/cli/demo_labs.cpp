@@ -54,6 +54,7 @@ constexpr int64_t kEarlyToleranceNs = 1'000'000;  // clock-estimate steps, never
 std::string site_preset(const std::string& node) {
   if (node == "padova") return "southampton-padova";
   if (node == "zurich") return "southampton-zurich";
+  if (node == "singapore") return "wan-20ms-5ms";  // the chemical neuron's lab (configs/chemical)
   return "loopback";
 }
 
@@ -95,8 +96,9 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
   if (o.topology == "three-lab") dir = configs;
   if (o.topology == "large") dir = configs + "/large";
   if (o.topology == "iontronic") dir = configs + "/iontronic";
+  if (o.topology == "chemical") dir = configs + "/chemical";
   if (!fs::exists(dir + "/broker.yaml")) {
-    out << "ion demo: no broker.yaml in " << dir << " (--topology three-lab, large, iontronic, minimal or a folder; "
+    out << "ion demo: no broker.yaml in " << dir << " (--topology three-lab, large, iontronic, chemical, minimal or a folder; "
         << "--configs or $ION_CONFIGS say where the configs are)\n";
     return 2;
   }
@@ -162,7 +164,7 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
     net.stop();
   };
   try {
-    for (const char* file : {"padova-mea.yaml", "zurich-chip.yaml", "southampton-synapse.yaml"}) {
+    for (const char* file : {"padova-mea.yaml", "zurich-chip.yaml", "southampton-synapse.yaml", "chemical-neuron.yaml"}) {
       const std::string path = dir + "/" + file;
       if (!fs::exists(path)) continue;
       const ConfigNode root = ConfigNode::load_file(path);
@@ -192,7 +194,7 @@ int run_lab_demo(const DemoOptions& o, std::ostream& out) {
     return 2;
   }
   if (labs.empty()) {
-    out << "ion demo: no lab configs (padova-mea.yaml, zurich-chip.yaml, southampton-synapse.yaml) in " << dir << "\n";
+    out << "ion demo: no lab configs (padova-mea.yaml, zurich-chip.yaml, southampton-synapse.yaml, chemical-neuron.yaml) in " << dir << "\n";
     shutdown();
     return 2;
   }

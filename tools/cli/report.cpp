@@ -122,6 +122,7 @@ ReportStats write_report(const std::string& recording, const std::string& html_p
   EventBatch ev;
   std::map<std::string, Site> sites;                                     // spikes and transmissions
   std::map<std::pair<std::string, uint32_t>, std::vector<std::pair<int64_t, float>>> weights;
+  std::map<std::pair<std::string, uint32_t>, std::vector<std::pair<int64_t, float>>> concentrations;
   std::map<std::string, std::vector<int64_t>> latency;                   // source -> hub, per event
   struct ClockPoint {
     int64_t t;
@@ -153,11 +154,14 @@ ReportStats write_report(const std::string& recording, const std::string& html_p
     const std::string& src = bh.source_node;
     recorded_from[src] += ev.size();
     const bool synapse_weights = kind_of[src] == "synapse" && ev.stream != 0 && ev.has_payload();
+    const bool modulator = ev.kind == EventKind::neuromodulator && ev.has_payload();
     for (size_t i = 0; i < ev.size(); ++i) {
       const int64_t t = ev.times_ns[i];
       t_min = std::min(t_min, t);
       t_max = std::max(t_max, t);
-      if (synapse_weights) {
+      if (modulator) {  // concentration samples: a trace, not raster points
+        concentrations[{src, ev.channels[i]}].emplace_back(t, ev.payload[i]);
+      } else if (synapse_weights) {
         const uint32_t s = channels_of[src] / 2;
         const uint32_t k = ev.channels[i] >= s ? ev.channels[i] - s : ev.channels[i];
         weights[{src, k}].emplace_back(t, ev.payload[i]);
@@ -291,6 +295,39 @@ ReportStats write_report(const std::string& recording, const std::string& html_p
           << " more synapses</text>";
       }
       ++stats.weight_series;
+    }
+    h << "</svg>";
+  }
+
+  // --- Neuromodulator concentrations (e.g. a chemical neuron's dopamine samples).
+  if (!concentrations.empty()) {
+    h << "<h2>Neuromodulator concentrations</h2><p class='note'>Samples as the node reported them "
+         "(payload of its neuromodulator events, e.g. uM of dopamine).</p>";
+    const double H = 220;
+    Axis y{0, 1e-9, H - 45, 20};
+    for (const auto& [k, v] : concentrations) {
+      for (const auto& p : v) y.hi = std::max(y.hi, static_cast<double>(p.second));
+    }
+    y.hi *= 1.05;
+    h << "<svg width='" << W << "' height='" << H << "' role='img' aria-label='concentrations' class='concentrations'>";
+    y_axis(h, y, left, "concentration");
+    x_axis(h, x, H - 45, "network time (s)");
+    color = 0;
+    double ly = 24;
+    for (const auto& [key, v] : concentrations) {
+      const char* c = kColors[color++ % 10];
+      h << "<polyline fill='none' stroke='" << c << "' stroke-width='1.5' points='";
+      for (const auto& [t, w] : v) h << num(x.at(static_cast<double>(t - origin) * 1e-9), 1) << "," << num(y.at(w), 1) << " ";
+      h << "'/>";
+      float lo = v.front().second, hi = v.front().second;
+      for (const auto& p : v) {
+        lo = std::min(lo, p.second);
+        hi = std::max(hi, p.second);
+      }
+      h << "<text x='" << left + 10 << "' y='" << ly << "' fill='" << c << "'>" << esc(key.first) << " channel "
+        << key.second << ": " << v.size() << " samples, " << num(lo, 3) << " to " << num(hi, 3) << "</text>";
+      ly += 14;
+      ++stats.modulator_series;
     }
     h << "</svg>";
   }

@@ -24,6 +24,7 @@ struct ReportStats {
   size_t sites = 0;
   size_t raster_points = 0;
   size_t weight_series = 0;
+  size_t modulator_series = 0;  // neuromodulator concentration traces
   size_t latency_histograms = 0;
   size_t clock_traces = 0;
 };
