@@ -37,9 +37,11 @@ for t in "${targets[@]}"; do
   asan="${ASAN_OPTIONS:-}"
   # libhdf5 itself hangs, crashes and leaks on some corrupt files (docs/security.md): keep going,
   # and check afterwards that every artifact's stack ends in libhdf5, not in IoN's code.
+  # Crash reports are not symbolized while fuzzing (symbolizing each took longer than the run
+  # itself); the artifacts are triaged, symbolized, afterwards.
   if [ "$t" = fuzz_hdf5 ]; then
-    extra=(-fork=1 -ignore_timeouts=1 -ignore_crashes=1 -detect_leaks=0 -timeout=2)
-    asan="${asan:+$asan:}detect_leaks=0"
+    extra=(-fork=1 -ignore_timeouts=1 -ignore_crashes=1 -ignore_ooms=1 -detect_leaks=0 -timeout=1)
+    asan="${asan:+$asan:}detect_leaks=0:symbolize=0"
   fi
   ASAN_OPTIONS="$asan" \
   "build/fuzz/tests/$t" -runs="$runs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 "${extra[@]}" \
@@ -54,3 +56,17 @@ for t in "${targets[@]}"; do
   printf "%-14s %12s %8s %8s %8s %9s\n" "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$crashes" "$secs"
   if [ "$rc" -ne 0 ]; then echo "  $t stopped with status $rc: see $log"; fi
 done
+
+# Triage: every crash or out-of-memory artifact of the HDF5 target, run alone and symbolized;
+# its first frame outside libc, the C++ runtime, the sanitizers and libFuzzer, counted. A frame
+# in IoN's code (not libhdf5) is a bug to fix.
+if printf '%s\n' "${targets[@]}" | grep -qx fuzz_hdf5; then
+  echo "fuzz_hdf5 artifacts by first frame outside the runtime:"
+  for f in build/fuzz/artifacts/fuzz_hdf5-crash-* build/fuzz/artifacts/fuzz_hdf5-oom-*; do
+    [ -e "$f" ] || continue
+    ASAN_OPTIONS=detect_leaks=0:symbolize=1 timeout 20 build/fuzz/tests/fuzz_hdf5 -rss_limit_mb=2048 "$f" 2>&1 |
+      grep -E '^ +#[0-9]+ ' |
+      grep -v -E 'libc\.so|libstdc\+\+|asan_|ubsan_|sanitizer_common|__interceptor|in __|malloc|calloc|realloc|operator new|memcpy|memmove|fuzzer::|in main ' |
+      head -1 | sed -E 's/^ +#[0-9]+ 0x[0-9a-f]+ (in )?//; s/ \(BuildId.*//; s/\+0x[0-9a-f]+\)/)/' || true
+  done | sed 's/^$/(no frame: does not reproduce alone)/' | sort | uniq -c | sort -rn
+fi
