@@ -64,9 +64,10 @@ if printf '%s\n' "${targets[@]}" | grep -qx fuzz_hdf5; then
   echo "fuzz_hdf5 artifacts by first frame outside the runtime:"
   for f in build/fuzz/artifacts/fuzz_hdf5-crash-* build/fuzz/artifacts/fuzz_hdf5-oom-*; do
     [ -e "$f" ] || continue
-    ASAN_OPTIONS=detect_leaks=0:symbolize=1 timeout 20 build/fuzz/tests/fuzz_hdf5 -rss_limit_mb=2048 "$f" 2>&1 |
+    frame=$(ASAN_OPTIONS=detect_leaks=0:symbolize=1 timeout 20 build/fuzz/tests/fuzz_hdf5 -rss_limit_mb=2048 "$f" 2>&1 |
       grep -E '^ +#[0-9]+ ' |
       grep -v -E 'libc\.so|libstdc\+\+|asan_|ubsan_|sanitizer_common|__interceptor|in __|malloc|calloc|realloc|operator new|memcpy|memmove|fuzzer::|in main ' |
-      head -1 | sed -E 's/^ +#[0-9]+ 0x[0-9a-f]+ (in )?//; s/ \(BuildId.*//; s/\+0x[0-9a-f]+\)/)/' || true
-  done | sed 's/^$/(no frame: does not reproduce alone)/' | sort | uniq -c | sort -rn
+      head -1 | sed -E 's/^ +#[0-9]+ 0x[0-9a-f]+ (in )?//; s/ \(BuildId.*//; s/\+0x[0-9a-f]+\)/)/' || true)
+    echo "${frame:-(no frame: does not reproduce alone)}"
+  done | sort | uniq -c | sort -rn
 fi
