@@ -141,7 +141,8 @@ TEST(Visibility, EachDevicePageNamesEveryCounterAndTroubleCounterItsDriverReport
   const std::string root = ION_SOURCE_DIR;
   const std::pair<const char*, const char*> pages[] = {{"configs/padova-mea.yaml", "docs/devices/mea.md"},
                                                        {"configs/zurich-chip.yaml", "docs/devices/chip.md"},
-                                                       {"configs/southampton-synapse.yaml", "docs/devices/memristor.md"}};
+                                                       {"configs/southampton-synapse.yaml", "docs/devices/memristor.md"},
+                                                       {"configs/chemical/chemical-neuron.yaml", "docs/devices/chemical.md"}};
   for (const auto& [config, page] : pages) {
     SCOPED_TRACE(page);
     std::ifstream in(root + "/" + page);
