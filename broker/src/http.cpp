@@ -330,7 +330,7 @@ class HttpServer::Impl {
   std::string live_frame() {
     v1::StatusReply r;
     broker_.status(r);
-    broker_.live().take(events_);
+    broker_.live().take(events_, samples_);
     std::ostringstream f;
     f << "data: {\"status\":" << status_json(r) << ",\"events\":{";
     for (int i = 0; i < r.nodes_size() && i < static_cast<int>(events_.size()); ++i) {
@@ -341,6 +341,24 @@ class HttpServer::Impl {
       for (size_t k = 0; k < ev.size(); ++k) f << (k ? "," : "") << (ev[k].time_ns - t0) / 1000;
       f << "],\"ch\":[";
       for (size_t k = 0; k < ev.size(); ++k) f << (k ? "," : "") << ev[k].channel;
+      f << "]}";
+    }
+    // Neuromodulator samples, all of them: {"node": {"t0", "us", "ch", "v"}}.
+    f << "},\"samples\":{";
+    bool first_node = true;
+    for (int i = 0; i < r.nodes_size() && i < static_cast<int>(samples_.size()); ++i) {
+      const auto& sv = samples_[static_cast<size_t>(i)];
+      if (sv.empty()) continue;
+      const int64_t t0 = sv.front().time_ns;
+      f << (first_node ? "" : ",") << '"' << json_escape(r.nodes(i).name()) << "\":{\"t0\":" << t0 << ",\"us\":[";
+      first_node = false;
+      for (size_t k = 0; k < sv.size(); ++k) f << (k ? "," : "") << (sv[k].time_ns - t0) / 1000;
+      f << "],\"ch\":[";
+      for (size_t k = 0; k < sv.size(); ++k) f << (k ? "," : "") << sv[k].channel;
+      f << "],\"v\":[";
+      for (size_t k = 0; k < sv.size(); ++k) {
+        f << (k ? "," : "") << (std::isfinite(sv[k].value) ? std::to_string(sv[k].value) : std::string("null"));
+      }
       f << "]}";
     }
     const HttpFigures hf = figures();
@@ -359,6 +377,7 @@ class HttpServer::Impl {
   std::set<std::shared_ptr<Session>> live_;  // the io thread's only
   bool live_watching_ = false;
   std::vector<std::vector<LiveEvent>> events_;
+  std::vector<std::vector<LiveSample>> samples_;
   std::atomic<uint64_t> clients_{0};
   std::atomic<uint64_t> live_count_{0};
   Counter requests_, refused_, frames_skipped_;

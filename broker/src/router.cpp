@@ -127,7 +127,7 @@ void BrokerCore::route_whole(uint32_t src, std::span<const uint8_t> frame, int64
       rejects_.add(Reject::encode_failed);
       continue;
     }
-    const auto pr = t.ring.push(scratch_, n);
+    const auto pr = t.ring.push(scratch_, n, in_events_.kind == EventKind::neuromodulator);
     t.drop(pr.dropped_frames, pr.dropped_events);
     any_pending_ = true;
   }
@@ -190,7 +190,8 @@ void BrokerCore::enqueue(uint32_t src, NodeSlot& t, RouteGroup& g, bool complete
     t.drop(1, n);
     rejects_.add(Reject::encode_failed);
   } else {
-    const auto pr = t.ring.push(scratch_, n);
+    // Neuromodulator samples are never evicted by spike traffic (FrameRing keep).
+    const auto pr = t.ring.push(scratch_, n, g.events.kind == EventKind::neuromodulator);
     t.drop(pr.dropped_frames, pr.dropped_events);
     any_pending_ = true;
   }

@@ -161,7 +161,7 @@ void BrokerCore::fill_status(v1::StatusReply& r, bool include_topology) const {
 
 namespace ion {
 
-LiveFeed::LiveFeed(size_t nodes, size_t cap_per_node) : buf_(nodes), cap_(cap_per_node) {
+LiveFeed::LiveFeed(size_t nodes, size_t cap_per_node) : buf_(nodes), samples_(nodes), cap_(cap_per_node) {
   for (auto& b : buf_) b.reserve(cap_);
 }
 
@@ -171,6 +171,20 @@ void LiveFeed::watch(bool on) noexcept {
 
 void LiveFeed::offer(uint32_t node, const EventBatch& ev) noexcept {
   const size_t n = ev.size();
+  if (ev.kind == EventKind::neuromodulator && ev.has_payload()) {
+    // Waits for a reader's swap (a few pointer moves) rather than thin a slow stream.
+    std::lock_guard lock(mu_);
+    if (node >= samples_.size()) return;
+    auto& b = samples_[node];
+    for (size_t i = 0; i < n; ++i) {
+      if (b.size() >= kMaxSamples) {
+        dropped_samples_.fetch_add(n - i, std::memory_order_relaxed);
+        break;
+      }
+      b.push_back({ev.times_ns[i], ev.channels[i], ev.payload[i]});
+    }
+    return;
+  }
   std::unique_lock lock(mu_, std::try_to_lock);
   if (!lock.owns_lock() || node >= buf_.size()) {  // a reader is swapping: skip, never wait
     thinned_.fetch_add(n, std::memory_order_relaxed);
@@ -186,11 +200,14 @@ void LiveFeed::offer(uint32_t node, const EventBatch& ev) noexcept {
   thinned_.fetch_add(n - kept, std::memory_order_relaxed);
 }
 
-void LiveFeed::take(std::vector<std::vector<LiveEvent>>& out) {
+void LiveFeed::take(std::vector<std::vector<LiveEvent>>& out, std::vector<std::vector<LiveSample>>& samples) {
   out.resize(buf_.size());
   for (auto& o : out) o.clear();
+  samples.resize(samples_.size());
+  for (auto& o : samples) o.clear();
   std::lock_guard lock(mu_);
   buf_.swap(out);
+  samples_.swap(samples);
   for (auto& b : buf_) b.reserve(cap_);
 }
 

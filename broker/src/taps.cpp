@@ -136,7 +136,8 @@ void BrokerCore::copy_to_tap(TapSlot& t, uint32_t src, std::span<const uint8_t> 
     t.dropped_events.add(events);
     return;
   }
-  const auto pr = t.ring.push(scratch_, events);
+  // Neuromodulator samples are never evicted by spike traffic (FrameRing keep).
+  const auto pr = t.ring.push(scratch_, events, in_events_.kind == EventKind::neuromodulator);
   t.dropped_batches.add(pr.dropped_frames);
   t.dropped_events.add(pr.dropped_events);
   any_pending_ = true;
@@ -154,7 +155,8 @@ void BrokerCore::hold_for_taps(uint32_t src, std::span<const uint8_t> frame,
   std::memcpy(held_scratch_.data(), &src, 4);
   std::memcpy(held_scratch_.data() + 4, &t_recv, 8);
   std::memcpy(held_scratch_.data() + 12, frame.data(), frame.size());
-  const auto pr = held_for_taps_.push(held_scratch_, static_cast<uint32_t>(in_events_.size()));
+  const auto pr = held_for_taps_.push(held_scratch_, static_cast<uint32_t>(in_events_.size()),
+                                      in_events_.kind == EventKind::neuromodulator);
   held_for_taps_dropped_ += pr.dropped_events;
 }
 

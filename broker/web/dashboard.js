@@ -16,6 +16,7 @@ const state = {
   labs: new Map(),      // name -> {events: [[t_ns, ch]], maxCh, color, prev: {in, out, t}}
   clock: new Map(),     // name -> [[t_ns, offset_ns, bound_ns]]
   weights: new Map(),   // "node #k" -> [[t_ns, w]]
+  samples: new Map(),   // "node ch k" -> [[t_ns, value]]: neuromodulator samples, none thinned
   last: null,
 };
 window.ionDashboard = state;  // read by the browser test
@@ -61,6 +62,14 @@ function onFrame(frame) {
     if (n.clock_synced) {
       if (!state.clock.has(n.name)) state.clock.set(n.name, []);
       pushBounded(state.clock.get(n.name), [now, n.clock_offset_ns, n.clock_uncertainty_ns], MAX_TRACE_POINTS);
+    }
+    const sm = (frame.samples || {})[n.name];
+    if (sm) {
+      for (let k = 0; k < sm.us.length; k++) {
+        const key = `${n.name} ch ${sm.ch[k]}`;
+        if (!state.samples.has(key)) state.samples.set(key, []);
+        if (sm.v[k] !== null) pushBounded(state.samples.get(key), [sm.t0 + sm.us[k] * 1000, sm.v[k]], MAX_TRACE_POINTS);
+      }
     }
     (n.weights || []).forEach((w, k) => {
       if (w === null) return;
@@ -320,6 +329,10 @@ function render(frame) {
   plotTraces($("weights"), state.weights, {
     band: false, minSpan: 0.05, empty: "no synapse has reported a weight", legend: "weights-legend",
     label: (v) => v.toFixed(3),
+  });
+  plotTraces($("samples"), state.samples, {
+    band: false, minSpan: 1e-6, empty: "no neuromodulator stream", legend: "samples-legend",
+    label: (v) => v.toPrecision(3),
   });
   renderLatency(s);
   const sec = s.security;

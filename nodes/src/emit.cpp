@@ -84,7 +84,9 @@ bool Node::Impl::encode_and_queue_locked(OutStream& s, const EventBatch& batch,
     dropped_batches_.add();
     return false;
   }
-  const FrameRing::PushResult pr = queue_.push(emit_scratch_, static_cast<uint32_t>(n));
+  // A node's own send queue also keeps its neuromodulator samples through a spike flood.
+  const FrameRing::PushResult pr =
+      queue_.push(emit_scratch_, static_cast<uint32_t>(n), batch.kind == EventKind::neuromodulator);
   emitted_batches_.add();
   dropped_batches_.add(pr.dropped_frames);
   dropped_events_.add(pr.dropped_events);

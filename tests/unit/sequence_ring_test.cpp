@@ -2,6 +2,9 @@
 // source restarts (new epoch) apart. Promise 4: rings are bounded in frames and bytes.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "ion/core/frame_ring.h"
 #include "ion/core/sequence.h"
 
@@ -56,6 +59,44 @@ TEST(FrameRing, BoundedInBytes) {
   EXPECT_EQ(huge.dropped_events, 11U);
   EXPECT_EQ(r.size(), 2U);
   EXPECT_EQ(r.front(), "678");
+}
+
+// Issue 21: neuromodulator streams are "never evicted by spike traffic in the broker's rings".
+// Kept frames survive a flood of ordinary ones, in order; an ordinary frame that finds only kept
+// ones is dropped itself; kept frames go only to make room for kept frames (counted).
+TEST(FrameRing, KeptFramesAreNeverEvictedByOrdinaryOnes) {
+  FrameRing r(4, 1 << 20);
+  (void)r.push("s1", 10);
+  (void)r.push("m1", 1, true);
+  (void)r.push("s2", 10);
+  (void)r.push("m2", 1, true);
+  uint64_t dropped_spikes = 0;
+  for (int k = 0; k < 100; ++k) {
+    const auto d = r.push("s" + std::to_string(3 + k), 10);
+    EXPECT_EQ(d.dropped_kept_frames, 0U);
+    dropped_spikes += d.dropped_events;
+  }
+  EXPECT_EQ(dropped_spikes, 100U * 10U) << "room made by dropping spike frames only";
+  std::vector<std::string> order;
+  r.for_each([&](std::string_view f, uint32_t) { order.emplace_back(f); });
+  EXPECT_EQ(order, (std::vector<std::string>{"m1", "m2", "s101", "s102"})) << "order kept";
+  // Full of kept frames: an ordinary one is dropped, a kept one displaces the oldest kept.
+  FrameRing k(2, 1 << 20);
+  (void)k.push("m1", 1, true);
+  (void)k.push("m2", 1, true);
+  const auto spike = k.push("s", 10);
+  EXPECT_EQ(spike.dropped_events, 10U);
+  EXPECT_EQ(spike.dropped_kept_frames, 0U);
+  const auto m3 = k.push("m3", 1, true);
+  EXPECT_EQ(m3.dropped_kept_frames, 1U);
+  EXPECT_EQ(k.front(), "m2");
+  // Bounded in bytes the same way.
+  FrameRing b(100, 10);
+  (void)b.push("mmmm", 1, true);
+  (void)b.push("ssss", 4);
+  (void)b.push("tttt", 4);  // 12 > 10: "ssss" goes, not the kept "mmmm"
+  EXPECT_EQ(b.front(), "mmmm");
+  EXPECT_EQ(b.bytes(), 8U);
 }
 
 TEST(FrameRing, ClearReportsWhatItDropped) {

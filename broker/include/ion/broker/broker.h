@@ -115,6 +115,13 @@ struct LiveEvent {
   uint32_t channel;
 };
 
+// A neuromodulator sample for live views: never thinned (slow streams, each sample matters).
+struct LiveSample {
+  int64_t time_ns;
+  uint32_t channel;
+  float value;
+};
+
 class LiveFeed {
  public:
   LiveFeed(size_t nodes, size_t cap_per_node);
@@ -122,18 +129,25 @@ class LiveFeed {
   [[nodiscard]] bool watched() const noexcept {
     return watchers_.load(std::memory_order_relaxed) > 0;
   }
-  // The routing thread: spike events (stream 0) of an accepted batch.
+  // The routing thread: the events (stream 0) of an accepted batch. Spikes are thinned to the
+  // feed's capacity; neuromodulator samples are all kept (up to kMaxSamples per node per frame,
+  // beyond which they are counted in dropped_samples()).
   void offer(uint32_t node, const EventBatch& events) noexcept;
-  // Swaps what was kept since the last take into `out` (one vector per node, cleared first).
-  void take(std::vector<std::vector<LiveEvent>>& out);
+  // Swaps what was kept since the last take into `out` and `samples` (one vector per node,
+  // cleared first).
+  void take(std::vector<std::vector<LiveEvent>>& out, std::vector<std::vector<LiveSample>>& samples);
   [[nodiscard]] uint64_t thinned() const noexcept { return thinned_.load(std::memory_order_relaxed); }
+  [[nodiscard]] uint64_t dropped_samples() const noexcept { return dropped_samples_.load(std::memory_order_relaxed); }
+  static constexpr size_t kMaxSamples = 1u << 16;
 
  private:
   std::atomic<int> watchers_{0};
   std::mutex mu_;
   std::vector<std::vector<LiveEvent>> buf_;
+  std::vector<std::vector<LiveSample>> samples_;
   size_t cap_;
   std::atomic<uint64_t> thinned_{0};
+  std::atomic<uint64_t> dropped_samples_{0};
 };
 
 struct TapStats {

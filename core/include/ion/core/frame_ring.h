@@ -1,6 +1,9 @@
 #pragma once
 // A bounded FIFO of encoded frames with drop-oldest. Bounded both in frames and in bytes; slots
-// keep their capacity, so a ring in steady state does not allocate.
+// keep their capacity, so a ring in steady state does not allocate. Frames pushed with `keep`
+// (neuromodulator samples: slow, never to be lost to a flood) are not evicted to make room for
+// other frames: the oldest ordinary frame goes instead, and an ordinary frame that finds only kept
+// ones is dropped itself. Order is kept.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,25 +19,39 @@ class FrameRing {
   struct PushResult {
     uint64_t dropped_frames = 0;
     uint64_t dropped_events = 0;
+    uint64_t dropped_kept_frames = 0;  // of them, frames pushed with `keep`
   };
 
   // Appends a copy of `frame` tagged with `events`; drops the oldest frames to make room.
   // A frame larger than max_bytes alone is dropped itself.
-  PushResult push(std::string_view frame, uint32_t events) {
+  PushResult push(std::string_view frame, uint32_t events, bool keep = false) {
     PushResult r;
     if (frame.size() > max_bytes_) {
       r.dropped_frames = 1;
       r.dropped_events = events;
+      if (keep) r.dropped_kept_frames = 1;
       return r;
     }
     while (size_ == slots_.size() || bytes_ + frame.size() > max_bytes_) {
-      r.dropped_events += slots_[head_].events;
+      size_t victim = 0;  // the oldest frame that is not kept
+      while (victim < size_ && at(victim).keep) ++victim;
+      if (victim == size_) {
+        if (!keep) {  // only kept frames here: an ordinary one does not displace them
+          r.dropped_frames += 1;
+          r.dropped_events += events;
+          return r;
+        }
+        victim = 0;  // full of kept frames: the oldest of them goes (counted)
+        ++r.dropped_kept_frames;
+      }
+      r.dropped_events += at(victim).events;
       ++r.dropped_frames;
-      pop();
+      erase(victim);
     }
     Slot& s = slots_[(head_ + size_) % slots_.size()];
     s.data.assign(frame.data(), frame.size());
     s.events = events;
+    s.keep = keep;
     bytes_ += frame.size();
     ++size_;
     return r;
@@ -52,6 +69,7 @@ class FrameRing {
     head_ = (head_ + 1) % slots_.size();
     --size_;
   }
+  [[nodiscard]] bool front_kept() const noexcept { return slots_[head_].keep; }
 
   // Calls f(frame, events) for every frame, oldest first.
   template <class F>
@@ -77,7 +95,24 @@ class FrameRing {
   struct Slot {
     std::string data;
     uint32_t events = 0;
+    bool keep = false;
   };
+  Slot& at(size_t i) noexcept { return slots_[(head_ + i) % slots_.size()]; }
+  // Removes the i-th frame from the head, keeping the others' order (later frames move up one
+  // slot; their buffers are swapped, not copied).
+  void erase(size_t i) noexcept {
+    if (i == 0) {
+      pop();
+      return;
+    }
+    bytes_ -= at(i).data.size();
+    for (size_t k = i; k + 1 < size_; ++k) {
+      std::swap(at(k).data, at(k + 1).data);
+      std::swap(at(k).events, at(k + 1).events);
+      std::swap(at(k).keep, at(k + 1).keep);
+    }
+    --size_;
+  }
   std::vector<Slot> slots_;
   size_t max_bytes_;
   size_t head_ = 0;
