@@ -82,7 +82,7 @@ TEST(Cli, NodeConfigErrorNamesTheDriverKind) {
   write_file(tmp("bad-node.yaml"), "node:\n  name: x\ndriver:\n  kind: toaster\n");
   Child c({ION_NODE_BIN, "--config", tmp("bad-node.yaml")}, tmp("bad-node.log"));
   EXPECT_EQ(c.wait(), 2);
-  EXPECT_NE(c.output().find("key 'driver.kind': expected one of: generator, sink, mea, chip, synapse, replay, got 'toaster'"),
+  EXPECT_NE(c.output().find("key 'driver.kind': expected one of: generator, sink, mea, chip, synapse, replay, chemical, got 'toaster'"),
             std::string::npos)
       << c.output();
 }

@@ -18,8 +18,9 @@ ALLOWED = {
     "drivers/synapse": CORE | {"synapse"},
     "drivers/replay": CORE | {"replay"},
     "drivers/builtin": CORE | {"builtin"},
+    "drivers/chemical": CORE | {"chemical"},
     # The registry builds any driver a node config names.
-    "drivers/registry": CORE | {"drivers", "builtin", "mea", "chip", "synapse", "replay"},
+    "drivers/registry": CORE | {"drivers", "builtin", "mea", "chip", "synapse", "replay", "chemical"},
     "nodes": CORE | {"node", "drivers"},
     "capi": CORE | {"node", "drivers", "capi"},
     "include": CORE,

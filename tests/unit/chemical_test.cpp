@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <mutex>
-#include <numeric>
 #include <vector>
 
 #include "../eventually.h"
@@ -26,52 +25,23 @@ ChemicalParams steady_dish() {
   return p;
 }
 
-double mean_estimate(ChemicalNeuron& m, int64_t from_ns, int64_t to_ns) {
-  std::vector<ChemicalEvent> ev;
-  m.advance(from_ns, ev);
-  double sum = 0;
-  int n = 0;
-  for (int64_t t = from_ns; t < to_ns; t += 10'000'000) {
-    m.advance(t, ev);
-    sum += m.state().estimate_um;
-    ++n;
-  }
-  return sum / n;
-}
-
 // "Sensor calibration at 1, 10, 100, 1000 and 1500 uM: slope within +-5 % of the configured
 // sensitivity x area, R^2 >= 0.99; out-of-range values flagged." Through the whole sensor (lag,
 // noise, background), after 5 x t90.
 TEST(Chemical, SensorCalibrationIsLinearOverItsRangeAndFlagsTheRest) {
-  const std::vector<double> levels = {1, 10, 100, 1000, 1500};
-  std::vector<double> current;
-  for (const double c : levels) {
-    ChemicalParams p = steady_dish();
-    p.memristor.v_th = 1e6;  // calibration only: no firing, no heating
-    ChemicalNeuron m(p);
-    m.add_dopamine(c * p.dish.volume_ml, 0);
-    const double est = mean_estimate(m, 10 * kS, 11 * kS);
-    current.push_back(est * p.sensor.slope_na_per_um() + p.sensor.background_na);
+  const ChemicalParams p;
+  const Calibration c = calibrate(p, {1, 10, 100, 1000, 1500});
+  const SensorParams& s = p.sensor;
+  EXPECT_NEAR(c.slope_na_per_um / s.slope_na_per_um(), 1.0, 0.05) << "nA/uM: 419.9 uA cm^-2 mM^-1 x 0.0707 cm^2";
+  EXPECT_GE(c.r2, 0.99);
+  for (size_t i = 0; i < c.levels_um.size(); ++i) {
+    const double estimate = (c.mean_current_na[i] - s.background_na) / s.slope_na_per_um();
+    EXPECT_NEAR(estimate, c.levels_um[i], 0.02 * c.levels_um[i] + 0.05) << c.levels_um[i] << " uM";
     // The range's two ends are where noise decides the flag; inside it, in range.
-    if (c > p.sensor.lod_um && c < p.sensor.linear_max_um) {
-      EXPECT_EQ(ChemicalNeuron::classify(p.sensor, est), Reading::in_range) << c << " uM";
+    if (c.levels_um[i] > s.lod_um && c.levels_um[i] < s.linear_max_um) {
+      EXPECT_EQ(ChemicalNeuron::classify(s, estimate), Reading::in_range) << c.levels_um[i] << " uM";
     }
   }
-  // Least squares of current on concentration.
-  const double n = static_cast<double>(levels.size());
-  const double mx = std::accumulate(levels.begin(), levels.end(), 0.0) / n;
-  const double my = std::accumulate(current.begin(), current.end(), 0.0) / n;
-  double sxx = 0, sxy = 0, syy = 0;
-  for (size_t i = 0; i < levels.size(); ++i) {
-    sxx += (levels[i] - mx) * (levels[i] - mx);
-    sxy += (levels[i] - mx) * (current[i] - my);
-    syy += (current[i] - my) * (current[i] - my);
-  }
-  const double slope = sxy / sxx;
-  const double r2 = sxy * sxy / (sxx * syy);
-  const SensorParams s;
-  EXPECT_NEAR(slope / s.slope_na_per_um(), 1.0, 0.05) << "nA/uM: 419.9 uA cm^-2 mM^-1 x 0.0707 cm^2";
-  EXPECT_GE(r2, 0.99);
   EXPECT_EQ(ChemicalNeuron::classify(s, 0.5), Reading::below_range);
   EXPECT_EQ(ChemicalNeuron::classify(s, 1600), Reading::saturated);
   // Beyond the range the response saturates: a reading of 3 mM is flagged, never extrapolated.
@@ -119,19 +89,8 @@ TEST(Chemical, TheDoseThatTriggersFiringFallsAfterRepeatedExposures) {
   ChemicalParams p;
   p.release.load_nmol = 0;  // the neuron's own release would add to the doses
   p.dish.pc12_rate_max_hz = 0;
-  auto smallest_dose = [&](const ChemicalNeuron& from) {
-    for (double dose = 0.5; dose < 100; dose += 0.5) {
-      ChemicalNeuron m = from;
-      const int64_t t0 = m.now_ns();
-      m.add_dopamine(dose * p.dish.volume_ml, t0);
-      std::vector<ChemicalEvent> ev;
-      m.advance(t0 + 20 * kS, ev);
-      if (m.counters().firings > from.counters().firings) return dose;
-    }
-    return 1e9;
-  };
   ChemicalNeuron m(p);
-  const double fresh = smallest_dose(m);
+  const double fresh = dose_to_fire(m);
   const double threshold_fresh = m.threshold_um();
   std::vector<ChemicalEvent> ev;
   for (int k = 0; k < 5; ++k) {
@@ -139,7 +98,7 @@ TEST(Chemical, TheDoseThatTriggersFiringFallsAfterRepeatedExposures) {
     m.advance(m.now_ns() + 300 * kS, ev);  // cleared (tau 30 s)
   }
   EXPECT_EQ(m.counters().firings, 5u) << "one firing per exposure";
-  const double trained = smallest_dose(m);
+  const double trained = dose_to_fire(m);
   EXPECT_LT(trained, 0.8 * fresh) << "fresh " << fresh << " uM, after 5 exposures " << trained << " uM";
   EXPECT_LT(m.threshold_um(), threshold_fresh);
   EXPECT_GT(fresh, p.sensor.lod_um) << "a fresh neuron needs more than the sensor's floor";

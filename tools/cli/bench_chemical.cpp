@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <numeric>
 #include <ostream>
 #include <sstream>
 #include <vector>
@@ -29,37 +28,11 @@ int run_bench_chemical(const ChemicalBenchOptions& o, std::ostream& out) {
   using chemical::ChemicalParams;
   char line[512];
   // Calibration through the whole sensor (lag, correlated noise, background), after 5 x t90.
-  const std::vector<double> levels = {1, 10, 100, 1000, 1500};
-  std::vector<double> current;
   ChemicalParams cal;
   cal.seed = o.seed;
-  cal.dish.tau_clear_s = 1e6;
-  cal.dish.pc12_rate_max_hz = 0;
-  cal.memristor.v_th = 1e6;  // no firing, no heating
-  for (const double c : levels) {
-    ChemicalNeuron m(cal);
-    m.add_dopamine(c * cal.dish.volume_ml, 0);
-    std::vector<chemical::ChemicalEvent> ev;
-    m.advance(10 * kS, ev);
-    double sum = 0;
-    int k = 0;
-    for (int64_t t = 10 * kS; t < 11 * kS; t += 10'000'000, ++k) {
-      m.advance(t, ev);
-      sum += m.state().current_na;
-    }
-    current.push_back(sum / k);
-  }
-  const double n = static_cast<double>(levels.size());
-  const double mx = std::accumulate(levels.begin(), levels.end(), 0.0) / n;
-  const double my = std::accumulate(current.begin(), current.end(), 0.0) / n;
-  double sxx = 0, sxy = 0, syy = 0;
-  for (size_t i = 0; i < levels.size(); ++i) {
-    sxx += (levels[i] - mx) * (levels[i] - mx);
-    sxy += (levels[i] - mx) * (current[i] - my);
-    syy += (current[i] - my) * (current[i] - my);
-  }
-  const double slope = sxy / sxx;
-  const double r2 = sxy * sxy / (sxx * syy);
+  const chemical::Calibration c = chemical::calibrate(cal, {1, 10, 100, 1000, 1500});
+  const double slope = c.slope_na_per_um;
+  const double r2 = c.r2;
   const double slope_error = slope / cal.sensor.slope_na_per_um() - 1.0;
   out << "ion bench chemical: the chemically mediated neuron (stand-in parameters: docs/devices/chemical.md)\n";
   std::snprintf(line, sizeof line,
@@ -72,6 +45,8 @@ int run_bench_chemical(const ChemicalBenchOptions& o, std::ostream& out) {
   std::vector<double> band;
   for (const double t_c : {37.0, 37.5, 38.0, 40.0, 42.0, 45.0}) {
     ChemicalParams p = cal;
+    p.dish.tau_clear_s = 1e6;
+    p.memristor.v_th = 1e6;  // the heater driven by the command alone
     p.release.command_heat_s = 600;
     p.release.command_power_w = std::max(0.0, (t_c - p.release.t_ambient_c) / p.release.r_th_k_per_w);
     ChemicalNeuron m(p);
@@ -90,23 +65,13 @@ int run_bench_chemical(const ChemicalBenchOptions& o, std::ostream& out) {
   dp.seed = o.seed;
   dp.release.load_nmol = 0;
   dp.dish.pc12_rate_max_hz = 0;
-  auto smallest_dose = [&](const ChemicalNeuron& from) {
-    for (double dose = 0.5; dose < 100; dose += 0.5) {
-      ChemicalNeuron m = from;
-      m.add_dopamine(dose * dp.dish.volume_ml, m.now_ns());
-      std::vector<chemical::ChemicalEvent> ev;
-      m.advance(m.now_ns() + 20 * kS, ev);
-      if (m.counters().firings > from.counters().firings) return dose;
-    }
-    return -1.0;
-  };
   ChemicalNeuron neuron(dp);
-  std::vector<double> doses = {smallest_dose(neuron)};
+  std::vector<double> doses = {chemical::dose_to_fire(neuron)};
   std::vector<chemical::ChemicalEvent> ev;
   for (int k = 0; k < 5; ++k) {
     neuron.add_dopamine(40 * dp.dish.volume_ml, neuron.now_ns());
     neuron.advance(neuron.now_ns() + 300 * kS, ev);
-    doses.push_back(smallest_dose(neuron));
+    doses.push_back(chemical::dose_to_fire(neuron));
   }
   out << "  dose that makes it fire (uM), fresh then after each of 5 exposures:";
   for (size_t i = 0; i < doses.size(); ++i) {

@@ -178,4 +178,53 @@ void ChemicalNeuron::step(std::vector<ChemicalEvent>& out) noexcept {
   ++c_.steps;
 }
 
+Calibration calibrate(const ChemicalParams& params, const std::vector<double>& levels_um) {
+  ChemicalParams p = params;
+  p.dish.tau_clear_s = 1e9;      // what is added stays
+  p.dish.pc12_rate_max_hz = 0;
+  p.memristor.v_th = 1e9;        // no firing, no heating
+  Calibration c;
+  c.levels_um = levels_um;
+  const auto settle_ns = static_cast<int64_t>(5 * p.sensor.t90_s * 1e9);
+  for (const double level : levels_um) {
+    ChemicalNeuron m(p);
+    m.add_dopamine(level * p.dish.volume_ml, 0);
+    std::vector<ChemicalEvent> ev;
+    m.advance(settle_ns, ev);
+    double sum = 0;
+    int n = 0;
+    for (int64_t t = settle_ns; t < settle_ns + 1'000'000'000; t += 10'000'000, ++n) {
+      m.advance(t, ev);
+      sum += m.state().current_na;
+    }
+    c.mean_current_na.push_back(sum / n);
+  }
+  const double n = static_cast<double>(levels_um.size());
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < levels_um.size(); ++i) {
+    mx += levels_um[i] / n;
+    my += c.mean_current_na[i] / n;
+  }
+  double sxx = 0, sxy = 0, syy = 0;
+  for (size_t i = 0; i < levels_um.size(); ++i) {
+    sxx += (levels_um[i] - mx) * (levels_um[i] - mx);
+    sxy += (levels_um[i] - mx) * (c.mean_current_na[i] - my);
+    syy += (c.mean_current_na[i] - my) * (c.mean_current_na[i] - my);
+  }
+  c.slope_na_per_um = sxx > 0 ? sxy / sxx : 0;
+  c.r2 = sxx > 0 && syy > 0 ? sxy * sxy / (sxx * syy) : 0;
+  return c;
+}
+
+double dose_to_fire(const ChemicalNeuron& from, double step_um, double max_um) {
+  for (double dose = step_um; dose < max_um; dose += step_um) {
+    ChemicalNeuron m = from;
+    m.add_dopamine(dose * m.params().dish.volume_ml, m.now_ns());
+    std::vector<ChemicalEvent> ev;
+    m.advance(m.now_ns() + 20'000'000'000, ev);
+    if (m.counters().firings > from.counters().firings) return dose;
+  }
+  return -1;
+}
+
 }  // namespace ion::chemical

@@ -153,4 +153,19 @@ class ChemicalNeuron {
   std::mt19937_64 rng_;
 };
 
+// The sensor's calibration as a lab does it: for each concentration, a fresh dish at that level
+// (no clearance, the memristor kept from firing), the mean current over a second after 5 x t90;
+// then the least-squares line of current on concentration.
+struct Calibration {
+  std::vector<double> levels_um;
+  std::vector<double> mean_current_na;
+  double slope_na_per_um = 0;
+  double r2 = 0;
+};
+[[nodiscard]] Calibration calibrate(const ChemicalParams& p, const std::vector<double>& levels_um);
+
+// The smallest dopamine bolus (a multiple of step_um, below max_um) that makes `from` fire within
+// 20 s, tried on copies; a negative value when none does.
+[[nodiscard]] double dose_to_fire(const ChemicalNeuron& from, double step_um = 0.5, double max_um = 100);
+
 }  // namespace ion::chemical
