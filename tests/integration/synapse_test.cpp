@@ -6,6 +6,7 @@
 
 #include "harness.h"
 #include "ion/linkem/link_emulator.h"
+#include "ion/synapse/distal_reward.h"
 #include "ion/synapse/synapse_driver.h"
 
 namespace ion::test {
@@ -20,9 +21,17 @@ constexpr int64_t kMs = 1'000'000;
 // script have identical relative timing, whatever the network does.
 class ScriptedDriver final : public WorkloadDriver {
  public:
-  ScriptedDriver(uint32_t channels, std::vector<std::pair<uint32_t, int64_t>> script)
-      : channels_(channels), script_(std::move(script)) {
+  struct Sample {
+    uint32_t channel;
+    int64_t t_ns;
+    float value;
+  };
+  // `samples` go out as neuromodulator events (their own batches), the script as spikes.
+  ScriptedDriver(uint32_t channels, std::vector<std::pair<uint32_t, int64_t>> script,
+                 std::vector<Sample> samples = {})
+      : channels_(channels), script_(std::move(script)), samples_(std::move(samples)) {
     std::sort(script_.begin(), script_.end(), [](auto& a, auto& b) { return a.second < b.second; });
+    std::sort(samples_.begin(), samples_.end(), [](auto& a, auto& b) { return a.t_ns < b.t_ns; });
   }
   ~ScriptedDriver() override { stop(); }
   DriverInfo describe() const override { return {"scripted", 1, channels_, 0}; }
@@ -30,17 +39,25 @@ class ScriptedDriver final : public WorkloadDriver {
     run([this, &e] {
       const int64_t t0 = e.network_now_ns() + 20 * kMs;
       size_t next = 0;
-      EventBatch b;
+      size_t next_sample = 0;
+      EventBatch b, m;
       b.kind = EventKind::spike;
-      while (!stopping() && next < script_.size()) {
+      m.kind = EventKind::neuromodulator;
+      while (!stopping() && (next < script_.size() || next_sample < samples_.size())) {
         std::this_thread::sleep_for(1ms);
         b.clear();
+        m.clear();
         const int64_t now = e.network_now_ns();
         while (next < script_.size() && t0 + script_[next].second <= now) {
           b.push(script_[next].first, t0 + script_[next].second);
           ++next;
         }
+        while (next_sample < samples_.size() && t0 + samples_[next_sample].t_ns <= now) {
+          m.push(samples_[next_sample].channel, t0 + samples_[next_sample].t_ns, samples_[next_sample].value);
+          ++next_sample;
+        }
         if (!b.empty()) (void)e.emit(b);
+        if (!m.empty()) (void)e.emit(m);
       }
     });
   }
@@ -48,6 +65,7 @@ class ScriptedDriver final : public WorkloadDriver {
  private:
   uint32_t channels_;
   std::vector<std::pair<uint32_t, int64_t>> script_;
+  std::vector<Sample> samples_;
 };
 
 std::vector<std::pair<uint32_t, int64_t>> regular(uint32_t channel, int64_t from_ns, double rate_hz,
@@ -173,6 +191,96 @@ TEST(SynapseNode, WeightsDoNotDependOnNetworkLatency) {
   EXPECT_EQ(fast.counters.at("pulses_done"), wan.counters.at("pulses_done"));
   for (size_t k = 0; k < 2; ++k) {
     EXPECT_EQ(fast.initial_ohm.size(), 2U);
+    EXPECT_DOUBLE_EQ(fast.true_ohm[k], wan.true_ohm[k]) << "synapse " << k;
+    EXPECT_NE(fast.true_ohm[k], fast.initial_ohm[k]) << "synapse " << k << " learned";
+  }
+}
+
+// Issue 21, reward-modulated plasticity: "It must be computed on source times, so that it gives
+// the same weights with and without an emulated WAN, as the existing rules do." A pre->post
+// pairing every 400 ms on synapse 0 (and post->pre on synapse 1); three of them followed 1.5 s
+// later by a dopamine bolus arriving as neuromodulator samples on the board's reward port.
+struct RewardRun {
+  std::map<std::string, int64_t> counters;
+  std::vector<double> true_ohm;
+  std::vector<double> initial_ohm;
+};
+
+RewardRun run_reward(bool wan) {
+  Topology t;
+  t.nodes = {{"labs", "scripted", 4, 0}, {"hub", "synapse", 4, 4}};
+  const auto delay = wan ? 250ms : 50ms;
+  t.connections = {connect_all("labs", "hub", delay)};
+  BrokerRunner broker(broker_options(t));
+  linkem::LinkProfile p;
+  p.up.delay.base_ns = 40 * kMs;
+  p.up.delay.jitter_sd_ns = 10 * kMs;
+  p.down = p.up;
+  std::vector<std::unique_ptr<linkem::LinkEmulator>> links;
+  auto opts = [&](const std::string& name, uint64_t seed) {
+    std::string endpoint = broker.endpoint();
+    if (wan) {
+      links.push_back(std::make_unique<linkem::LinkEmulator>(p, "127.0.0.1:0", broker.endpoint(), seed));
+      endpoint = links.back()->endpoint();
+    }
+    NodeOptions o = node_options(name, endpoint);
+    o.broker_timeout = 3s;
+    return o;
+  };
+  // Ports: 0 pre, 1 post, 2 dopamine, 3 a second pre. Synapse 0: 0 -> 1; synapse 1: 3 -> 1.
+  SynapseDriverOptions o;
+  o.neurons = 4;
+  o.synapses = {{0, 1, {0, 0}, synapse::RuleKind::reward}, {3, 1, {0, 1}, synapse::RuleKind::reward}};
+  o.crossbar.wordlines = 1;
+  o.crossbar.bitlines = 2;
+  o.timing.pulse_time = 1ms;
+  o.timing.read_time = 1ms;
+  o.rules.reward = synapse::DistalRewardProtocol::izhikevich_rules().reward;
+  o.rules.reward.port = 2;
+  o.rules.reward.quantum = 0.005;
+  o.rules.reward.ltp_volts = 4;
+  o.rules.reward.ltd_volts = -4;
+  NodeRunner<SynapseDriver> hub(opts("hub", 3), std::make_unique<SynapseDriver>(o));
+  EXPECT_TRUE(hub.node().wait_registered(1, 20s));
+  EXPECT_TRUE(eventually([&] { return hub.driver().counters().at("reads_done") >= 2; }, 10s));
+  RewardRun r;
+  r.initial_ohm = hub.driver().resistances_ohm();
+  std::vector<std::pair<uint32_t, int64_t>> script;
+  std::vector<ScriptedDriver::Sample> dopamine;
+  for (int k = 0; k < 10; ++k) {
+    const int64_t at = k * 400 * kMs;
+    script.emplace_back(0, at);            // pre of synapse 0
+    script.emplace_back(1, at + 5 * kMs);  // post of both
+    script.emplace_back(3, at + 10 * kMs); // pre of synapse 1, after the post: depression
+    if (k % 3 == 0) dopamine.push_back({2, at + 1500 * kMs, 0.5F});
+  }
+  NodeRunner<ScriptedDriver> labs(opts("labs", 4), std::make_unique<ScriptedDriver>(4, script, dopamine));
+  EXPECT_TRUE(eventually([&] { return labs.driver().done(); }, 30s));
+  EXPECT_TRUE(eventually([&] {
+    const auto c = hub.driver().counters();
+    return c.at("modulator_samples") == 4 && c.at("plasticity_pending") == 0 && c.at("instrument_queued") == 0 &&
+           c.at("pulses_done") == c.at("pulses_queued") && c.at("reads_done") == c.at("reads_queued");
+  }, 30s)) << "hub " << hub.driver().counters().at("plasticity_pending") << " pending";
+  r.counters = hub.driver().counters();
+  labs.stop();
+  hub.stop();
+  r.true_ohm = hub.driver().true_resistances_ohm();
+  return r;
+}
+
+TEST(SynapseNode, RewardRuleGivesTheSameWeightsWithAndWithoutTheEmulatedWan) {
+  const RewardRun fast = run_reward(false);
+  const RewardRun wan = run_reward(true);
+  EXPECT_GT(fast.counters.at("plasticity_ltp"), 0) << "the rewarded pre->post synapse is potentiated";
+  EXPECT_GT(fast.counters.at("plasticity_ltd"), 0) << "the post->pre one is depressed";
+  EXPECT_EQ(fast.counters.at("plasticity_too_late"), 0);
+  EXPECT_EQ(wan.counters.at("plasticity_too_late"), 0);
+  EXPECT_EQ(fast.counters.at("plasticity_ltp"), wan.counters.at("plasticity_ltp"));
+  EXPECT_EQ(fast.counters.at("plasticity_ltd"), wan.counters.at("plasticity_ltd"));
+  EXPECT_EQ(fast.counters.at("pulses_done"), wan.counters.at("pulses_done"));
+  ASSERT_EQ(fast.true_ohm.size(), 2U);
+  ASSERT_EQ(wan.true_ohm.size(), 2U);
+  for (size_t k = 0; k < 2; ++k) {
     EXPECT_DOUBLE_EQ(fast.true_ohm[k], wan.true_ohm[k]) << "synapse " << k;
     EXPECT_NE(fast.true_ohm[k], fast.initial_ohm[k]) << "synapse " << k << " learned";
   }
