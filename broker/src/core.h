@@ -100,7 +100,7 @@ class BrokerCore {
   [[nodiscard]] std::vector<BrokerNodeStats> node_stats() const;
   [[nodiscard]] std::vector<TapStats> tap_stats() const;
   [[nodiscard]] std::vector<ConnectionStats> connection_stats() const;
-  void fill_status(v1::StatusReply& r, bool include_topology) const;
+  void fill_status(v1::StatusReply& r, bool include_topology, bool include_channels = false) const;
 
  private:
   static int64_t ms_to_ns(std::chrono::milliseconds d) noexcept {

@@ -140,6 +140,7 @@ void BrokerCore::on_hello(std::string_view rid, std::string_view user, std::stri
   {
     std::lock_guard lock(slot.health_mu);
     slot.device = h.device();
+    slot.channel_info.assign(h.channel_info().begin(), h.channel_info().end());
   }
   slot.last_seen_ns = t_recv;
 

@@ -98,6 +98,7 @@ struct NodeSlot : Holder {
   bool health_reported = false;             // guarded by health_mu
   v1::NodeHealth health;                    // guarded by health_mu
   v1::DeviceDescription device;             // from the Hello; guarded by health_mu
+  std::vector<v1::ChannelInfo> channel_info;  // from the Hello; guarded by health_mu
   // End-to-end latency of the links into this node, as it reports them (heartbeats).
   struct LinkTotals {
     uint32_t source = 0;

@@ -69,12 +69,12 @@ std::vector<TapStats> BrokerCore::tap_stats() const {
 
 void BrokerCore::on_status(std::string_view rid) {
   v1::StatusReply r;
-  fill_status(r, codec_.status_request().include_topology());
+  fill_status(r, codec_.status_request().include_topology(), codec_.status_request().include_channels());
   r.set_request_id(codec_.status_request().request_id());
   if (status_codec_.encode(r, scratch_)) send_direct(rid, scratch_);
 }
 
-void BrokerCore::fill_status(v1::StatusReply& r, bool include_topology) const {
+void BrokerCore::fill_status(v1::StatusReply& r, bool include_topology, bool include_channels) const {
   r.set_broker_epoch(epoch_);
   r.set_network_ns(clock_.now_ns());
   r.set_anchor_network_ns(anchor_network_ns_);
@@ -117,6 +117,9 @@ void BrokerCore::fill_status(v1::StatusReply& r, bool include_topology) const {
       std::lock_guard lock(slot.health_mu);
       if (slot.health_reported) *s->mutable_health() = slot.health;
       if (slot.device.ByteSizeLong() > 0) *s->mutable_device() = slot.device;
+      if (include_channels) {
+        for (const auto& c : slot.channel_info) *s->add_channel_info() = c;
+      }
     }
     s->set_connected(n.connected);
 #define ION_TO_STATUS(name) s->set_##name(n.name);

@@ -45,7 +45,20 @@ Dataset load_recording(const std::string& path, LoadStats* stats, const std::str
   BatchHeader h;
   EventBatch ev;
   record::Record r;
+  // Channel names and positions of sources that joined after the header was written come in the
+  // status records (the recorder asks for them once per join).
+  std::map<std::string, std::vector<v1::ChannelInfo>> late_channels;
   while (rd.next(r)) {
+    if (r.type == record::RecordType::status) {
+      v1::RecordStatus rs;
+      if (!rs.ParseFromArray(r.body.data(), static_cast<int>(r.body.size()))) continue;
+      for (const auto& n : rs.status().nodes()) {
+        if (n.channel_info_size() > 0 && !late_channels.contains(n.name())) {
+          late_channels[n.name()].assign(n.channel_info().begin(), n.channel_info().end());
+        }
+      }
+      continue;
+    }
     if (r.type != record::RecordType::batch) continue;
     const Decoded dec = codec.decode(r.body);
     if (!dec.ok() || dec.body != Body::spike_batch || codec.take_batch({}, h, ev) != Reject::none) {
@@ -83,6 +96,10 @@ Dataset load_recording(const std::string& path, LoadStats* stats, const std::str
     }
   }
   for (auto& s : d.sources) {
+    const auto late = late_channels.find(s.desc.name());
+    if (s.desc.channel_info_size() == 0 && late != late_channels.end()) {
+      for (const auto& c : late->second) *s.desc.add_channel_info() = c;
+    }
     uint32_t top = s.desc.channels();
     for (uint32_t c : s.channels) top = std::max(top, c + 1);
     s.desc.set_channels(top);

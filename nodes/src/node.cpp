@@ -45,6 +45,7 @@ Node::Impl::Impl(NodeOptions options, std::unique_ptr<Driver> driver, const Cloc
       driver_(std::move(driver)),
       info_(driver_->describe()),
       device_(driver_->device()),
+      channels_(driver_->channel_info()),
       clock_(clock),
       codec_(opts_.limits),
       emit_codec_(opts_.limits),
@@ -189,6 +190,13 @@ void Node::Impl::fill_hello(v1::Hello& h) noexcept {
   h.set_replace(opts_.replace);
   h.set_software("ion-node " ION_VERSION " " + info_.kind);
   if (!device_.model.empty()) to_proto(device_, *h.mutable_device());
+  for (const ChannelDescription& c : channels_) {
+    v1::ChannelInfo* x = h.add_channel_info();
+    x->set_id(c.id);
+    x->set_name(c.name);
+    x->set_x_um(c.x_um);
+    x->set_y_um(c.y_um);
+  }
 }
 
 void Node::Impl::fill_heartbeat(v1::Heartbeat& hb, int64_t now) noexcept {

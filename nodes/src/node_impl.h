@@ -80,6 +80,7 @@ class Node::Impl final : public Emitter, private SessionOwner {
   std::unique_ptr<Driver> driver_;
   const DriverInfo info_;
   const DeviceDescription device_;  // sent in every Hello
+  const std::vector<ChannelDescription> channels_;  // idem
   uint64_t epoch_ = 0;
 
  private:

@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "harness.h"
+#include "ion/mea/culture.h"
+#include "ion/mea/mea_driver.h"
 #include "recorder_runner.h"
 #include "ion/core/record.h"
 #include "cli/data.h"
@@ -208,6 +210,9 @@ TEST(Replay, LiveReplayKeepsTheRecordedRelativeTiming) {
     ASSERT_EQ(d.sources.size(), 1U);
     const auto& s = d.sources[0];
     ASSERT_EQ(s.size(), times.size());
+    // Issue 18: "channel names kept through a live replay (they become numbers today)": the
+    // replay node declares them in its Hello and the recorder writes them down.
+    for (uint32_t c = 0; c < 4; ++c) EXPECT_EQ(s.channel_name(c), "e" + std::to_string(c)) << "speed " << speed;
     for (size_t i = 0; i < times.size(); ++i) {
       // Same channel order; time from the first event exactly the recorded one / speed.
       ASSERT_EQ(s.channels[i], s.channels[i]);  // ids: natural order of e0..e3 = their number
@@ -216,6 +221,38 @@ TEST(Replay, LiveReplayKeepsTheRecordedRelativeTiming) {
                 static_cast<int64_t>(std::llround(static_cast<double>(times[i] - times[0]) / speed)))
           << "event " << i << " at speed " << speed;
     }
+  }
+}
+
+// Issue 18: "electrode positions for live MEA recordings (from the driver's layout), not only for
+// imports". The recorder is up before the MEA node registers (it joins later, as in the demo).
+TEST(Record, ALiveMeaRecordingKeepsTheElectrodePositions) {
+  Topology t;
+  t.nodes = {{"padova", "mea", 60, 60}};
+  BrokerRunner broker(broker_options(t));
+  RecordOptions ro;
+  ro.name = "recorder";
+  ro.broker = broker.endpoint();
+  ro.out = tmp("mea-positions.ionrec");
+  RecorderRunner rec(ro);
+  ASSERT_TRUE(eventually([&] { return broker.broker().tap_stats().size() == 1; }, 10s));
+  mea::MeaOptions mo;
+  mo.source = mea::SourceKind::emulator;
+  NodeRunner<mea::MeaDriver> node(node_options("padova", broker.endpoint()), std::make_unique<mea::MeaDriver>(mo));
+  ASSERT_TRUE(eventually([&] { return tap_events(broker, "recorder") >= 20; }, 30s)) << "the culture spikes";
+  node.stop();
+  rec.stop();
+  const mea::CultureEmulator reference(mo.emulator);
+  const auto& positions = reference.electrode_positions();
+  ASSERT_EQ(positions.size(), 60U);
+  const auto d = ion::load_recording(ro.out);
+  ASSERT_EQ(d.sources.size(), 1U);
+  const auto& info = d.sources[0].desc.channel_info();
+  ASSERT_EQ(info.size(), 60) << "every electrode described";
+  for (const auto& c : info) {
+    ASSERT_LT(c.id(), 60U);
+    EXPECT_DOUBLE_EQ(c.x_um(), positions[c.id()].x_um) << "electrode " << c.id();
+    EXPECT_DOUBLE_EQ(c.y_um(), positions[c.id()].y_um) << "electrode " << c.id();
   }
 }
 

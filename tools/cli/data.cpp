@@ -381,7 +381,8 @@ int run_replay(const ReplayCommand& c, const std::atomic<bool>& stop, std::ostre
             << ro.channels << " channels, " << ro.ports << " ports\n";
       }
     }
-    replay::ReplayEvents e{s->channels, s->times_ns, s->payload, s->kind, s->desc.channels()};
+    replay::ReplayEvents e{s->channels, s->times_ns, s->payload, s->kind, s->desc.channels(), {}};
+    for (const auto& ci : s->desc.channel_info()) e.channel_info.push_back({ci.id(), ci.name(), ci.x_um(), ci.y_um()});
     std::unique_ptr<replay::ReplayDriver> drv;
     try {
       drv = std::make_unique<replay::ReplayDriver>(ro, std::move(e));

@@ -223,6 +223,9 @@ class Recorder final : private SessionOwner {
     v1::StatusRequest r;
     r.set_request_id(++status_id_);
     r.set_include_topology(writer_ == nullptr);
+    // Channel names and positions: for the header, then once after each node (re)joins.
+    r.set_include_channels(writer_ == nullptr || want_channels_);
+    want_channels_ = false;
     return codec_.encode(r, scratch_) && link_.send(scratch_);
   }
 
@@ -264,8 +267,12 @@ class Recorder final : private SessionOwner {
       if (n.source_restarts() > prev.restarts) {
         marker(v1::RecordMarker::NODE_RESTARTED, n.name(), n.source_restarts() - prev.restarts, "new epoch");
       }
+      // A registration since the last reply (even one that came and went in between): the broker
+      // keeps what its Hello declared, so the next status record can carry it.
+      if (n.registrations() != prev.registrations) want_channels_ = true;
       prev.connected = n.connected();
       prev.restarts = n.source_restarts();
+      prev.registrations = n.registrations();
     }
   }
 
@@ -289,7 +296,9 @@ class Recorder final : private SessionOwner {
         // A device with its own time base says so in its Hello; nodes that register later say
         // it in the status records.
         for (const auto& ns : s.nodes()) {
-          if (ns.name() == n.name && ns.has_device()) *d->mutable_device() = ns.device();
+          if (ns.name() != n.name) continue;
+          if (ns.has_device()) *d->mutable_device() = ns.device();
+          for (const auto& c : ns.channel_info()) *d->add_channel_info() = c;
         }
       }
     } catch (const std::exception& e) {
@@ -318,6 +327,7 @@ class Recorder final : private SessionOwner {
   struct Seen {
     bool connected = false;
     uint64_t restarts = 0;
+    uint64_t registrations = 0;
   };
   RecordOptions o_;
   std::ostream& out_;
@@ -344,6 +354,7 @@ class Recorder final : private SessionOwner {
   uint64_t next_link_ = 0;
   uint64_t status_id_ = 0;
   uint64_t last_status_id_ = 0;  // the newest status reply seen
+  bool want_channels_ = false;   // a node joined: ask for channel descriptions once
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ion/core/clock.h"
+#include "ion/mea/culture.h"
 #include "ion/v1/ion.pb.h"
 
 namespace ion::mea {
@@ -180,6 +181,15 @@ MeaDriver::~MeaDriver() { stop(); }
 
 DriverInfo MeaDriver::describe() const {
   return {"mea", v1::NODE_KIND_MEA, channels_, channels_};
+}
+
+std::vector<ChannelDescription> MeaDriver::channel_info() const {
+  std::vector<ChannelDescription> out;
+  if (const auto* culture = dynamic_cast<const CultureEmulator*>(source_.get())) {
+    const auto& p = culture->electrode_positions();
+    for (uint32_t e = 0; e < p.size(); ++e) out.push_back({e, "", p[e].x_um, p[e].y_um});
+  }
+  return out;
 }
 
 void MeaDriver::start(Emitter& emitter) {

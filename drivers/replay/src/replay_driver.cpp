@@ -67,6 +67,7 @@ ReplayEvents events_from_file(const std::string& file, const std::string& source
   e.payload = s.payload;
   e.kind = s.kind;
   e.channel_count = s.desc.channels();
+  for (const auto& c : s.desc.channel_info()) e.channel_info.push_back({c.id(), c.name(), c.x_um(), c.y_um()});
   return e;
 }
 
@@ -78,6 +79,14 @@ ReplayDriver::ReplayDriver(ReplayOptions options, ReplayEvents events)
     const int64_t first = ev_.times_ns.front();
     ReplayEvents cut;
     cut.kind = ev_.kind;
+    // Names and positions follow their channels through the remap (unmapped ones keep their id;
+    // merged channels keep the first one's, as `ion replay --to` does).
+    for (ChannelDescription c : ev_.channel_info) {
+      if (auto it = opts_.remap.find(c.id); it != opts_.remap.end()) c.id = it->second;
+      const bool taken = std::any_of(cut.channel_info.begin(), cut.channel_info.end(),
+                                     [&](const ChannelDescription& x) { return x.id == c.id; });
+      if (!taken) cut.channel_info.push_back(c);
+    }
     for (size_t i = 0; i < ev_.times_ns.size(); ++i) {
       const int64_t rel = ev_.times_ns[i] - first;
       if (rel < opts_.from_ns || rel >= opts_.to_ns) continue;

@@ -47,6 +47,7 @@ Inspection inspect(const std::string& path) {
   std::map<std::pair<std::string, uint32_t>, size_t> channels;
   std::map<std::string, size_t> nodes;
   std::map<std::string, uint64_t> last_tap_link;
+  std::map<std::pair<std::string, uint32_t>, std::string> late_names;  // from status records
   // A source's declared time base and units, from the header or (joined later) a status record.
   auto note_device = [&x](const std::string& name, const v1::DeviceDescription& d) {
     for (const auto& [n, line] : x.devices) {
@@ -152,6 +153,9 @@ Inspection inspect(const std::string& path) {
           }
           NodeSummary& ns = x.nodes[it->second];
           if (n.has_device()) note_device(n.name(), n.device());
+          for (const auto& c : n.channel_info()) {
+            if (!c.name().empty()) late_names.try_emplace({n.name(), c.id()}, c.name());
+          }
           if (!n.has_health()) continue;
           const auto& hl = n.health();
           ns.late_events = hl.late_events();
@@ -178,6 +182,10 @@ Inspection inspect(const std::string& path) {
       case record::RecordType::index: ++x.index_records; break;
       case record::RecordType::header: break;
     }
+  }
+  for (auto& c : x.channels) {  // names declared by a node that joined after the header
+    const auto it = late_names.find({c.source, c.id});
+    if (it != late_names.end() && c.name == std::to_string(c.id)) c.name = it->second;
   }
   std::stable_sort(x.channels.begin(), x.channels.end(), [](const ChannelSummary& a, const ChannelSummary& b) {
     return a.source != b.source ? a.source < b.source : a.id < b.id;

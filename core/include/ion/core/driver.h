@@ -21,6 +21,14 @@ struct DeviceDescription {
   bool simulation_scaled = false;
 };
 
+// A channel's name and, for an electrode, its position (sent in the Hello: ion.v1.ChannelInfo).
+struct ChannelDescription {
+  uint32_t id = 0;
+  std::string name;
+  double x_um = 0;
+  double y_um = 0;
+};
+
 struct DriverInfo {
   std::string kind;             // "generator", "sink", "mea", ...
   int node_kind = 0;            // ion.v1.NodeKind value
@@ -58,6 +66,8 @@ class Driver {
   [[nodiscard]] virtual DriverInfo describe() const = 0;
   // A device whose time or values are not network time and physical units says what they are.
   [[nodiscard]] virtual DeviceDescription device() const { return {}; }
+  // The channels' names and electrode positions, when the device knows them (empty: it does not).
+  [[nodiscard]] virtual std::vector<ChannelDescription> channel_info() const { return {}; }
   // Called once when the node first has network time; may start threads. May throw.
   virtual void start(Emitter& emitter) = 0;
   // Called from the node's playout thread with events routed to this node (ports in `channels`),

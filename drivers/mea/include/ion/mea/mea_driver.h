@@ -57,6 +57,8 @@ class MeaDriver final : public Driver {
   ~MeaDriver() override;
 
   [[nodiscard]] DriverInfo describe() const override;
+  // The emulated culture's electrode positions (a file or a live stream: none known).
+  [[nodiscard]] std::vector<ChannelDescription> channel_info() const override;
   void start(Emitter& emitter) override;
   void deliver(const BatchHeader& header, const EventBatch& events,
                const Delivery& delivery) noexcept override;

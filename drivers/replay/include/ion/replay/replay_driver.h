@@ -47,6 +47,7 @@ struct ReplayEvents {
   std::vector<float> payload;     // empty or one per event
   EventKind kind = EventKind::spike;
   uint32_t channel_count = 0;
+  std::vector<ChannelDescription> channel_info;  // the recording's names and positions, if any
 };
 
 // One event delivered to the replay node (keep_inputs).
@@ -69,6 +70,8 @@ class ReplayDriver final : public Driver {
   ~ReplayDriver() override;
 
   [[nodiscard]] DriverInfo describe() const override;
+  // The recording's channel names and positions (after --remap), so a live replay keeps them.
+  [[nodiscard]] std::vector<ChannelDescription> channel_info() const override { return ev_.channel_info; }
   void start(Emitter& emitter) override;
   // Counts (and keeps, with keep_inputs) what is routed to the node's ports.
   void deliver(const BatchHeader& header, const EventBatch& events,
