@@ -98,20 +98,16 @@ class FrameRing {
     bool keep = false;
   };
   Slot& at(size_t i) noexcept { return slots_[(head_ + i) % slots_.size()]; }
-  // Removes the i-th frame from the head, keeping the others' order (later frames move up one
-  // slot; their buffers are swapped, not copied).
+  // Removes the i-th frame from the head, keeping the others' order: the i frames before it move
+  // back one slot (buffers swapped, not copied) and the head advances. O(i), and i is the number
+  // of kept frames ahead of the oldest ordinary one: few, as kept streams are slow.
   void erase(size_t i) noexcept {
-    if (i == 0) {
-      pop();
-      return;
+    for (size_t k = i; k > 0; --k) {
+      std::swap(at(k).data, at(k - 1).data);
+      std::swap(at(k).events, at(k - 1).events);
+      std::swap(at(k).keep, at(k - 1).keep);
     }
-    bytes_ -= at(i).data.size();
-    for (size_t k = i; k + 1 < size_; ++k) {
-      std::swap(at(k).data, at(k + 1).data);
-      std::swap(at(k).events, at(k + 1).events);
-      std::swap(at(k).keep, at(k + 1).keep);
-    }
-    --size_;
+    pop();
   }
   std::vector<Slot> slots_;
   size_t max_bytes_;
