@@ -104,6 +104,8 @@ void BrokerCore::fill_status(v1::StatusReply& r, bool include_topology, bool inc
     ION_BROKER_TAP_COUNTERS(ION_TO_STATUS)
 #undef ION_TO_STATUS
   }
+  constexpr size_t kMaxDescribedChannels = 16384;
+  size_t described_channels = 0;
   for (const auto& n : node_stats()) {
     v1::NodeStatus* s = r.add_nodes();
     s->set_name(n.name);
@@ -117,8 +119,11 @@ void BrokerCore::fill_status(v1::StatusReply& r, bool include_topology, bool inc
       std::lock_guard lock(slot.health_mu);
       if (slot.health_reported) *s->mutable_health() = slot.health;
       if (slot.device.ByteSizeLong() > 0) *s->mutable_device() = slot.device;
-      if (include_channels) {
+      // Bounded so the reply stays well inside max_message_bytes (about 26 bytes each: 16 384
+      // channels are ~430 KB); nodes beyond the bound are left undescribed in this reply.
+      if (include_channels && described_channels + slot.channel_info.size() <= kMaxDescribedChannels) {
         for (const auto& c : slot.channel_info) *s->add_channel_info() = c;
+        described_channels += slot.channel_info.size();
       }
     }
     s->set_connected(n.connected);
