@@ -29,6 +29,16 @@ void DealerLink::close() noexcept {
   socket_.reset();
 }
 
+void DealerLink::close_flushing(std::chrono::milliseconds linger) noexcept {
+  if (socket_) {
+    try {
+      socket_->raw().set(zmq::sockopt::linger, static_cast<int>(linger.count()));
+    } catch (const zmq::error_t&) {  // a socket that cannot take it is closed as it is
+    }
+  }
+  close();  // the context, destroyed with the link, waits at most `linger` for what is queued
+}
+
 bool DealerLink::send(const std::string& frame) noexcept {
   return socket_ && socket_->send(frame) == IoStatus::ok;
 }

@@ -74,12 +74,24 @@ void BrokerSession::unregister(State next) noexcept {
 }
 
 void BrokerSession::close(const std::string& reason) noexcept {
-  if (state_ == State::registered) {
+  const bool was_registered = state_ == State::registered;
+  if (was_registered) {
     v1::Goodbye g;
     g.set_reason(reason);
     if (codec_.encode(g, scratch_)) send(scratch_);
   }
-  if (link_.is_open()) close_link();
+  if (link_.is_open()) {
+    check_handshakes(clock_.now_ns());
+    // The last batches and the Goodbye are queued in the link, not yet on the wire: a plain
+    // close drops them, and a receiver could not count the last batch as lost (no later one
+    // shows the gap). Bounded: a broker that is gone costs at most a second at stop.
+    if (was_registered) {
+      link_.close_flushing(std::chrono::milliseconds(1000));
+    } else {
+      link_.close();
+    }
+    unregister(State::closed);
+  }
   state_ = State::closed;
   reconnect_at_ns_ = INT64_MAX;
 }

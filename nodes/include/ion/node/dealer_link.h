@@ -19,6 +19,7 @@ class DealerLink final : public SessionLink {
 
   bool open() noexcept override;
   void close() noexcept override;
+  void close_flushing(std::chrono::milliseconds linger) noexcept override;
   [[nodiscard]] bool is_open() const noexcept override { return socket_ != nullptr; }
   bool send(const std::string& frame) noexcept override;
   [[nodiscard]] bool connected_now() const noexcept override;

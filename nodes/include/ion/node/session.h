@@ -61,6 +61,9 @@ class SessionLink {
   // A fresh connection; false if it could not be made (said why; the session retries later).
   virtual bool open() noexcept = 0;
   virtual void close() noexcept = 0;
+  // Closes, letting frames already handed to the link go out for at most `linger` (a node that
+  // stops sends its last batches and its Goodbye; a plain close() discards them).
+  virtual void close_flushing(std::chrono::milliseconds /*linger*/) noexcept { close(); }
   [[nodiscard]] virtual bool is_open() const noexcept = 0;
   // False if the frame could not be queued (no connection yet, or the link is full).
   virtual bool send(const std::string& frame) noexcept = 0;
