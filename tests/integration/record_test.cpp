@@ -11,6 +11,7 @@
 #include "ion/mea/culture.h"
 #include "ion/mea/mea_driver.h"
 #include "recorder_runner.h"
+#include "ion/core/codec.h"
 #include "ion/core/record.h"
 #include "cli/data.h"
 #include "ion/core/dataset.h"
@@ -254,6 +255,68 @@ TEST(Record, ALiveMeaRecordingKeepsTheElectrodePositions) {
     EXPECT_DOUBLE_EQ(c.x_um(), positions[c.id()].x_um) << "electrode " << c.id();
     EXPECT_DOUBLE_EQ(c.y_um(), positions[c.id()].y_um) << "electrode " << c.id();
   }
+}
+
+// Issue 18: stimulation times in exports used the topology's delay even when `delay: auto`
+// moved it. A recording of a source whose channel 0 stimulates an MEA electrode through an auto
+// connection; status records say the delay was 100 ms from t = 2 s and 300 ms from t = 4 s.
+TEST(Export, StimulationsFollowAnAutoDelayAsTheStatusRecordsShowIt) {
+  const std::string file = tmp("auto-delay.ionrec");
+  std::filesystem::remove(file);
+  v1::RecordHeader h;
+  h.set_format_version(1);
+  h.set_topology_yaml(
+      "nodes:\n  gen: {kind: generator, channels: 1}\n  padova: {kind: mea, channels: 60, ports: 60}\n"
+      "connections:\n  - {from: 'gen:0', to: ['padova:5'], delay: auto, auto_initial: 50ms}\n");
+  {
+    record::Writer w(file, h);
+    Codec codec({.max_message_bytes = 1 << 20, .max_events_per_batch = 1024});
+    std::string frame;
+    auto status = [&](int64_t t, int64_t delay) {
+      v1::RecordStatus rs;
+      rs.set_network_ns(t);
+      v1::ConnectionStatus* c = rs.mutable_status()->add_connections();
+      c->set_index(0);
+      c->set_from("gen:0");
+      c->set_delay_ns(delay);
+      c->set_auto_delay(true);
+      ASSERT_TRUE(w.status(rs));
+    };
+    status(500'000'000, 50'000'000);
+    uint64_t seq = 0;
+    for (const int64_t t : {1'000'000'000LL, 3'000'000'000LL, 5'000'000'000LL}) {
+      if (t == 3'000'000'000LL) status(2'000'000'000, 100'000'000);
+      if (t == 5'000'000'000LL) status(4'000'000'000, 300'000'000);
+      BatchHeader bh;
+      bh.source_node = "gen";
+      bh.epoch = 1;
+      bh.sequence = seq++;
+      bh.broker_time_ns = t;
+      EventBatch b;
+      b.push(0, t);
+      ASSERT_TRUE(codec.encode_batch(bh, b, frame));
+      ASSERT_TRUE(w.batch(t, {reinterpret_cast<const uint8_t*>(frame.data()), frame.size()}, 1, t));
+    }
+  }
+  ExportCommand c;
+  c.file = file;
+  c.format = "csv";
+  c.out = tmp("auto-delay.csv");
+  std::filesystem::remove(c.out);
+  std::filesystem::remove(tmp("auto-delay.events.csv"));
+  std::ostringstream log;
+  ASSERT_EQ(run_export(c, log), 0) << log.str();
+  std::ifstream in(tmp("auto-delay.events.csv"));
+  ASSERT_TRUE(in.good()) << log.str();
+  std::vector<std::string> stim;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("stimulation") != std::string::npos) stim.push_back(line);
+  }
+  ASSERT_EQ(stim.size(), 3U) << log.str();
+  // Source time + the delay in effect then (the first before any change: the topology's 50 ms).
+  EXPECT_NE(stim[0].find(",1.05,"), std::string::npos) << stim[0];
+  EXPECT_NE(stim[1].find(",3.1,"), std::string::npos) << stim[1];
+  EXPECT_NE(stim[2].find(",5.3,"), std::string::npos) << stim[2];
 }
 
 TEST(Replay, ARecordingStandsInForALabAndCountsWhatItReceives) {

@@ -72,7 +72,7 @@ std::vector<interchange::ExportRoute> routes_of(const std::string& topology_yaml
       for (uint32_t ch = 0; ch < from.channels; ++ch) {
         for (const Route& r : rt.routes(n, ch)) {
           const NodeSpec& to = rt.node(r.target_node);
-          out.push_back({from.name, ch, to.name, to.kind, r.port, r.delay_ns});
+          out.push_back({from.name, ch, to.name, to.kind, r.port, r.delay_ns, r.connection});
         }
       }
     }
@@ -80,6 +80,24 @@ std::vector<interchange::ExportRoute> routes_of(const std::string& topology_yaml
     note = std::string("the recording's topology could not be read (") + e.what() +
            "): stimulations are exported as their senders' events only";
     out.clear();
+  }
+  return out;
+}
+
+// How each `delay: auto` connection's delay moved during the recording, from its status records.
+std::map<uint32_t, interchange::DelayTimeline> delays_of(const std::string& file) {
+  std::map<uint32_t, interchange::DelayTimeline> out;
+  record::Reader rd(file);
+  record::Record r;
+  while (rd.next(r)) {
+    if (r.type != record::RecordType::status) continue;
+    v1::RecordStatus st;
+    if (!st.ParseFromArray(r.body.data(), static_cast<int>(r.body.size()))) continue;
+    for (const auto& c : st.status().connections()) {
+      if (!c.auto_delay()) continue;
+      auto& tl = out[c.index()];
+      if (tl.empty() || tl.back().second != c.delay_ns()) tl.emplace_back(st.network_ns(), c.delay_ns());
+    }
   }
   return out;
 }
@@ -98,6 +116,7 @@ int run_export(const ExportCommand& c, std::ostream& out) {
   o.sample_rate_hz = c.sample_rate_hz;
   std::string routing_note;
   o.routes = routes_of(d.header.topology_yaml(), routing_note);
+  if (!o.routes.empty()) o.delays = delays_of(c.file);
   const interchange::ExportResult r = interchange::export_file(c.format, d, c.out, o);
   out << "ion export: " << r.events << " spikes of " << r.units << " units";
   if (r.series > 0) out << " and " << r.series_events << " other events in " << r.series << " series";

@@ -101,6 +101,17 @@ std::vector<Series> series_of(const Dataset& d, const ExportOptions& o) {
 // Events routed to an electrode array's ports are stimulations of those electrodes: one series
 // per stimulated electrode, at the time it was applied (source time + the connection's delay),
 // the value being the event's payload (a synapse's weighted output: the amplitude).
+// The connection's delay at source time t: the last change recorded at or before t, else the
+// topology's value.
+int64_t delay_at(const ExportOptions& o, const ExportRoute& r, int64_t t) noexcept {
+  const auto it = o.delays.find(r.connection);
+  if (it == o.delays.end() || it->second.empty()) return r.delay_ns;
+  const DelayTimeline& tl = it->second;
+  const auto after = std::upper_bound(tl.begin(), tl.end(), t,
+                                      [](int64_t x, const std::pair<int64_t, int64_t>& p) { return x < p.first; });
+  return after == tl.begin() ? r.delay_ns : std::prev(after)->second;
+}
+
 std::vector<Series> stimulations_of(const Dataset& d, const ExportOptions& o) {
   std::map<std::pair<std::string, uint32_t>, std::vector<const ExportRoute*>> by_source;
   for (const ExportRoute& r : o.routes) {
@@ -117,14 +128,19 @@ std::vector<Series> stimulations_of(const Dataset& d, const ExportOptions& o) {
       for (const ExportRoute* r : it->second) {
         auto [j, fresh] = index.try_emplace({r->target, r->port}, out.size());
         if (fresh) {
+          const bool moved = o.delays.contains(r->connection);
           out.push_back({&s, r->port, "stimulation", r->target + "_stimulation_" + std::to_string(r->port), {}, {},
                          r->target,
                          "electrode " + std::to_string(r->port) + " of '" + r->target + "' stimulated by '" +
                              r->source + "' channel " + std::to_string(r->channel) +
                              ", applied at source time + the connection's delay (" +
-                             format_seconds(r->delay_ns) + " s as the topology set it)"});
+                             (moved ? std::string("delay: auto, as the recording's status records show it at each "
+                                                  "source time, starting from ") +
+                                          format_seconds(r->delay_ns) + " s"
+                                    : format_seconds(r->delay_ns) + " s as the topology set it") +
+                             ")"});
         }
-        out[j->second].times_ns.push_back(s.times_ns[i] + r->delay_ns);
+        out[j->second].times_ns.push_back(s.times_ns[i] + delay_at(o, *r, s.times_ns[i]));
         out[j->second].values.push_back(s.payload.empty() ? 1.0F : s.payload[i]);
       }
     }

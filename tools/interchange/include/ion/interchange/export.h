@@ -12,6 +12,7 @@
 //        table with spike times in seconds (from the session start) and each electrode unit's
 //        electrode (a silicon neuron has none), and each series as a TimeSeries in /acquisition;
 //        stimulations (from `routes`) per electrode in /stimulus/presentation
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,11 +29,19 @@ struct ExportRoute {
   std::string target_kind;
   uint32_t port = 0;
   int64_t delay_ns = 0;  // as the topology set it (`delay: auto` moves from there)
+  uint32_t connection = 0;  // index in the topology's connection list
 };
+
+// A `delay: auto` connection's delay over the recording: (network time, delay) at each status
+// record where it changed, oldest first.
+using DelayTimeline = std::vector<std::pair<int64_t, int64_t>>;
 
 struct ExportOptions {
   std::string source;         // only this source (empty: every spike source)
   std::vector<ExportRoute> routes;  // csv and nwb: stimulations of electrode arrays
+  // Connections whose delay moved (`delay: auto`): a stimulation is stamped with the delay in
+  // effect at its source time, as the status records show it (to their interval's resolution).
+  std::map<uint32_t, DelayTimeline> delays;
   double sample_rate_hz = 0;  // npy: samples per second when the source has no grid (default 30 kHz)
   std::string session_description = "IoN recording";
 };
