@@ -14,6 +14,20 @@ void to_proto(const DeviceDescription& d, v1::DeviceDescription& out) {
   out.set_simulation_scaled(d.simulation_scaled);
 }
 
+void to_proto(const ChannelDescription& c, v1::ChannelInfo& out) {
+  out.set_id(c.id);
+  out.set_name(c.name);
+  out.set_x_um(c.x_um);
+  out.set_y_um(c.y_um);
+}
+
+std::vector<ChannelDescription> from_proto(const google::protobuf::RepeatedPtrField<v1::ChannelInfo>& in) {
+  std::vector<ChannelDescription> out;
+  out.reserve(static_cast<size_t>(in.size()));
+  for (const auto& c : in) out.push_back({c.id(), c.name(), c.x_um(), c.y_um()});
+  return out;
+}
+
 std::string device_line(const v1::DeviceDescription& d) {
   std::ostringstream o;
   const std::string unit = d.time_unit().empty() ? "s" : d.time_unit();

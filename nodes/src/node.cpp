@@ -190,13 +190,7 @@ void Node::Impl::fill_hello(v1::Hello& h) noexcept {
   h.set_replace(opts_.replace);
   h.set_software("ion-node " ION_VERSION " " + info_.kind);
   if (!device_.model.empty()) to_proto(device_, *h.mutable_device());
-  for (const ChannelDescription& c : channels_) {
-    v1::ChannelInfo* x = h.add_channel_info();
-    x->set_id(c.id);
-    x->set_name(c.name);
-    x->set_x_um(c.x_um);
-    x->set_y_um(c.y_um);
-  }
+  for (const ChannelDescription& c : channels_) to_proto(c, *h.add_channel_info());
 }
 
 void Node::Impl::fill_heartbeat(v1::Heartbeat& hb, int64_t now) noexcept {

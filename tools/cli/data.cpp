@@ -11,12 +11,12 @@
 #include <memory>
 #include <optional>
 #include <ostream>
-#include <set>
 #include <sstream>
 #include <thread>
 
 #include "ion/core/record.h"
 #include "ion/core/dataset.h"
+#include "ion/core/device_description.h"
 #include "ion/interchange/export.h"
 #include "ion/interchange/import.h"
 #include "ion/interchange/inspect.h"
@@ -353,12 +353,8 @@ int run_replay(const ReplayCommand& c, const std::atomic<bool>& stop, std::ostre
       r.desc.set_channels(top);
       // Names and positions follow their channels to their new numbers (merged: the first's).
       r.desc.clear_channel_info();
-      std::set<uint32_t> named;
-      for (const v1::ChannelInfo& ci : s->desc.channel_info()) {
-        const auto it = remap.find(ci.id());
-        v1::ChannelInfo moved = ci;
-        moved.set_id(it == remap.end() ? ci.id() : it->second);
-        if (named.insert(moved.id()).second) *r.desc.add_channel_info() = moved;
+      for (const ChannelDescription& ci : replay::remap_channel_info(from_proto(s->desc.channel_info()), remap)) {
+        to_proto(ci, *r.desc.add_channel_info());
       }
       if (!c.as.empty()) r.desc.set_name(c.as);
       *o.header.add_sources() = r.desc;
@@ -400,8 +396,8 @@ int run_replay(const ReplayCommand& c, const std::atomic<bool>& stop, std::ostre
             << ro.channels << " channels, " << ro.ports << " ports\n";
       }
     }
-    replay::ReplayEvents e{s->channels, s->times_ns, s->payload, s->kind, s->desc.channels(), {}};
-    for (const auto& ci : s->desc.channel_info()) e.channel_info.push_back({ci.id(), ci.name(), ci.x_um(), ci.y_um()});
+    replay::ReplayEvents e{s->channels, s->times_ns, s->payload, s->kind, s->desc.channels(),
+                           from_proto(s->desc.channel_info())};
     std::unique_ptr<replay::ReplayDriver> drv;
     try {
       drv = std::make_unique<replay::ReplayDriver>(ro, std::move(e));

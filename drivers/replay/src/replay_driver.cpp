@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <stdexcept>
 
 #include "ion/core/dataset.h"
+#include "ion/core/device_description.h"
 #include "ion/v1/ion.pb.h"
 
 namespace ion::replay {
@@ -67,8 +69,19 @@ ReplayEvents events_from_file(const std::string& file, const std::string& source
   e.payload = s.payload;
   e.kind = s.kind;
   e.channel_count = s.desc.channels();
-  for (const auto& c : s.desc.channel_info()) e.channel_info.push_back({c.id(), c.name(), c.x_um(), c.y_um()});
+  e.channel_info = from_proto(s.desc.channel_info());
   return e;
+}
+
+std::vector<ChannelDescription> remap_channel_info(const std::vector<ChannelDescription>& in,
+                                                   const std::map<uint32_t, uint32_t>& remap) {
+  std::vector<ChannelDescription> out;
+  std::set<uint32_t> taken;
+  for (ChannelDescription c : in) {
+    if (auto it = remap.find(c.id); it != remap.end()) c.id = it->second;
+    if (taken.insert(c.id).second) out.push_back(std::move(c));
+  }
+  return out;
 }
 
 ReplayDriver::ReplayDriver(ReplayOptions options, ReplayEvents events)
@@ -79,14 +92,7 @@ ReplayDriver::ReplayDriver(ReplayOptions options, ReplayEvents events)
     const int64_t first = ev_.times_ns.front();
     ReplayEvents cut;
     cut.kind = ev_.kind;
-    // Names and positions follow their channels through the remap (unmapped ones keep their id;
-    // merged channels keep the first one's, as `ion replay --to` does).
-    for (ChannelDescription c : ev_.channel_info) {
-      if (auto it = opts_.remap.find(c.id); it != opts_.remap.end()) c.id = it->second;
-      const bool taken = std::any_of(cut.channel_info.begin(), cut.channel_info.end(),
-                                     [&](const ChannelDescription& x) { return x.id == c.id; });
-      if (!taken) cut.channel_info.push_back(c);
-    }
+    cut.channel_info = remap_channel_info(ev_.channel_info, opts_.remap);
     for (size_t i = 0; i < ev_.times_ns.size(); ++i) {
       const int64_t rel = ev_.times_ns[i] - first;
       if (rel < opts_.from_ns || rel >= opts_.to_ns) continue;

@@ -50,6 +50,11 @@ struct ReplayEvents {
   std::vector<ChannelDescription> channel_info;  // the recording's names and positions, if any
 };
 
+// Names and positions follow their channels through a remap (unmapped ones keep their id; where
+// channels merge, the first one's), in their order: live replays and `ion replay --to` alike.
+[[nodiscard]] std::vector<ChannelDescription> remap_channel_info(const std::vector<ChannelDescription>& in,
+                                                                 const std::map<uint32_t, uint32_t>& remap);
+
 // One event delivered to the replay node (keep_inputs).
 struct ReceivedInput {
   std::string source;  // the sending node
