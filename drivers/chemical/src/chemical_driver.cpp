@@ -15,6 +15,11 @@ using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
 
+// A duration key read into seconds (the model's unit), within [lo, hi].
+double seconds_of(const ConfigNode& n, std::string_view key, double fallback_s, nanoseconds lo, nanoseconds hi) {
+  return static_cast<double>(n.duration(key, nanoseconds(std::llround(fallback_s * 1e9)), lo, hi).count()) * 1e-9;
+}
+
 }  // namespace
 
 ChemicalDriverOptions ChemicalDriverOptions::from_config(const ConfigNode& d) {
@@ -37,7 +42,7 @@ ChemicalDriverOptions ChemicalDriverOptions::from_config(const ConfigNode& d) {
     p.area_cm2 = s->number("area_cm2", p.area_cm2, 1e-9, 100);
     p.background_na = s->number("background_na", p.background_na, 0, 1e9);
     p.noise_na = s->number("noise_na", p.noise_na, 0, 1e9);
-    p.t90_s = static_cast<double>(s->duration("t90", nanoseconds(std::llround(p.t90_s * 1e9)), milliseconds(1), std::chrono::hours(1)).count()) * 1e-9;
+    p.t90_s = seconds_of(*s, "t90", p.t90_s, milliseconds(1), std::chrono::hours(1));
     p.lod_um = s->number("lod_um", p.lod_um, 1e-9, 1e9);
     p.linear_max_um = s->number("linear_max_um", p.linear_max_um, 1e-9, 1e9);
     p.saturation_um = s->number("saturation_um", p.saturation_um, 1e-9, 1e9);
@@ -49,8 +54,8 @@ ChemicalDriverOptions ChemicalDriverOptions::from_config(const ConfigNode& d) {
     p.v_per_na = s->number("v_per_na", p.v_per_na, 1e-12, 1e6);
     p.v_th = s->number("v_th", p.v_th, 1e-6, 100);
     p.v0 = s->number("v0", p.v0, 1e-6, 100);
-    p.tau_stm_s = static_cast<double>(s->duration("tau_stm", nanoseconds(std::llround(p.tau_stm_s * 1e9)), microseconds(1), std::chrono::hours(1)).count()) * 1e-9;
-    p.tau_ltm_s = static_cast<double>(s->duration("tau_ltm", nanoseconds(std::llround(p.tau_ltm_s * 1e9)), milliseconds(1), std::chrono::hours(24 * 365)).count()) * 1e-9;
+    p.tau_stm_s = seconds_of(*s, "tau_stm", p.tau_stm_s, microseconds(1), std::chrono::hours(1));
+    p.tau_ltm_s = seconds_of(*s, "tau_ltm", p.tau_ltm_s, milliseconds(1), std::chrono::hours(24 * 365));
     p.x_c = s->number("x_c", p.x_c, 1e-6, 0.999999);
     p.hold_fraction = s->number("hold_fraction", p.hold_fraction, 1e-3, 1);
     p.eta = s->number("eta", p.eta, 0, 1);
@@ -65,20 +70,20 @@ ChemicalDriverOptions ChemicalDriverOptions::from_config(const ConfigNode& d) {
     p.v_app = s->number("v_app", p.v_app, 0, 100);
     p.r_heater_ohm = s->number("r_heater_ohm", p.r_heater_ohm, 1e-3, 1e9);
     p.r_th_k_per_w = s->number("r_th_k_per_w", p.r_th_k_per_w, 1e-3, 1e9);
-    p.tau_th_s = static_cast<double>(s->duration("tau_th", nanoseconds(std::llround(p.tau_th_s * 1e9)), milliseconds(1), std::chrono::hours(1)).count()) * 1e-9;
+    p.tau_th_s = seconds_of(*s, "tau_th", p.tau_th_s, milliseconds(1), std::chrono::hours(1));
     p.t_ambient_c = s->number("t_ambient_c", p.t_ambient_c, -50, 100);
     p.t_on_c = s->number("t_on_c", p.t_on_c, -50, 200);
     p.t_max_c = s->number("t_max_c", p.t_max_c, -50, 200);
     p.k_max_per_s = s->number("k_max_per_s", p.k_max_per_s, 0, 1e3);
     p.load_nmol = s->number("load_nmol", p.load_nmol, 0, 1e9);
-    p.command_heat_s = static_cast<double>(s->duration("command_heat", nanoseconds(std::llround(p.command_heat_s * 1e9)), nanoseconds(0), std::chrono::hours(1)).count()) * 1e-9;
+    p.command_heat_s = seconds_of(*s, "command_heat", p.command_heat_s, nanoseconds(0), std::chrono::hours(1));
     p.command_power_w = s->number("command_power_w", p.command_power_w, 0, 10);
   }
   if (auto s = d.find_child("dish")) {
     s->only_keys({"volume_ml", "tau_clear", "baseline_um", "pc12_release_nmol", "pc12_rate_max_hz", "pc12_ec50_um"});
     DishParams& p = m.dish;
     p.volume_ml = s->number("volume_ml", p.volume_ml, 1e-9, 1e6);
-    p.tau_clear_s = static_cast<double>(s->duration("tau_clear", nanoseconds(std::llround(p.tau_clear_s * 1e9)), milliseconds(1), std::chrono::hours(24)).count()) * 1e-9;
+    p.tau_clear_s = seconds_of(*s, "tau_clear", p.tau_clear_s, milliseconds(1), std::chrono::hours(24));
     p.baseline_um = s->number("baseline_um", p.baseline_um, 0, 1e9);
     p.pc12_release_nmol = s->number("pc12_release_nmol", p.pc12_release_nmol, 0, 1e9);
     p.pc12_rate_max_hz = s->number("pc12_rate_max_hz", p.pc12_rate_max_hz, 0, 1e4);
