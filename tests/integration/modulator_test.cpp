@@ -1,44 +1,37 @@
 // Neuromodulator streams are a class of their own (issue 21): "slow (1-10 samples/s) but must not
 // be thinned, dropped under a flood of spikes, or reordered ... never thinned for live views,
 // never evicted by spike traffic in the broker's rings, delivered at their deadlines like spikes".
-#include <thread>
-
 #include "harness.h"
 
 namespace ion::test {
 namespace {
 
-// Emits `count` neuromodulator samples on channel 0, one batch each, `period` apart; sample k
-// carries the value k + 1 so order and completeness can be checked.
+// Emits `count` neuromodulator samples on channel 0, one batch each, stamped `period` apart
+// from its start (a sensor's sampling grid); sample k carries the value k + 1 so order and
+// completeness can be checked.
 class ModulatorSource final : public Driver {
  public:
   ModulatorSource(uint32_t count, std::chrono::milliseconds period) : count_(count), period_(period) {}
-  ~ModulatorSource() override { stop(); }
   DriverInfo describe() const override { return {"modulator", 8, 1, 0}; }
   void start(Emitter& e) override {
-    thread_ = std::thread([this, &e] {
-      for (uint32_t k = 0; k < count_ && !stop_.load(); ++k) {
-        EventBatch b;
-        b.kind = EventKind::neuromodulator;
-        b.push(0, e.network_now_ns(), static_cast<float>(k + 1));
-        (void)e.emit(b);
-        std::this_thread::sleep_for(period_);  // a sensor's sampling period, not a test's wait
-      }
-      done_.store(true);
-    });
+    const int64_t t0 = e.network_now_ns();
+    for (uint32_t k = 0; k < count_; ++k) {
+      EventBatch b;
+      b.kind = EventKind::neuromodulator;
+      b.push(0, t0 + k * std::chrono::duration_cast<std::chrono::nanoseconds>(period_).count(),
+             static_cast<float>(k + 1));
+      (void)e.emit(b);
+    }
+    done_.store(true);
   }
-  void stop() noexcept override {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-  }
+  void stop() noexcept override {}
   void deliver(const BatchHeader&, const EventBatch&, const Delivery&) noexcept override {}
   bool done() const { return done_.load(); }
 
  private:
   uint32_t count_;
   std::chrono::milliseconds period_;
-  std::thread thread_;
-  std::atomic<bool> stop_{false}, done_{false};
+  std::atomic<bool> done_{false};
 };
 
 // Keeps what reaches port 4 (the samples), in arrival order.
