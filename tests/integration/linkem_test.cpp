@@ -174,7 +174,9 @@ TEST(Linkem, SkewedNodeClockConvergesAndDeliveryLandsAtSourceTimePlusDelay) {
   }
   NodeRunner<GeneratorDriver> gen(node_options("gen", broker.endpoint()),
                                   generator(4, 500.0, 4000));
-  // Every event is accounted for: released (on time or late, each counted) or lost.
+  // Every event is accounted for: released on time, released flagged late (arrived late:
+  // late_events; arrived in time but handed over beyond the playout's precision because its
+  // thread was held up: playout_overrun), or lost.
   const auto on_time = [&] {
     std::lock_guard lock(truth->mu);
     return truth->errors.size();
@@ -182,13 +184,15 @@ TEST(Linkem, SkewedNodeClockConvergesAndDeliveryLandsAtSourceTimePlusDelay) {
   ASSERT_TRUE(eventually([&] {
     const auto s = sink_node.stats();
     return gen.stats().emitted_events == 4000 && s.received_events + s.lost_events >= 4000 &&
-           on_time() + s.late_events >= s.received_events;
+           on_time() + s.late_events + s.playout_overrun >= s.received_events;
   }, 60s)) << "on time " << on_time() << ", received " << sink_node.stats().received_events
-           << ", late " << sink_node.stats().late_events << ", lost "
-           << sink_node.stats().lost_events << ", emitted " << gen.stats().emitted_events;
+           << ", late " << sink_node.stats().late_events << ", overrun "
+           << sink_node.stats().playout_overrun << ", lost " << sink_node.stats().lost_events
+           << ", emitted " << gen.stats().emitted_events;
   EXPECT_EQ(sink_node.stats().lost_events, 0U);
-  // Late means the sink's playout was held up beyond the 100 ms delay: counted, and rare.
-  EXPECT_LE(sink_node.stats().late_events, 40U);
+  // Flagged late means the sink's path or playout was held up beyond the 100 ms delay or the
+  // playout's precision: counted, and rare.
+  EXPECT_LE(sink_node.stats().late_events + sink_node.stats().playout_overrun, 40U);
   sink_runner.stop();
   std::vector<int64_t> errors;
   {
