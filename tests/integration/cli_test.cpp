@@ -290,8 +290,10 @@ TEST(Cli, CopyPasteCarriesTheCulturesFunctionalConnectivityIntoSilicon) {
   const double pasted = std::stod(m[1]);
   ASSERT_TRUE(std::regex_search(out, m, std::regex("\"fc_correlation_unwired\":(-?[0-9.e-]+)"))) << out;
   const double unwired = std::stod(m[1]);
-  EXPECT_GT(pasted, 0.15) << out;
-  EXPECT_GT(pasted, unwired + 0.15) << out;
+  // Issue 22's target is 0.5 (the benchmark's 60 s of pasted activity gives more); 15 s of it
+  // here is noisier: the culture's own first 20 s against its rest correlate at about 0.6.
+  EXPECT_GE(pasted, 0.5) << out;
+  EXPECT_GT(pasted, unwired + 0.4) << out;
 }
 
 }  // namespace

@@ -598,6 +598,8 @@ class CopyPasteCommand final : public Command {
     c->add_option("--bias-pa", p_.bias_pa, "silicon neurons' constant current")->capture_default_str();
     c->add_option("--exc-gain-pa", p_.exc_gain_pa, "current of a weight-1 excitatory event")->capture_default_str();
     c->add_option("--inh-gain-pa", p_.inh_gain_pa, "current of a weight-1 inhibitory event")->capture_default_str();
+    c->add_option("--loop-delay-ms", p_.loop_delay_ms, "chip -> board delay (taken off each pasted delay)")
+        ->capture_default_str();
     c->add_flag("--control", control_, "also run the silicon network without the pasted synapses");
     c->add_flag("--json", json_, "end with one JSON line");
     return c;

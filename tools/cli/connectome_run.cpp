@@ -161,7 +161,12 @@ PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::v
     boards[c.crossbar].synapses.push_back(spec);
     // + cells to the fast excitatory synapse of the target, - cells to its fast inhibitory one.
     const auto type = static_cast<uint32_t>(c.positive ? chip::SynapseType::fast_exc : chip::SynapseType::fast_inh);
-    routes[c.crossbar].emplace_back(post->second + type * n, static_cast<int64_t>(std::max(2.0, e.delay_ms) * 1e6));
+    // The copied latency (pre spike -> post spike) is what the pasted connection must take end
+    // to end: the loop (chip -> board) already takes loop_delay_ms of it, the board -> chip
+    // connection the rest (at least min_delay_ms). Adding the map's delay on top of the loop
+    // put every pasted effect 30 ms later than in the culture.
+    const double rest_ms = std::max(o.min_delay_ms, e.delay_ms - o.loop_delay_ms);
+    routes[c.crossbar].emplace_back(post->second + type * n, static_cast<int64_t>(rest_ms * 1e6));
   }
   Topology t;
   t.nodes.push_back({"drive", "generator", n, 0});
@@ -219,7 +224,7 @@ PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::v
   co.chip.synapses[static_cast<size_t>(chip::SynapseType::fast_exc)].gain_pa = o.exc_gain_pa;
   co.chip.synapses[static_cast<size_t>(chip::SynapseType::fast_inh)].gain_pa = o.inh_gain_pa;
   co.chip.synapses[static_cast<size_t>(chip::SynapseType::slow_exc)] = {5, o.background_gain_pa};
-  co.lag = std::chrono::milliseconds(10);
+  co.lag = std::chrono::microseconds(static_cast<int64_t>(o.chip_lag_ms * 1000));
   auto chip_driver = std::make_unique<chip::ChipDriver>(co);
   chip::ChipDriver* chip = chip_driver.get();
   net.add_node(node("chip"), std::move(chip_driver), plain);

@@ -78,9 +78,11 @@ struct PastedRunOptions {
   double background_hz = 2000;
   double background_gain_pa = 30;
   double bias_pa = 300;           // the neurons' constant current (below rheobase)
-  double exc_gain_pa = 3000;      // current jump of a weight-1 pasted event, fast excitatory
+  double exc_gain_pa = 1200;      // current jump of a weight-1 pasted event, fast excitatory
   double inh_gain_pa = 6000;      // and fast inhibitory
   double loop_delay_ms = 30;      // chip -> board: covers the chip's lag and the transport
+  double chip_lag_ms = 10;        // how far the chip computes behind real time
+  double min_delay_ms = 2;        // board -> chip, at least (the rest of a copied latency)
   uint64_t seed = 1;
 };
 struct PastedRun {
