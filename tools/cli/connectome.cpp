@@ -15,6 +15,7 @@
 
 #include "cli/command.h"
 #include "cli/connectome_run.h"
+#include "cli/report.h"
 #include "cli/outputs.h"
 #include "ion/connectome/connectome.h"
 #include "ion/core/dataset.h"
@@ -350,6 +351,50 @@ class ScoreCommand final : public Command {
 
 // Paste: the map's significant connections as differential pairs of crossbar cells, programmed
 // with write-verify on emulated crossbars of the chosen device model.
+// The pasted network's broker, topology, chip and drive as files beside the boards' configs, so
+// that separate daemons run it: ion-broker --config broker.yaml, then ion-node --config chip.yaml,
+// each board-K.yaml and drive.yaml.
+void write_daemon_configs(Context& ctx, const std::string& dir, const std::string& map, const PastedNetwork& net,
+                          const PastedRunOptions& po) {
+  const auto us = [](auto d) { return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(d).count()) + "us"; };
+  const auto file = [&](const std::string& name, const std::function<void(std::ostream&)>& body) {
+    const std::string path = dir + "/" + name;
+    ctx.check_output(path, {map}, "--out");
+    write_file(path, body);
+  };
+  file("topology.yaml", [&](std::ostream& o) {
+    o << "# The network pasted from " << map << ": the drive and the silicon neurons (chip), each\n"
+      << "# crossbar's board; a board channel per cell, the + cell to its target's fast excitatory port,\n"
+      << "# the - cell to its fast inhibitory port. A connection's delay is the copied latency less the\n"
+      << "# chip -> board loop (" << po.loop_delay_ms << " ms), at least " << po.min_delay_ms << " ms.\n"
+      << to_yaml(net.topology);
+  });
+  file("broker.yaml", [&](std::ostream& o) {
+    o << "# ion-broker --config " << dir << "/broker.yaml\nbroker:\n  listen: tcp://127.0.0.1:5555\n"
+      << "  topology: topology.yaml   # relative to this file\n";
+  });
+  const chip::ChipOptions& c = net.chip.chip;
+  file("chip.yaml", [&](std::ostream& o) {
+    o << "# ion-node --config " << dir << "/chip.yaml\n# The silicon neurons of the pasted network: one per channel of "
+      << map << " (stand-in drive and\n# gains, docs/connectome.md).\n"
+      << "node:\n  name: chip\n  broker: tcp://127.0.0.1:5555\ndriver:\n  kind: chip\n  backend: emulator\n"
+      << "  lag: " << us(net.chip.lag) << "\n  chip:\n    cores: " << c.cores << "\n    neurons_per_core: "
+      << c.neurons_per_core << "\n    mismatch_cv: " << c.mismatch_cv << "\n    seed: " << c.seed
+      << "\n    neuron: {bias_pa: " << c.neuron.bias_pa << "}\n    synapses:\n";
+    const char* names[] = {"fast_exc", "slow_exc", "fast_inh", "slow_inh"};
+    for (size_t k = 0; k < chip::kSynapseTypes; ++k) {
+      o << "      " << names[k] << ": {tau_ms: " << c.synapses[k].tau_ms << ", gain_pa: " << c.synapses[k].gain_pa
+        << "}\n";
+    }
+  });
+  file("drive.yaml", [&](std::ostream& o) {
+    o << "# ion-node --config " << dir << "/drive.yaml\n# Each silicon neuron's own Poisson drive (on its slow "
+      << "excitatory synapse, made fast), standing in\n# for the culture's noise current.\n"
+      << "node:\n  name: drive\n  broker: tcp://127.0.0.1:5555\ndriver:\n  kind: generator\n  channels: "
+      << net.drive.channels << "\n  rate_hz: " << net.drive.rate_hz << "\n  seed: " << net.drive.seed << "\n";
+  });
+}
+
 class PasteCommand final : public Command {
  public:
   CLI::App* add(CLI::App& parent, Context& ctx) override {
@@ -474,10 +519,17 @@ class PasteCommand final : public Command {
           << n.at.wordline << ',' << n.at.bitline << '\n';
       }
     });
-    // The boards: each crossbar's connectivity (the + cell transmits with gain 1, the - cell with
-    // gain -1, one of them at weight 0) with the targets the board programs at start, and a node
-    // config around it. Neurons are the map's channels, as input ports in the map's order.
+    // The network for separate daemons: each crossbar's board (its connectivity, the targets it
+    // programs at start, a node config around it), the silicon neurons' chip, their drive and the
+    // topology that joins them (docs/connectome.md). Both cells of a pair transmit with gain 1:
+    // the + cell's channel goes to the target's fast excitatory synapse, the - cell's to its fast
+    // inhibitory one (a negative weight is not an input a chip takes). Neurons are the map's
+    // channels, as input ports in the map's order.
     std::vector<std::string> channels = connectome::map_channels(map_);
+    PastedRunOptions po;
+    po.rows = rows;
+    po.cols = cols;
+    const PastedNetwork net = pasted_network(plan, edges, channels, po);
     for (uint32_t b = 0; b < plan.crossbars; ++b) {
       const std::string csv = out_ + "/crossbar-" + std::to_string(b) + ".csv";
       const std::string yaml = out_ + "/board-" + std::to_string(b) + ".yaml";
@@ -489,15 +541,15 @@ class PasteCommand final : public Command {
         for (const PastedCell& c : plan.cells) {
           if (c.crossbar != b) continue;
           const auto& e = edges[c.edge];
-          o << e.pre << ',' << e.post << ',' << c.at.wordline << ',' << c.at.bitline << ",none,"
-            << (c.positive ? 1 : -1) << ',' << c.target_ohm << '\n';
+          o << e.pre << ',' << e.post << ',' << c.at.wordline << ',' << c.at.bitline << ",none,1,"
+            << c.target_ohm << '\n';
         }
       });
       write_file(yaml, [&](std::ostream& o) {
         o << "# ion-node --config " << yaml << "\n# A synapse board holding crossbar " << b
           << " of the map pasted from " << map_ << ". Delays belong to the connections\n"
           << "# (pasted-weights.csv, delay_ms), not to the devices.\n";
-        o << "node:\n  name: pasted" << b << "\n  broker: tcp://127.0.0.1:5555\ndriver:\n  kind: synapse\n  neurons: {";
+        o << "node:\n  name: board" << b << "\n  broker: tcp://127.0.0.1:5555\ndriver:\n  kind: synapse\n  neurons: {";
         for (size_t i = 0; i < channels.size(); ++i) o << (i ? ", " : "") << json_string(channels[i]) << ": " << i;
         o << "}\n  synapses: crossbar-" << b << ".csv\n  crossbar: {wordlines: " << rows << ", bitlines: " << cols
           << "}\n  device: {model: " << model_ << ", seed: " << seed_ + b << "}\n"
@@ -508,12 +560,14 @@ class PasteCommand final : public Command {
           << "  plasticity: {default_rule: none}\n";
       });
     }
+    write_daemon_configs(ctx, out_, map_, net, po);
     ctx.out << edges.size() << " connections -> " << cells << " cells on " << plan.crossbars
             << " crossbar(s) of " << shape_ << " (" << model_ << "): " << ok << " programmed, " << failed
             << " failed; " << std::fixed << std::setprecision(1) << static_cast<double>(pulses) / static_cast<double>(cells)
             << " pulses per cell; error |w| mean " << std::setprecision(4) << (ok ? sum_err / static_cast<double>(ok) : 0)
             << ", max " << worst << " (tolerance " << tolerance_ << ") in " << std::setprecision(2) << took
-            << " s -> " << report_path << ", " << weights_path << '\n';
+            << " s -> " << report_path << ", " << weights_path << "; run it: ion-broker --config " << out_
+            << "/broker.yaml, ion-node --config for chip.yaml, drive.yaml and each board-K.yaml\n";
     return failed == 0 ? 0 : 1;
   }
 
@@ -535,9 +589,14 @@ struct CopyPasteResult {
   double fc_correlation_unwired = 0;  // the same silicon network without the pasted synapses
 };
 
-CopyPasteResult copy_paste(const SimulateOptions& so, const PastedRunOptions& po, double bin_ms, double window_ms,
-                           bool control, std::ostream& out) {
+// With `out_dir`: the culture's recording and true wiring, the copied map, the pasted network's
+// recording, the two FC matrices pair by pair, and an HTML report of the pasted network that
+// opens with the comparison.
+CopyPasteResult copy_paste(const SimulateOptions& so, PastedRunOptions po, double bin_ms, double window_ms,
+                           bool control, std::ostream& out, const std::string& out_dir = "") {
   CopyPasteResult res;
+  const auto at = [&](const std::string& name) { return out_dir + "/" + name; };
+  if (!out_dir.empty()) po.record_path = at("pasted.ionrec");
   const CultureRun culture = run_culture(so);
   const auto trains = connectome::bin_times(culture.neuron_names, culture.neuron_times_ns, 1.0);
   const ConnectivityMap map = connectome::infer(trains, InferOptions{});
@@ -570,14 +629,75 @@ CopyPasteResult copy_paste(const SimulateOptions& so, const PastedRunOptions& po
   };
   const double culture_s = std::min(so.minutes * 60, 600.0);
   const auto fc_copy = functional_connectivity(culture.neuron_times_ns, 0, culture_s, bin_ms, window_ms);
-  res.fc_correlation = fc_similarity(fc_copy, fc_of_run(res.run), so.neurons);
+  const auto fc_paste = fc_of_run(res.run);
+  res.fc_correlation = fc_similarity(fc_copy, fc_paste, so.neurons);
   out << std::setprecision(3) << "functional connectivity (peak spike-count correlation, " << bin_ms
       << " ms bins, lags up to " << window_ms << " ms): culture against pasted network " << res.fc_correlation
       << "\n";
+  std::vector<double> fc_control;
   if (control) {
-    res.fc_correlation_unwired = fc_similarity(fc_copy, fc_of_run(run_pasted({}, map.channels, po)), so.neurons);
+    PastedRunOptions unwired = po;
+    unwired.record_path.clear();
+    fc_control = fc_of_run(run_pasted({}, map.channels, unwired));
+    res.fc_correlation_unwired = fc_similarity(fc_copy, fc_control, so.neurons);
     out << "control: the same silicon network without the pasted synapses " << res.fc_correlation_unwired << "\n";
   }
+  if (out_dir.empty()) return res;
+  Dataset d;
+  d.header.set_software("ion 0.1.0");
+  d.header.set_origin("ion connectome copy-paste --neurons " + std::to_string(so.neurons) + " --seed " +
+                      std::to_string(so.seed));
+  d.sources.push_back(as_source("culture", culture.neuron_names, culture.neuron_times_ns, culture.sample_rate_hz));
+  *d.header.add_sources() = d.sources[0].desc;
+  write_recording(at("culture.ionrec"), d);
+  write_file(at("truth.csv"), [&](std::ostream& o) {
+    connectome::write_truth(o, culture.neuron_truth, "true wiring of the copied culture");
+  });
+  write_file(at("map.csv"), [&](std::ostream& o) { connectome::write_map(o, map, false); });
+  write_file(at("fc.csv"), [&](std::ostream& o) {
+    o << "# functional connectivity per pair: peak spike-count correlation, " << bin_ms << " ms bins, lags up to "
+      << window_ms << " ms; empty where a channel never fired\n";
+    o << "a,b,culture,pasted" << (control ? ",control" : "") << '\n';
+    const auto cell = [&](const std::vector<double>& m, size_t k) { return std::isnan(m[k]) ? std::string() : std::to_string(m[k]); };
+    for (size_t i = 0; i < so.neurons; ++i) {
+      for (size_t j = i + 1; j < so.neurons; ++j) {
+        const size_t k = i * so.neurons + j;
+        o << map.channels[i] << ',' << map.channels[j] << ',' << cell(fc_copy, k) << ',' << cell(fc_paste, k);
+        if (control) o << ',' << cell(fc_control, k);
+        o << '\n';
+      }
+    }
+  });
+  ReportOptions ro;
+  ro.title = "IoN copy -> paste: the pasted network";
+  std::ostringstream verdict;
+  verdict << std::fixed << std::setprecision(3) << "functional connectivity, culture against pasted network: "
+          << res.fc_correlation;
+  ro.verdict = verdict.str();
+  const auto text = [](double v, int prec) {
+    std::ostringstream t;
+    t << std::fixed << std::setprecision(prec) << v;
+    return t.str();
+  };
+  ro.facts = {{"copied", std::to_string(so.neurons) + " neurons, " + text(so.minutes, 1) + " min, " +
+                             std::to_string(culture.spikes) + " spikes"},
+              {"inferred (TSPE)", std::to_string(res.connections) + " significant connections, excitatory AUC " +
+                                      text(res.auc, 3)},
+              {"pasted", std::to_string(res.run.cells) + " cells programmed by the boards, " +
+                             std::to_string(res.run.cells_failed) + " failed"}};
+  FcComparison fc;
+  fc.method = "FC of a pair: the largest Pearson correlation of their spike counts in " + text(bin_ms, 1) +
+              " ms bins, one shifted against the other by up to " + text(window_ms, 1) +
+              " ms; culture over its whole run, pasted network over its last " + text(po.seconds, 1) + " s.";
+  fc.channels = map.channels;
+  fc.reference = fc_copy;
+  fc.pasted = fc_paste;
+  fc.control = fc_control;
+  fc.correlation = res.fc_correlation;
+  if (control) fc.control_correlation = res.fc_correlation_unwired;
+  ro.fc = std::move(fc);
+  write_report(at("pasted.ionrec"), at("report.html"), ro);
+  out << "written: " << at("culture.ionrec") << ", truth.csv, map.csv, pasted.ionrec, fc.csv, report.html\n";
   return res;
 }
 
@@ -602,13 +722,24 @@ class CopyPasteCommand final : public Command {
         ->capture_default_str();
     c->add_flag("--control", control_, "also run the silicon network without the pasted synapses");
     c->add_flag("--json", json_, "end with one JSON line");
+    c->add_option("-o,--out", out_, "folder for the recordings, maps, fc.csv and report.html (made if missing)");
+    c->add_flag("--force", force_, "replace files already in --out");
     return c;
   }
   int run(Context& ctx) override {
     if (s_.neurons < 3 || s_.neurons > 1024) throw std::invalid_argument("--neurons: must be 3..1024");
+    if (!out_.empty()) {
+      std::filesystem::create_directories(out_);
+      for (const char* f : {"culture.ionrec", "truth.csv", "map.csv", "pasted.ionrec", "fc.csv", "report.html"}) {
+        if (!force_ && std::filesystem::exists(out_ + "/" + f)) {
+          throw std::invalid_argument("--out: " + out_ + "/" + f + " exists (--force replaces it)");
+        }
+        if (force_) std::filesystem::remove(out_ + "/" + f);
+      }
+    }
     if (!(p_.seconds >= 2 && p_.seconds <= 3600)) throw std::invalid_argument("--seconds: must be 2..3600");
     if (!(bin_ms_ > 0 && bin_ms_ <= 10000)) throw std::invalid_argument("--bin-ms: must be in (0, 10000]");
-    const CopyPasteResult r = copy_paste(s_, p_, bin_ms_, window_ms_, control_, ctx.out);
+    const CopyPasteResult r = copy_paste(s_, p_, bin_ms_, window_ms_, control_, ctx.out, out_);
     if (json_) {
       JsonWriter j;
       j.begin_object();
@@ -628,7 +759,8 @@ class CopyPasteCommand final : public Command {
   SimulateOptions s_;
   PastedRunOptions p_;
   double bin_ms_ = 10, window_ms_ = 60;
-  bool control_ = false, json_ = false;
+  bool control_ = false, json_ = false, force_ = false;
+  std::string out_;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -4,11 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <atomic>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include "cli/network.h"
+#include "cli/record.h"
 #include "ion/builtin/generator.h"
 #include "ion/chip/chip_driver.h"
 #include "ion/mea/culture.h"
@@ -122,27 +125,21 @@ PastePlan plan_paste(const std::vector<connectome::MapEdge>& edges, uint32_t row
   return plan;
 }
 
-PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::vector<std::string>& channels,
-                     const PastedRunOptions& o) {
+PastedNetwork pasted_network(const PastePlan& plan, const std::vector<connectome::MapEdge>& edges,
+                             const std::vector<std::string>& channels, const PastedRunOptions& o) {
   const auto n = static_cast<uint32_t>(channels.size());
   std::map<std::string, uint32_t> index;
   for (uint32_t i = 0; i < n; ++i) index[channels[i]] = i;
-  // The board's default resistance map (4-9 kOhm), weights unquantised; no crossbar: the silicon
-  // network unwired.
-  const PastePlan plan = plan_paste(edges, o.rows, o.cols, 0, 4000, 9000);
-  const size_t bars = plan.crossbars;
-  std::vector<synapse::SynapseDriverOptions> boards(bars);
+  PastedNetwork net;
+  net.boards.resize(plan.crossbars);
   // Per board synapse k: the chip port it drives and the connection's delay.
-  std::vector<std::vector<std::pair<uint32_t, int64_t>>> routes(bars);
-  for (size_t b = 0; b < bars; ++b) {
-    synapse::SynapseDriverOptions& so = boards[b];
+  std::vector<std::vector<std::pair<uint32_t, int64_t>>> routes(plan.crossbars);
+  for (size_t b = 0; b < plan.crossbars; ++b) {
+    synapse::SynapseDriverOptions& so = net.boards[b];
     so.neurons = n;
     so.crossbar.wordlines = o.rows;
     so.crossbar.bitlines = o.cols;
     so.crossbar.device.seed = o.seed + b;
-    so.timing.pulse_time = std::chrono::microseconds(0);  // emulated: programming takes no time
-    so.timing.read_time = std::chrono::microseconds(0);
-    so.timing.queue_capacity = 1u << 16;
   }
   for (const PastedCell& c : plan.cells) {
     const auto& e = edges[c.edge];
@@ -156,9 +153,9 @@ PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::v
     spec.post = post->second;
     spec.cell = c.at;
     spec.rule = synapse::RuleKind::none;
-    spec.gain = 1;
+    spec.gain = 1;  // the - cell's sign is its route (an inhibitory synapse), not a negative weight
     spec.target_ohm = c.target_ohm;
-    boards[c.crossbar].synapses.push_back(spec);
+    net.boards[c.crossbar].synapses.push_back(spec);
     // + cells to the fast excitatory synapse of the target, - cells to its fast inhibitory one.
     const auto type = static_cast<uint32_t>(c.positive ? chip::SynapseType::fast_exc : chip::SynapseType::fast_inh);
     // The copied latency (pre spike -> post spike) is what the pasted connection must take end
@@ -166,12 +163,11 @@ PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::v
     // connection the rest (at least min_delay_ms). Adding the map's delay on top of the loop
     // put every pasted effect 30 ms later than in the culture.
     const double rest_ms = std::max(o.min_delay_ms, e.delay_ms - o.loop_delay_ms);
-    routes[c.crossbar].emplace_back(post->second + type * n, static_cast<int64_t>(rest_ms * 1e6));
+    routes[c.crossbar].emplace_back(post->second + type * n, static_cast<int64_t>(std::llround(rest_ms * 1e3)) * 1000);
   }
-  Topology t;
+  Topology& t = net.topology;
   t.nodes.push_back({"drive", "generator", n, 0});
   t.nodes.push_back({"chip", "chip", n, n * chip::kSynapseTypes});
-  t.nodes.push_back({"observer", "sink", 0, n});
   const auto ms = [](double v) { return static_cast<int64_t>(v * 1e6); };
   ConnectionSpec drive;
   drive.from = one("drive", 0, n - 1);
@@ -180,10 +176,9 @@ PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::v
   drive.delay_ns = ms(o.loop_delay_ms);
   drive.where = "paste";
   t.connections.push_back(drive);
-  t.connections.push_back(connect_whole("chip", "observer", ms(o.loop_delay_ms), "paste"));
-  for (size_t b = 0; b < bars; ++b) {
+  for (size_t b = 0; b < plan.crossbars; ++b) {
     const std::string name = "board" + std::to_string(b);
-    t.nodes.push_back({name, "synapse", boards[b].channels(), n});
+    t.nodes.push_back({name, "synapse", net.boards[b].channels(), n});
     ConnectionSpec in;
     in.from = one("chip", 0, n - 1);
     in.to = {one(name, 0, n - 1)};
@@ -200,6 +195,38 @@ PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::v
       t.connections.push_back(c);
     }
   }
+  chip::ChipDriverOptions& co = net.chip;
+  co.chip.cores = 1;
+  co.chip.neurons_per_core = n;
+  co.chip.mismatch_cv = 0.05;
+  co.chip.seed = o.seed;
+  co.chip.neuron.bias_pa = o.bias_pa;
+  co.chip.synapses[static_cast<size_t>(chip::SynapseType::fast_exc)].gain_pa = o.exc_gain_pa;
+  co.chip.synapses[static_cast<size_t>(chip::SynapseType::fast_inh)].gain_pa = o.inh_gain_pa;
+  co.chip.synapses[static_cast<size_t>(chip::SynapseType::slow_exc)] = {5, o.background_gain_pa};
+  co.lag = std::chrono::microseconds(static_cast<int64_t>(o.chip_lag_ms * 1000));
+  net.drive.channels = n;
+  net.drive.rate_hz = o.background_hz;
+  net.drive.seed = o.seed;
+  return net;
+}
+
+PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::vector<std::string>& channels,
+                     const PastedRunOptions& o) {
+  const auto n = static_cast<uint32_t>(channels.size());
+  // The board's default resistance map (4-9 kOhm), weights unquantised; no crossbar: the silicon
+  // network unwired.
+  const PastePlan plan = plan_paste(edges, o.rows, o.cols, 0, 4000, 9000);
+  PastedNetwork pn = pasted_network(plan, edges, channels, o);
+  const size_t bars = plan.crossbars;
+  for (synapse::SynapseDriverOptions& so : pn.boards) {
+    so.timing.pulse_time = std::chrono::microseconds(0);  // emulated: programming takes no time
+    so.timing.read_time = std::chrono::microseconds(0);
+    so.timing.queue_capacity = 1u << 16;
+  }
+  Topology t = pn.topology;
+  t.nodes.push_back({"observer", "sink", 0, n});
+  t.connections.push_back(connect_whole("chip", "observer", static_cast<int64_t>(o.loop_delay_ms * 1e6), "paste"));
   BrokerOptions bo;
   bo.listen = "tcp://127.0.0.1:*";
   bo.topology = t;
@@ -215,28 +242,40 @@ PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::v
   auto observer = std::make_unique<Observer>(n);
   Observer* seen = observer.get();
   net.add_node(node("observer"), std::move(observer), plain);
-  chip::ChipDriverOptions co;
-  co.chip.cores = 1;
-  co.chip.neurons_per_core = n;
-  co.chip.mismatch_cv = 0.05;
-  co.chip.seed = o.seed;
-  co.chip.neuron.bias_pa = o.bias_pa;
-  co.chip.synapses[static_cast<size_t>(chip::SynapseType::fast_exc)].gain_pa = o.exc_gain_pa;
-  co.chip.synapses[static_cast<size_t>(chip::SynapseType::fast_inh)].gain_pa = o.inh_gain_pa;
-  co.chip.synapses[static_cast<size_t>(chip::SynapseType::slow_exc)] = {5, o.background_gain_pa};
-  co.lag = std::chrono::microseconds(static_cast<int64_t>(o.chip_lag_ms * 1000));
-  auto chip_driver = std::make_unique<chip::ChipDriver>(co);
+  auto chip_driver = std::make_unique<chip::ChipDriver>(pn.chip);
   chip::ChipDriver* chip = chip_driver.get();
   net.add_node(node("chip"), std::move(chip_driver), plain);
   std::vector<synapse::SynapseDriver*> board_drivers;
   for (size_t b = 0; b < bars; ++b) {
-    auto d = std::make_unique<synapse::SynapseDriver>(boards[b]);
+    auto d = std::make_unique<synapse::SynapseDriver>(pn.boards[b]);
     board_drivers.push_back(d.get());
     net.add_node(node("board" + std::to_string(b)), std::move(d), plain);
   }
   std::string late;
   if (!net.wait_registered(std::chrono::seconds(30), &late)) {
     throw std::runtime_error("the pasted network did not start: node '" + late + "' did not register");
+  }
+  // The recording, when asked for: the chip's spikes and the boards' transmissions and weights
+  // (not the drive's many events).
+  struct Recorder {  // stopped and joined on every way out, before the network goes
+    std::atomic<bool> stop{false};
+    std::thread thread;
+    void finish() {
+      stop.store(true);
+      if (thread.joinable()) thread.join();
+    }
+    ~Recorder() { finish(); }
+  } recorder;
+  std::ostringstream recorder_log;
+  int recorder_rc = 0;
+  if (!o.record_path.empty()) {
+    RecordOptions ro;
+    ro.broker = net.endpoint();
+    ro.out = o.record_path;
+    ro.name = "recorder";
+    ro.nodes = {"chip"};
+    for (size_t b = 0; b < bars; ++b) ro.nodes.push_back("board" + std::to_string(b));
+    recorder.thread = std::thread([&, ro] { recorder_rc = run_record(ro, recorder.stop, recorder_log); });
   }
   // Programming first (the boards' own write-verify), then the background drive.
   PastedRun r;
@@ -251,11 +290,7 @@ PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::v
     r.cells_programmed += static_cast<uint64_t>(d->counters().at("cells_programmed"));
     r.cells_failed += static_cast<uint64_t>(d->counters().at("cells_program_failed"));
   }
-  GeneratorOptions go;
-  go.channels = n;
-  go.rate_hz = o.background_hz;
-  go.seed = o.seed;
-  net.add_node(node("drive"), std::make_unique<GeneratorDriver>(go), plain);
+  net.add_node(node("drive"), std::make_unique<GeneratorDriver>(pn.drive), plain);
   if (!net.wait_registered(std::chrono::seconds(30), &late)) {
     throw std::runtime_error("the pasted network's drive did not start");
   }
@@ -263,6 +298,8 @@ PastedRun run_pasted(const std::vector<connectome::MapEdge>& edges, const std::v
   std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>((o.seconds + 1.5) * 1000)));
   r.late_inputs = static_cast<uint64_t>(chip->counters().at("inputs_late"));
   net.stop_nodes();
+  recorder.finish();
+  if (recorder_rc != 0) throw std::runtime_error("the pasted network's recording failed: " + recorder_log.str());
   r.spikes_ns = seen->take();
   r.seconds = o.seconds;
   return r;

@@ -5,8 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "ion/broker/topology.h"
+#include "ion/builtin/generator.h"
+#include "ion/chip/chip_driver.h"
 #include "ion/connectome/connectome.h"
 #include "ion/synapse/instrument.h"
+#include "ion/synapse/synapse_driver.h"
 
 namespace ion::cli {
 
@@ -84,7 +88,21 @@ struct PastedRunOptions {
   double chip_lag_ms = 10;        // how far the chip computes behind real time
   double min_delay_ms = 2;        // board -> chip, at least (the rest of a copied latency)
   uint64_t seed = 1;
+  std::string record_path;        // non-empty: the chip and the boards recorded there (ion record)
 };
+// The pasted network as nodes and routes: the boards (a crossbar each, `plan`'s cells with their
+// targets), the chip, the drive and the topology joining them. run_pasted runs it in one process;
+// `ion connectome paste` writes it as config files for separate daemons.
+struct PastedNetwork {
+  std::vector<synapse::SynapseDriverOptions> boards;
+  chip::ChipDriverOptions chip;
+  GeneratorOptions drive;
+  Topology topology;  // nodes drive, chip, board0..; no observer
+};
+// Throws std::runtime_error when an edge names a channel not in `channels`.
+PastedNetwork pasted_network(const PastePlan& plan, const std::vector<connectome::MapEdge>& edges,
+                             const std::vector<std::string>& channels, const PastedRunOptions& options);
+
 struct PastedRun {
   std::vector<std::vector<int64_t>> spikes_ns;  // per neuron (map channel), network time
   uint64_t cells = 0, cells_programmed = 0, cells_failed = 0;

@@ -1,4 +1,5 @@
 #include "cli/report.h"
+#include "cli/svg.h"
 #include <ostream>
 #include "cli/command.h"
 
@@ -21,70 +22,14 @@
 namespace ion {
 namespace {
 
+using svg::Axis;
+using svg::esc;
+using svg::num;
+using svg::x_axis;
+using svg::y_axis;
+
 constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
                                    "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"};
-
-std::string esc(const std::string& s) {
-  std::string o;
-  for (const char c : s) {
-    switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
-
-std::string num(double v, int prec = 2) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.*f", prec, v);
-  return b;
-}
-
-struct Axis {
-  double lo = 0;
-  double hi = 1;
-  double px_lo = 0;
-  double px_hi = 1;
-  [[nodiscard]] double at(double v) const {
-    return hi > lo ? px_lo + (v - lo) / (hi - lo) * (px_hi - px_lo) : px_lo;
-  }
-};
-
-// Ticks at 1, 2 or 5 times a power of ten, about n of them.
-std::vector<double> ticks(double lo, double hi, int n = 6) {
-  std::vector<double> t;
-  if (!(hi > lo)) return {lo};
-  const double raw = (hi - lo) / n;
-  const double p = std::pow(10.0, std::floor(std::log10(raw)));
-  const double step = raw / p < 2 ? 2 * p : (raw / p < 5 ? 5 * p : 10 * p);
-  for (double v = std::ceil(lo / step) * step; v <= hi + 1e-12; v += step) t.push_back(v);
-  return t;
-}
-
-void x_axis(std::ostringstream& s, const Axis& x, double y, const std::string& label, int prec = 1) {
-  s << "<line x1='" << x.px_lo << "' y1='" << y << "' x2='" << x.px_hi << "' y2='" << y << "' stroke='#444'/>";
-  for (double v : ticks(x.lo, x.hi)) {
-    const double px = x.at(v);
-    s << "<line x1='" << num(px) << "' y1='" << y << "' x2='" << num(px) << "' y2='" << y + 4 << "' stroke='#444'/>"
-      << "<text x='" << num(px) << "' y='" << y + 16 << "' text-anchor='middle'>" << num(v, prec) << "</text>";
-  }
-  s << "<text x='" << (x.px_lo + x.px_hi) / 2 << "' y='" << y + 32 << "' text-anchor='middle'>" << esc(label) << "</text>";
-}
-
-void y_axis(std::ostringstream& s, const Axis& y, double x, const std::string& label, int prec = 2) {
-  s << "<line x1='" << x << "' y1='" << y.px_lo << "' x2='" << x << "' y2='" << y.px_hi << "' stroke='#444'/>";
-  for (double v : ticks(y.lo, y.hi, 4)) {
-    const double py = y.at(v);
-    s << "<line x1='" << x - 4 << "' y1='" << num(py) << "' x2='" << x << "' y2='" << num(py) << "' stroke='#444'/>"
-      << "<text x='" << x - 6 << "' y='" << num(py + 4) << "' text-anchor='end'>" << num(v, prec) << "</text>";
-  }
-  s << "<text transform='translate(" << x - 48 << "," << (y.px_lo + y.px_hi) / 2
-    << ") rotate(-90)' text-anchor='middle'>" << esc(label) << "</text>";
-}
 
 struct Site {
   std::string name;
@@ -197,11 +142,35 @@ ReportStats write_report(const std::string& recording, const std::string& html_p
       << esc(utc_text(header.anchor_utc_ns() + (t_min - origin))) << " to "
       << esc(utc_text(header.anchor_utc_ns() + (t_max - origin))) << "</td></tr>";
   }
-  for (const auto& c : last_status.connections()) {
-    h << "<tr><th>connection " << c.index() << " from " << esc(c.from()) << "</th><td>delay "
-      << num(static_cast<double>(c.delay_ns()) / 1e6, 3) << " ms"
-      << (c.auto_delay() ? " (auto: " + std::to_string(c.raises()) + " raises, " + std::to_string(c.lowers()) + " lowers)" : "")
-      << "</td></tr>";
+  // Each connection's delay; a network with many (a pasted crossbar: one per cell) gets one row
+  // per source node with its delays' range.
+  constexpr int kConnectionRows = 16;
+  if (last_status.connections_size() <= kConnectionRows) {
+    for (const auto& c : last_status.connections()) {
+      h << "<tr><th>connection " << c.index() << " from " << esc(c.from()) << "</th><td>delay "
+        << num(static_cast<double>(c.delay_ns()) / 1e6, 3) << " ms"
+        << (c.auto_delay() ? " (auto: " + std::to_string(c.raises()) + " raises, " + std::to_string(c.lowers()) + " lowers)" : "")
+        << "</td></tr>";
+    }
+  } else {
+    struct Range {
+      int count = 0, autos = 0;
+      int64_t lo = INT64_MAX, hi = INT64_MIN;
+    };
+    std::map<std::string, Range> by_node;
+    for (const auto& c : last_status.connections()) {
+      Range& r = by_node[c.from().substr(0, c.from().find(':'))];
+      ++r.count;
+      r.autos += c.auto_delay() ? 1 : 0;
+      r.lo = std::min(r.lo, c.delay_ns());
+      r.hi = std::max(r.hi, c.delay_ns());
+    }
+    for (const auto& [node, r] : by_node) {
+      h << "<tr><th>" << r.count << " connection" << (r.count > 1 ? "s" : "") << " from " << esc(node)
+        << "</th><td>delay " << num(static_cast<double>(r.lo) / 1e6, 3);
+      if (r.hi != r.lo) h << " to " << num(static_cast<double>(r.hi) / 1e6, 3);
+      h << " ms" << (r.autos > 0 ? " (" + std::to_string(r.autos) + " auto)" : "") << "</td></tr>";
+    }
   }
   for (const auto& [k, v] : o.facts) h << "<tr><th>" << esc(k) << "</th><td>" << esc(v) << "</td></tr>";
   // A device on its own time base or with simulation-scaled values says so where its data is read.
@@ -220,6 +189,8 @@ ReportStats write_report(const std::string& recording, const std::string& html_p
   h << "</table>";
 
   // --- Raster: one panel per site, channels as rows, shared time axis.
+  if (o.fc) stats.fc_pairs = write_fc_section(h, *o.fc);
+
   h << "<h2>Spike raster per site (shared network-time axis)</h2>";
   const double W = 1000;
   const double left = 90;
