@@ -10,6 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pynwb
 from pynwb import NWBHDF5IO
@@ -24,16 +25,33 @@ def validate(path):
     assert not errors, (path, errors)
 
 
+def check_cached_schema(path):
+    """The NWB schema is cached in the file as pynwb caches it: pynwb finds the namespaces there,
+    validates against them without a warning, and reads the file through them."""
+    cached = NWBHDF5IO.get_namespaces(str(path))
+    assert set(cached) >= {"core", "hdmf-common"}, (path, cached)
+    with h5py.File(str(path), "r") as h:
+        assert h.attrs["nwb_version"] == cached["core"], (h.attrs["nwb_version"], cached)
+        assert h[h.attrs[".specloc"]].name == "/specifications"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "has no cached namespace information" would raise here
+        validate(path)
+        with NWBHDF5IO(str(path), "r", load_namespaces=True) as io:
+            assert len(io.read().units) > 0
+
+
 def main():
     work = Path(sys.argv[1])
     ev = ion.read_recording(work / "demo" / "recording.ionrec", format="numpy")
     info = ion.read_recording.info
     t0 = info["anchor_network_ns"]
 
+    # demo.nwb: the schema named by --nwb-schema; imported.nwb: found through $VIRTUAL_ENV.
+    check_cached_schema(work / "demo.nwb")
+    check_cached_schema(work / "imported.nwb")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the schema is not cached in the file (said in the note)
-        validate(work / "demo.nwb")
-        validate(work / "imported.nwb")
+        warnings.simplefilter("ignore")  # uncached.nwb: no schema around; pynwb uses its own copy
+        validate(work / "uncached.nwb")
     with NWBHDF5IO(str(work / "demo.nwb"), "r") as io:
         f = io.read()
         # session_start_time: the broker's UTC anchor.

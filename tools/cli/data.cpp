@@ -114,6 +114,7 @@ int run_export(const ExportCommand& c, std::ostream& out) {
   interchange::ExportOptions o;
   o.source = c.source;
   o.sample_rate_hz = c.sample_rate_hz;
+  o.nwb_schema_dirs = c.nwb_schema;
   std::string routing_note;
   o.routes = routes_of(d.header.topology_yaml(), routing_note);
   if (!o.routes.empty()) o.delays = delays_of(c.file);
@@ -561,6 +562,9 @@ class ExportCommand final : public Command {
     c->add_option("--sample-rate", o_.sample_rate_hz,
                   "npy: samples per second when the recording has no grid")
         ->check(CLI::PositiveNumber);
+    c->add_option("--nwb-schema", o_.nwb_schema,
+                  "nwb: a folder holding the NWB schema to cache in the file (an installed pynwb's "
+                  "nwb-schema); default: $ION_NWB_SCHEMA, then pynwb under $VIRTUAL_ENV, ~/.local, /usr");
     ctx.add_force(c);
     return c;
   }

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ion/core/security.h"
 
@@ -27,6 +28,7 @@ struct ExportCommand {
   std::string out;
   std::string source;
   double sample_rate_hz = 0;
+  std::vector<std::string> nwb_schema;  // folders holding the NWB schema to cache (nwb)
 };
 int run_export(const ExportCommand& c, std::ostream& out);
 

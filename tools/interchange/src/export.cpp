@@ -1,4 +1,5 @@
 #include "ion/interchange/export.h"
+#include "ion/interchange/nwb_schema.h"
 
 #include <hdf5.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -476,9 +478,31 @@ ExportResult export_nwb(const Dataset& d, const std::string& out, const ExportOp
     r.notes.push_back("the recording has no UTC anchor: session_start_time is 1970-01-01 (ion import "
                       "--session-start sets one)");
   }
+  std::string why;
+  const std::optional<NwbSchema> schema =
+      find_nwb_schema(o.nwb_schema_dirs.empty() ? default_nwb_schema_dirs() : o.nwb_schema_dirs, &why);
+  if (!schema && !o.nwb_schema_dirs.empty()) throw std::runtime_error("--nwb-schema: " + why);
   NwbWriter w(out);
   const hid_t root = w.file();
-  w.attr(root, "nwb_version", "2.5.0");
+  w.attr(root, "nwb_version", schema ? schema->core_version : "2.5.0");
+  if (schema) {
+    // As pynwb caches it: /specifications/NAMESPACE/VERSION/SOURCE, JSON text each, found
+    // through the root's .specloc reference.
+    const hid_t specs = w.group(root, "specifications");
+    for (const NwbSpecNamespace& ns : schema->namespaces) {
+      const hid_t g = w.group(specs, ns.name);
+      const hid_t v = w.group(g, ns.version);
+      for (const auto& [name, json] : ns.files) H5Dclose(w.scalar_string(v, name, json));
+      H5Gclose(v);
+      H5Gclose(g);
+    }
+    H5Gclose(specs);
+    w.attr_ref(root, ".specloc", "/specifications");
+    r.notes.push_back("NWB schema " + schema->core_version + " cached in the file (from " + schema->core_dir + ")");
+  } else {
+    r.notes.push_back("the NWB schema is not cached in the file (pynwb validates against its own copy and warns): " +
+                      why + "; --nwb-schema DIR names an installed pynwb's nwb-schema folder");
+  }
   w.typed(root, "NWBFile", "core");
   const int64_t now_utc = std::chrono::duration_cast<std::chrono::nanoseconds>(
                               std::chrono::system_clock::now().time_since_epoch()).count();

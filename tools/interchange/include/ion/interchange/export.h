@@ -8,7 +8,8 @@
 //        kind `stimulation`: `node` was stimulated on electrode `channel` at `time_s`)
 //   npy  phy/Kilosort style folder: spike_times.npy (uint64 samples), spike_clusters.npy
 //        (int32 unit), channel_map.npy, channel_positions.npy, cluster_info.tsv, params.py
-//   nwb  NWB 2.5 HDF5 file: session start time, electrodes table (electrode sources only), Units
+//   nwb  NWB HDF5 file (2.5.0 layout; the cached schema's version when one is found, nwb_schema.h):
+//        session start time, electrodes table (electrode sources only), Units
 //        table with spike times in seconds (from the session start) and each electrode unit's
 //        electrode (a silicon neuron has none), and each series as a TimeSeries in /acquisition;
 //        stimulations (from `routes`) per electrode in /stimulus/presentation
@@ -44,6 +45,9 @@ struct ExportOptions {
   std::map<uint32_t, DelayTimeline> delays;
   double sample_rate_hz = 0;  // npy: samples per second when the source has no grid (default 30 kHz)
   std::string session_description = "IoN recording";
+  // nwb: where to find the NWB schema to cache in the file (nwb_schema.h); empty: the default
+  // places. Given folders without a usable schema are an error; the default places a note.
+  std::vector<std::string> nwb_schema_dirs;
 };
 
 struct ExportResult {
