@@ -363,3 +363,62 @@ TEST(MeaConfig, TheEmulatorWritesItsWiringWhereTheConfigSays) {
 
 }  // namespace
 }  // namespace ion::mea
+
+namespace ion::mea {
+namespace {
+
+// Issue 18: "electrode positions for live MEA recordings (from the driver's layout)": a raw-file
+// or TCP source has no culture to take them from; `layout:` gives them, as a grid or a file, and
+// the node describes its channels with them (what recordings and exports keep).
+TEST(MeaConfig, AFileOrLiveSourceTakesItsElectrodeLayoutFromTheConfig) {
+  const std::string dir = ::testing::TempDir();
+  const std::string raw = dir + "/layout-test.raw";
+  {
+    std::ofstream f(raw, std::ios::binary);
+    const std::vector<int16_t> zeros(60 * 2000, 0);
+    f.write(reinterpret_cast<const char*>(zeros.data()), static_cast<std::streamsize>(zeros.size() * 2));
+  }
+  const std::string base = "driver:\n  kind: mea\n  source: raw_file\n  raw_file: {path: " + raw +
+                           ", channels: 60, sample_rate_hz: 20000}\n";
+  // The MCS 60-electrode grid: 8 x 8 without corners, 200 um, named column then row.
+  const ConfigNode grid = ConfigNode::parse(base + "  layout: {rows: 8, cols: 8, pitch_um: 200}\n", "g.yaml");
+  MeaDriver from_grid(MeaOptions::from_config(grid.child("driver")));
+  const auto g = from_grid.channel_info();
+  ASSERT_EQ(g.size(), 60U);
+  EXPECT_EQ(g[0].name, "21");
+  EXPECT_EQ(g[0].x_um, 200);
+  EXPECT_EQ(g[0].y_um, 0);
+  EXPECT_EQ(g[6].name, "12");
+  EXPECT_EQ(g[59].name, "78");
+  EXPECT_EQ(g[59].x_um, 1200);
+  EXPECT_EQ(g[59].y_um, 1400);
+  // A file: channel,name,x_um,y_um.
+  const std::string csv = dir + "/layout-test.csv";
+  std::ofstream(csv) << "channel,name,x_um,y_um\n0,A1,0,0\n5,B7,100.5,-20\n";
+  const ConfigNode file = ConfigNode::parse(base + "  layout: " + csv + "\n", "f.yaml");
+  MeaDriver from_file(MeaOptions::from_config(file.child("driver")));
+  const auto f = from_file.channel_info();
+  ASSERT_EQ(f.size(), 2U);
+  EXPECT_EQ(f[1].id, 5U);
+  EXPECT_EQ(f[1].name, "B7");
+  EXPECT_EQ(f[1].x_um, 100.5);
+  EXPECT_EQ(f[1].y_um, -20);
+  // Mistakes are named: a bad line, an electrode the source does not have, a layout for the
+  // emulator (its culture has one).
+  std::ofstream(csv) << "channel,name,x_um,y_um\n0,A1,0\n";
+  try {
+    (void)MeaOptions::from_config(ConfigNode::parse(base + "  layout: " + csv + "\n", "f.yaml").child("driver"));
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("layout-test.csv:2: 4 fields"), std::string::npos) << e.what();
+  }
+  std::ofstream(csv) << "0,A1,0,0\n60,X,0,0\n";
+  EXPECT_THROW(MeaDriver(MeaOptions::from_config(ConfigNode::parse(base + "  layout: " + csv + "\n", "f.yaml").child("driver"))),
+               std::invalid_argument);
+  EXPECT_THROW((void)MeaOptions::from_config(
+                   ConfigNode::parse("driver:\n  kind: mea\n  layout: {rows: 8, cols: 8}\n", "e.yaml").child("driver")),
+               ConfigError);
+}
+
+}  // namespace
+}  // namespace ion::mea

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
@@ -75,11 +79,74 @@ CultureOptions culture_from(const ConfigNode& e) {
   return o;
 }
 
+// `layout: FILE.csv` (channel,name,x_um,y_um) or `layout: {rows, cols, pitch_um, drop_corners,
+// names: mcs|number}`: a grid row-major as the emulator lays it out; MCS names are the column
+// then the row digit, 1-based ("12" ... "87" on the 60-electrode array).
+std::vector<ChannelDescription> layout_from(const ConfigNode& d) {
+  std::vector<ChannelDescription> out;
+  if (d.yaml()["layout"].IsMap()) {
+    const ConfigNode g_node = d.child("layout");
+    const ConfigNode* g = &g_node;
+    g->only_keys({"rows", "cols", "pitch_um", "drop_corners", "names"});
+    const auto rows = static_cast<uint32_t>(g->integer("rows", 8, 1, 256));
+    const auto cols = static_cast<uint32_t>(g->integer("cols", 8, 1, 256));
+    const double pitch = g->number("pitch_um", 200, 1e-3, 1e4);
+    const bool drop = g->boolean("drop_corners", rows == 8 && cols == 8);
+    const std::string names = g->string("names", rows <= 9 && cols <= 9 ? "mcs" : "number");
+    if (names != "mcs" && names != "number") g->fail("names", "one of: mcs, number");
+    if (names == "mcs" && (rows > 9 || cols > 9)) g->fail("names", "mcs names need at most 9 rows and columns");
+    for (uint32_t r = 0; r < rows; ++r) {
+      for (uint32_t c = 0; c < cols; ++c) {
+        const bool corner = (r == 0 || r == rows - 1) && (c == 0 || c == cols - 1);
+        if (drop && corner) continue;
+        const auto id = static_cast<uint32_t>(out.size());
+        out.push_back({id, names == "mcs" ? std::to_string(c + 1) + std::to_string(r + 1) : std::to_string(id),
+                       c * pitch, r * pitch});
+      }
+    }
+    return out;
+  }
+  const std::string path = d.resolve_path(d.string("layout"));
+  std::ifstream in(path);
+  if (!in) d.fail("layout", path + ": cannot be read");
+  std::set<uint32_t> seen;
+  size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#' || line.starts_with("channel,")) continue;
+    const auto bad = [&](const std::string& why) {
+      d.fail("layout", path + ":" + std::to_string(line_no) + ": " + why + " (want channel,name,x_um,y_um)");
+    };
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    for (std::string x; std::getline(ls, x, ',');) f.push_back(x);
+    if (f.size() != 4) bad("4 fields");
+    ChannelDescription c;
+    try {
+      size_t used = 0;
+      const unsigned long id = std::stoul(f[0], &used);
+      if (used != f[0].size() || id > 65535) bad("channel is not a number 0..65535");
+      c.id = static_cast<uint32_t>(id);
+      c.x_um = std::stod(f[2]);
+      c.y_um = std::stod(f[3]);
+    } catch (const std::logic_error&) {
+      bad("not a number");
+    }
+    if (!std::isfinite(c.x_um) || !std::isfinite(c.y_um)) bad("a position is not finite");
+    if (!seen.insert(c.id).second) bad("channel " + f[0] + " twice");
+    c.name = f[1];
+    out.push_back(std::move(c));
+  }
+  if (out.empty()) d.fail("layout", path + ": no electrode in it");
+  return out;
+}
+
 }  // namespace
 
 MeaOptions MeaOptions::from_config(const ConfigNode& d) {
   d.only_keys({"kind", "source", "emulator", "raw_file", "tcp", "detection", "stimulation",
-               "block", "stream"});
+               "block", "stream", "layout"});
   MeaOptions o;
   const std::string source = d.string("source", "emulator");
   if (source == "emulator") {
@@ -145,6 +212,13 @@ MeaOptions MeaOptions::from_config(const ConfigNode& d) {
   }
   o.block = us(d, "block", o.block, microseconds(100), milliseconds(100));
   o.stream = static_cast<uint32_t>(d.integer("stream", 0, 0, UINT32_MAX));
+  if (d.has("layout")) {
+    if (o.source == SourceKind::emulator) {
+      d.fail("layout", "the emulator's electrodes are its culture's (emulator: rows, cols, pitch_um); layout is "
+                       "for raw_file and tcp sources");
+    }
+    o.layout = layout_from(d);
+  }
   return o;
 }
 
@@ -175,6 +249,12 @@ MeaDriver::MeaDriver(MeaOptions options, std::unique_ptr<SignalSource> source)
       channels_(format_.channels) {
   // Check the detector settings against the source now, at start-up, not on the first block.
   with_format(opts_.detection, format_).validate();
+  for (const ChannelDescription& c : opts_.layout) {
+    if (c.id >= channels_) {
+      throw std::invalid_argument("layout: electrode " + std::to_string(c.id) + " ('" + c.name + "') but the source has " +
+                                  std::to_string(channels_) + " channels");
+    }
+  }
 }
 
 MeaDriver::~MeaDriver() { stop(); }
@@ -184,6 +264,7 @@ DriverInfo MeaDriver::describe() const {
 }
 
 std::vector<ChannelDescription> MeaDriver::channel_info() const {
+  if (!opts_.layout.empty()) return opts_.layout;
   std::vector<ChannelDescription> out;
   if (const auto* culture = dynamic_cast<const CultureEmulator*>(source_.get())) {
     const auto& p = culture->electrode_positions();

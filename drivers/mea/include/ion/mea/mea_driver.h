@@ -42,6 +42,9 @@ struct MeaOptions {
   StimulationOptions stimulation;
   std::chrono::microseconds block{1000};  // signal processed per step (paced sources)
   uint32_t stream = 0;
+  // A file or live source's electrode names and positions (`layout:` a grid or a CSV file,
+  // docs/devices/mea.md); the emulator has its culture's. Empty: none known.
+  std::vector<ChannelDescription> layout;
 
   // Reads the `driver:` mapping (kind: mea). Errors name the file, line and key.
   static MeaOptions from_config(const ConfigNode& driver);
@@ -57,7 +60,7 @@ class MeaDriver final : public Driver {
   ~MeaDriver() override;
 
   [[nodiscard]] DriverInfo describe() const override;
-  // The emulated culture's electrode positions (a file or a live stream: none known).
+  // Electrode positions: the emulated culture's, or a file or live source's `layout`.
   [[nodiscard]] std::vector<ChannelDescription> channel_info() const override;
   void start(Emitter& emitter) override;
   void deliver(const BatchHeader& header, const EventBatch& events,
