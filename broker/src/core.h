@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -100,7 +101,8 @@ class BrokerCore {
   [[nodiscard]] std::vector<BrokerNodeStats> node_stats() const;
   [[nodiscard]] std::vector<TapStats> tap_stats() const;
   [[nodiscard]] std::vector<ConnectionStats> connection_stats() const;
-  void fill_status(v1::StatusReply& r, bool include_topology, bool include_channels = false) const;
+  void fill_status(v1::StatusReply& r, bool include_topology, bool include_channels = false,
+                   const std::set<std::string>& channels_of = {}) const;
 
  private:
   static int64_t ms_to_ns(std::chrono::milliseconds d) noexcept {

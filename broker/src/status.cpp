@@ -69,12 +69,15 @@ std::vector<TapStats> BrokerCore::tap_stats() const {
 
 void BrokerCore::on_status(std::string_view rid) {
   v1::StatusReply r;
-  fill_status(r, codec_.status_request().include_topology(), codec_.status_request().include_channels());
+  const v1::StatusRequest& q = codec_.status_request();
+  std::set<std::string> channels_of(q.channels_of().begin(), q.channels_of().end());
+  fill_status(r, q.include_topology(), q.include_channels(), channels_of);
   r.set_request_id(codec_.status_request().request_id());
   if (status_codec_.encode(r, scratch_)) send_direct(rid, scratch_);
 }
 
-void BrokerCore::fill_status(v1::StatusReply& r, bool include_topology, bool include_channels) const {
+void BrokerCore::fill_status(v1::StatusReply& r, bool include_topology, bool include_channels,
+                             const std::set<std::string>& channels_of) const {
   r.set_broker_epoch(epoch_);
   r.set_network_ns(clock_.now_ns());
   r.set_anchor_network_ns(anchor_network_ns_);
@@ -120,8 +123,11 @@ void BrokerCore::fill_status(v1::StatusReply& r, bool include_topology, bool inc
       if (slot.health_reported) *s->mutable_health() = slot.health;
       if (slot.device.ByteSizeLong() > 0) *s->mutable_device() = slot.device;
       // Bounded so the reply stays well inside max_message_bytes (about 26 bytes each: 16 384
-      // channels are ~430 KB); nodes beyond the bound are left undescribed in this reply.
-      if (include_channels && described_channels + slot.channel_info.size() <= kMaxDescribedChannels) {
+      // channels are ~430 KB); nodes beyond the bound are left undescribed in this reply, and
+      // channels_described tells the asker so (it asks again).
+      s->set_channels_described(static_cast<uint32_t>(slot.channel_info.size()));
+      const bool asked = include_channels || channels_of.contains(n.name);
+      if (asked && described_channels + slot.channel_info.size() <= kMaxDescribedChannels) {
         for (const auto& c : slot.channel_info) *s->add_channel_info() = c;
         described_channels += slot.channel_info.size();
       }

@@ -273,12 +273,13 @@ std::string duration_text(int64_t ns) {
 }  // namespace
 
 std::string to_yaml(const Topology& t) {
-  std::string y = "nodes:\n";
+  std::string y = t.nodes.empty() ? "nodes: {}\n" : "nodes:\n";
   for (const auto& n : t.nodes) {
     y += "  \"" + n.name + "\": {kind: \"" + n.kind + "\", channels: " + std::to_string(n.channels) +
          ", ports: " + std::to_string(n.ports) + "}\n";
   }
-  y += "connections:\n";
+  // An empty list written as such: "connections:" alone reads back as null, which is refused.
+  y += t.connections.empty() ? "connections: []\n" : "connections:\n";
   for (const auto& c : t.connections) {
     y += "  - {from: \"" + endpoint_text(c.from) + "\", to: [";
     for (size_t i = 0; i < c.to.size(); ++i) y += (i == 0 ? "\"" : ", \"") + endpoint_text(c.to[i]) + "\"";

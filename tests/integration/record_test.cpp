@@ -257,6 +257,64 @@ TEST(Record, ALiveMeaRecordingKeepsTheElectrodePositions) {
   }
 }
 
+// A generator that describes its channels (names and positions), as an electrode array does.
+class DescribedGenerator final : public Driver {
+ public:
+  DescribedGenerator(uint32_t channels, const std::string& prefix) : inner_(generator(channels, 0.2, 100)) {
+    for (uint32_t c = 0; c < channels; ++c) info_.push_back({c, prefix + std::to_string(c), c * 10.0, 1.0});
+  }
+  [[nodiscard]] DriverInfo describe() const override { return inner_->describe(); }
+  [[nodiscard]] std::vector<ChannelDescription> channel_info() const override { return info_; }
+  void start(Emitter& e) override { inner_->start(e); }
+  void deliver(const BatchHeader& h, const EventBatch& e, const Delivery& d) noexcept override { inner_->deliver(h, e, d); }
+  void stop() noexcept override { inner_->stop(); }
+
+ private:
+  std::unique_ptr<GeneratorDriver> inner_;
+  std::vector<ChannelDescription> info_;
+};
+
+// A status reply describes at most 16 384 channels; nodes beyond that were left undescribed and
+// the recorder did not ask again, so two 10 000-channel arrays joining after it started lost one's
+// names and positions. It now asks for the nodes still undescribed until a record holds them.
+TEST(Record, EveryLargeArrayJoiningLaterIsDescribedInTheRecording) {
+  Topology t;
+  t.nodes = {{"west", "mea", 10000, 0}, {"east", "mea", 10000, 0}};
+  BrokerRunner broker(broker_options(t));
+  RecordOptions ro;
+  ro.name = "recorder";
+  ro.broker = broker.endpoint();
+  ro.out = tmp("large-arrays.ionrec");
+  ro.status_interval = std::chrono::milliseconds(100);
+  RecorderRunner rec(ro);
+  ASSERT_TRUE(eventually([&] { return broker.broker().tap_stats().size() == 1; }, 10s));
+  NodeRunner<DescribedGenerator> west(node_options("west", broker.endpoint()),
+                                      std::make_unique<DescribedGenerator>(10000, "w"));
+  NodeRunner<DescribedGenerator> east(node_options("east", broker.endpoint()),
+                                      std::make_unique<DescribedGenerator>(10000, "e"));
+  // What the recording holds so far (the recorder flushes every 100 ms): both arrays described.
+  const auto described_in_file = [&] {
+    size_t n = 0;
+    for (const auto& src : ion::load_recording(ro.out).sources) n += src.desc.channel_info_size() == 10000 ? 1 : 0;
+    return n;
+  };
+  EXPECT_TRUE(eventually([&] { return described_in_file() == 2; }, 30s)) << described_in_file() << " of 2 described";
+  west.stop();
+  east.stop();
+  rec.stop();
+  const auto d = ion::load_recording(ro.out);
+  size_t described = 0;
+  for (const auto& src : d.sources) {
+    const auto& info = src.desc.channel_info();
+    ASSERT_EQ(info.size(), 10000) << src.desc.name() << ": every channel described";
+    const std::string prefix = src.desc.name() == "west" ? "w" : "e";
+    EXPECT_EQ(info[9999].name(), prefix + "9999");
+    EXPECT_DOUBLE_EQ(info[9999].x_um(), 99990.0);
+    ++described;
+  }
+  EXPECT_EQ(described, 2U);
+}
+
 // Issue 18: stimulation times in exports used the topology's delay even when `delay: auto`
 // moved it. A recording of a source whose channel 0 stimulates an MEA electrode through an auto
 // connection; status records say the delay was 100 ms from t = 2 s and 300 ms from t = 4 s.

@@ -27,6 +27,19 @@ nodes:
   syn:  {kind: synapse, channels: 4, ports: 4}
 )";
 
+// A recording keeps the topology as to_yaml wrote it; a network without connections (a recorder
+// and sources only) wrote "connections:" alone, which reads back as null and was refused, so the
+// recording's sources went undescribed.
+TEST(Topology, ANetworkWithoutConnectionsReadsBackAsWritten) {
+  Topology t;
+  t.nodes = {{"west", "mea", 60, 0}, {"east", "mea", 60, 60}};
+  const Topology back = load_topology(ConfigNode::parse(to_yaml(t), "round trip"));
+  ASSERT_EQ(back.nodes.size(), 2U);
+  EXPECT_EQ(back.nodes[1].name, "east");
+  EXPECT_EQ(back.nodes[1].ports, 60U);
+  EXPECT_TRUE(back.connections.empty());
+}
+
 TEST(Topology, WildcardMapsChannelToSamePort) {
   const auto rt = RoutingTable::compile(parse(std::string(kNodes) + R"(
 connections:

@@ -349,8 +349,6 @@ class ScoreCommand final : public Command {
   bool json_ = false;
 };
 
-// Paste: the map's significant connections as differential pairs of crossbar cells, programmed
-// with write-verify on emulated crossbars of the chosen device model.
 // The pasted network's broker, topology, chip and drive as files beside the boards' configs, so
 // that separate daemons run it: ion-broker --config broker.yaml, then ion-node --config chip.yaml,
 // each board-K.yaml and drive.yaml.
@@ -395,6 +393,8 @@ void write_daemon_configs(Context& ctx, const std::string& dir, const std::strin
   });
 }
 
+// Paste: the map's significant connections as differential pairs of crossbar cells, programmed
+// with write-verify on emulated crossbars of the chosen device model.
 class PasteCommand final : public Command {
  public:
   CLI::App* add(CLI::App& parent, Context& ctx) override {

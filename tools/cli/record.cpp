@@ -7,6 +7,8 @@
 #include <map>
 #include <memory>
 #include <ostream>
+#include <set>
+#include <string>
 #include <thread>
 
 #include <unistd.h>
@@ -223,9 +225,10 @@ class Recorder final : private SessionOwner {
     v1::StatusRequest r;
     r.set_request_id(++status_id_);
     r.set_include_topology(writer_ == nullptr);
-    // Channel names and positions: for the header, then once after each node (re)joins.
-    r.set_include_channels(writer_ == nullptr || want_channels_);
-    want_channels_ = false;
+    // Channel names and positions: every node's for the header, then those of the nodes that
+    // (re)joined until a reply has described them in full (a reply holds a bounded number).
+    r.set_include_channels(writer_ == nullptr);
+    for (const std::string& n : undescribed_) r.add_channels_of(n);
     return codec_.encode(r, scratch_) && link_.send(scratch_);
   }
 
@@ -268,8 +271,10 @@ class Recorder final : private SessionOwner {
         marker(v1::RecordMarker::NODE_RESTARTED, n.name(), n.source_restarts() - prev.restarts, "new epoch");
       }
       // A registration since the last reply (even one that came and went in between): the broker
-      // keeps what its Hello declared, so the next status record can carry it.
-      if (n.registrations() != prev.registrations) want_channels_ = true;
+      // keeps what its Hello declared, so a later status record can carry it; asked for until one
+      // does in full.
+      if (n.registrations() != prev.registrations) undescribed_.insert(n.name());
+      if (static_cast<uint32_t>(n.channel_info_size()) == n.channels_described()) undescribed_.erase(n.name());
       prev.connected = n.connected();
       prev.restarts = n.source_restarts();
       prev.registrations = n.registrations();
@@ -354,7 +359,7 @@ class Recorder final : private SessionOwner {
   uint64_t next_link_ = 0;
   uint64_t status_id_ = 0;
   uint64_t last_status_id_ = 0;  // the newest status reply seen
-  bool want_channels_ = false;   // a node joined: ask for channel descriptions once
+  std::set<std::string> undescribed_;  // nodes whose channel descriptions no record holds yet
 };
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The NWB schema cached in exported files (nwb_schema.h).
 #include "ion/interchange/nwb_schema.h"
 
+#include "ion/core/json.h"
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -12,29 +14,6 @@ namespace ion::interchange {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string json_string(const std::string& s) {
-  std::string o = "\"";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          o += b;
-        } else {
-          o += ch;
-        }
-    }
-  }
-  return o + "\"";
-}
 
 // PyYAML's (YAML 1.1) implicit resolvers for a plain scalar.
 std::string plain_scalar_json(const std::string& v) {
