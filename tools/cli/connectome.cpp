@@ -137,6 +137,12 @@ void add_infer_options(CLI::App* c, InferOptions& o, std::string& method, double
   c->add_option("--alpha", o.alpha, "significance: ccg, p-value corrected over lags; tspe, "
                                     "false-positive rate against a shifted-train null")->capture_default_str();
   c->add_option("--jitter-ms", o.jitter_ms, "ccg: sd of the jitter predictor's Gaussian, ms")->capture_default_str();
+  c->add_option("--null", o.null, "tspe's null: shift (each train turned by its own offset) or jitter (each "
+                                  "spike moved within its --null-window-ms: keeps network bursts)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, InferOptions::Null>{
+          {"shift", InferOptions::Null::shift}, {"jitter", InferOptions::Null::jitter}}));
+  c->add_option("--null-window-ms", o.null_window_ms, "tspe, --null jitter: window each spike stays in, ms")
+      ->capture_default_str();
 }
 
 Method method_or_throw(const std::string& m) {

@@ -199,6 +199,20 @@ SpikeTrains shifted(const SpikeTrains& t, uint64_t seed) {
   return s;
 }
 
+// Every spike moved to a random bin of its own window of `window` bins (interval jitter): the
+// count in each window stays, so does everything slower (rates, bursts); finer timing goes.
+SpikeTrains jittered(const SpikeTrains& t, int64_t window, uint64_t seed) {
+  SpikeTrains s = t;
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int64_t> within(0, window - 1);
+  const int64_t n = std::max<int64_t>(t.n_bins, 1);
+  for (auto& b : s.bins) {
+    for (int64_t& x : b) x = std::min(n - 1, x / window * window + within(rng));
+    std::sort(b.begin(), b.end());
+  }
+  return s;
+}
+
 void infer_tspe(const SpikeTrains& t, const InferOptions& o, ConnectivityMap& m) {
   tspe_scores(t, o, m);
   // TSPE has no null distribution of its own: the scores of the same trains with every pair's
@@ -212,9 +226,11 @@ void infer_tspe(const SpikeTrains& t, const InferOptions& o, ConnectivityMap& m)
       std::clamp(std::ceil(2.0 / (o.alpha * static_cast<double>(pairs))), 1.0, 200.0));
   std::vector<float> tail;
   ConnectivityMap null = m;
+  const auto window = std::max<int64_t>(1, std::llround(o.null_window_ms / t.bin_ms));
+  const auto seed_of = [&](uint64_t r) { return o.seed + r * 0x9E3779B97F4A7C15ULL; };
   for (uint64_t r = 0; r < rounds; ++r) {
     std::fill(null.strength.begin(), null.strength.end(), 0.F);
-    tspe_scores(shifted(t, o.seed + r * 0x9E3779B97F4A7C15ULL), o, null);
+    tspe_scores(o.null == InferOptions::Null::jitter ? jittered(t, window, seed_of(r)) : shifted(t, seed_of(r)), o, null);
     for (size_t i = 0; i < null.strength.size(); ++i) {
       if (null.scored[i]) tail.push_back(std::fabs(null.strength[i]));
     }
@@ -320,6 +336,9 @@ void InferOptions::validate(double bin_ms) const {
   if (!(jitter_ms > 0) || jitter_ms / bin_ms > 500) bad("--jitter-ms: must be > 0 and at most 500 bins");
   if (!(hollow >= 0 && hollow < 1)) bad("hollow fraction: must be in [0, 1)");
   if (!(alpha > 0 && alpha < 1)) bad("--alpha: must be in (0, 1)");
+  if (!(null_window_ms >= bin_ms) || null_window_ms / bin_ms > 100000) {
+    bad("--null-window-ms: must be at least one bin and at most 100000 bins");
+  }
 }
 
 TspeKernel tspe_kernel(const InferOptions& o) {

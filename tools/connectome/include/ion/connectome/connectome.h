@@ -61,6 +61,11 @@ struct InferOptions {
   // circularly by its own offset so that no pair stays coupled), a per-pair false-positive rate.
   double alpha = 0.001;
   uint64_t seed = 1;  // the TSPE null's offsets
+  // TSPE's null: `shift` (above) or `jitter`: every spike moved at random within its own window
+  // of null_window_ms (interval jitter), which keeps each train's structure slower than the
+  // window, network bursts included, and destroys the finer timing a synapse leaves.
+  enum class Null : uint8_t { shift, jitter } null = Null::shift;
+  double null_window_ms = 25;
   // Validates; throws std::invalid_argument naming the option.
   void validate(double bin_ms) const;
 };
