@@ -2,9 +2,9 @@
 #include "cli/connectome_run.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
-#include <atomic>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
