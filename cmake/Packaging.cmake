@@ -10,6 +10,29 @@ install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
+# A manual page per command, from its --help and --version (help2man, Debian's; without it
+# there are none and the package says nothing more than `--help` does).
+find_program(ION_HELP2MAN help2man)
+if(ION_HELP2MAN)
+  set(ion_man_ion "run, inspect and test spiking networks that span labs")
+  set(ion_man_ion-broker "the hub that routes timestamped spike events between lab nodes")
+  set(ion_man_ion-node "connect one lab device, generator, sink or replay to an IoN broker")
+  set(ion_man_pages)
+  foreach(cmd ion ion-broker ion-node)
+    set(page ${PROJECT_BINARY_DIR}/man/${cmd}.1)
+    add_custom_command(OUTPUT ${page}.gz
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
+      COMMAND ${CMAKE_COMMAND} -E env LANG=C.UTF-8 LC_ALL=C.UTF-8 ${ION_HELP2MAN} --no-info
+              --name=${ion_man_${cmd}} --section=1 --include=${PROJECT_SOURCE_DIR}/packaging/man/common.h2m
+              --output=${page} $<TARGET_FILE:${cmd}>
+      COMMAND gzip -9nf ${page}
+      DEPENDS ${cmd} ${PROJECT_SOURCE_DIR}/packaging/man/common.h2m VERBATIM)
+    list(APPEND ion_man_pages ${page}.gz)
+  endforeach()
+  add_custom_target(ion_man_pages ALL DEPENDS ${ion_man_pages})
+  install(FILES ${ion_man_pages} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+endif()
+
 # systemd looks in /lib/systemd/system for a package's units (Debian 12), and in
 # PREFIX/lib/systemd/system for a local install.
 if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")

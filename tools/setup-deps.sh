@@ -11,6 +11,7 @@ build_packages=(
   libasio-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
   libhdf5-dev zlib1g-dev  # sjemea import, NWB export; gzip'd vendor exports
   dpkg-dev file  # cpack's Debian package: the binaries' library dependencies
+  help2man       # the commands' manual pages, from their --help
 )
 # What the test suite and the C++ tools need besides.
 test_packages=(

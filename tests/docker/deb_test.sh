@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Debian package as a lab PC gets it: built in a Debian 12 container (the Dockerfile's build
-# stage runs cpack), checked with lintian (no errors), installed with apt in a clean Debian 12
+# stage runs cpack), checked with lintian (no errors; manual pages present and clean), installed with apt in a clean Debian 12
 # container, where a broker and two nodes run from the installed files as the `ion` user the
 # package created, and the Python package imports libion from where the package put it.
 # Exit 77 (ctest: skipped) when no Docker Engine answers.
@@ -28,9 +28,11 @@ echo "package: $deb ($(du -h "$out/$deb" | cut -f1))"
 
 echo "lintian"
 docker run --rm -v "$out:/deb:ro" debian:bookworm bash -ec '
+  set -o pipefail
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null
-  lintian --fail-on error /deb/'"$deb"' || { echo "FAIL: lintian errors"; exit 1; }'
+  lintian --fail-on error /deb/'"$deb"' | tee /tmp/lintian.log || { echo "FAIL: lintian errors"; exit 1; }
+  if grep -q "no-manual-page\|manpage-has" /tmp/lintian.log; then echo "FAIL: manual pages"; exit 1; fi'
 
 echo "install and run in a clean Debian 12"
 docker run --rm -v "$out:/deb:ro" debian:bookworm bash -ec '
@@ -39,7 +41,8 @@ docker run --rm -v "$out:/deb:ro" debian:bookworm bash -ec '
   id ion
   for f in /usr/bin/ion /usr/bin/ion-broker /usr/bin/ion-node /usr/include/ion/ion.h \
            /lib/systemd/system/ion-broker.service /lib/systemd/system/ion-node@.service \
-           /usr/share/ion/configs/broker.yaml /usr/share/doc/ion/lab-guide.md /usr/share/doc/ion/copyright; do
+           /usr/share/ion/configs/broker.yaml /usr/share/doc/ion/lab-guide.md /usr/share/doc/ion/copyright \
+           /usr/share/man/man1/ion.1.gz /usr/share/man/man1/ion-broker.1.gz /usr/share/man/man1/ion-node.1.gz; do
     test -e "$f" || { echo "FAIL: $f is not installed"; exit 1; }
   done
   test "$(stat -c %U:%G:%a /etc/ion)" = root:ion:750 || { echo "FAIL: /etc/ion is $(stat -c %U:%G:%a /etc/ion)"; exit 1; }
