@@ -54,6 +54,10 @@ size_t write_fc_section(std::ostringstream& h, const FcComparison& fc) {
     h << "; the same silicon network without the pasted synapses (control): " << num(*fc.control_correlation, 3);
   }
   h << ".</p><p class='note'>" << esc(fc.method) << " " << n << " channels.</p>";
+  if (n < 2 || fc.reference.size() != n * n) {
+    h << "<p class='note'>No matrix to draw (" << fc.reference.size() << " values for " << n << " channels).</p>";
+    return 0;
+  }
   // Scatter: every pair (i < j) where both matrices are defined. Each axis on its own range: the
   // correlation compares the matrices' patterns, not their scales.
   const auto span = [&](std::initializer_list<const std::vector<double>*> ms) {
@@ -105,7 +109,7 @@ size_t write_fc_section(std::ostringstream& h, const FcComparison& fc) {
     const double top_paste = span({&fc.pasted}).second;
     matrix(h, fc.reference, n, top_ref, fc.reference_name + " (dark: " + num(top_ref, 3) + ")");
     matrix(h, fc.pasted, n, top_paste, fc.pasted_name + " (dark: " + num(top_paste, 3) + ")");
-    h << "</div><p class='note'>Rows: the earlier channel of a pair, columns the later one, in the map's order; "
+    h << "</div><p class='note'>Rows and columns: channels in the map's order (a pair's FC is symmetric); "
       << "white 0, dark blue each matrix's largest value; grey where a channel never fired.</p>";
   } else {
     h << "<p class='note'>Matrices not drawn beyond " << kMaxMatrixChannels << " channels.</p>";

@@ -85,16 +85,15 @@ CultureOptions culture_from(const ConfigNode& e) {
 std::vector<ChannelDescription> layout_from(const ConfigNode& d) {
   std::vector<ChannelDescription> out;
   if (d.yaml()["layout"].IsMap()) {
-    const ConfigNode g_node = d.child("layout");
-    const ConfigNode* g = &g_node;
-    g->only_keys({"rows", "cols", "pitch_um", "drop_corners", "names"});
-    const auto rows = static_cast<uint32_t>(g->integer("rows", 8, 1, 256));
-    const auto cols = static_cast<uint32_t>(g->integer("cols", 8, 1, 256));
-    const double pitch = g->number("pitch_um", 200, 1e-3, 1e4);
-    const bool drop = g->boolean("drop_corners", rows == 8 && cols == 8);
-    const std::string names = g->string("names", rows <= 9 && cols <= 9 ? "mcs" : "number");
-    if (names != "mcs" && names != "number") g->fail("names", "one of: mcs, number");
-    if (names == "mcs" && (rows > 9 || cols > 9)) g->fail("names", "mcs names need at most 9 rows and columns");
+    const ConfigNode g = d.child("layout");
+    g.only_keys({"rows", "cols", "pitch_um", "drop_corners", "names"});
+    const auto rows = static_cast<uint32_t>(g.integer("rows", 8, 1, 256));
+    const auto cols = static_cast<uint32_t>(g.integer("cols", 8, 1, 256));
+    const double pitch = g.number("pitch_um", 200, 1e-3, 1e4);
+    const bool drop = g.boolean("drop_corners", rows == 8 && cols == 8);
+    const std::string names = g.string("names", rows <= 9 && cols <= 9 ? "mcs" : "number");
+    if (names != "mcs" && names != "number") g.fail("names", "one of: mcs, number");
+    if (names == "mcs" && (rows > 9 || cols > 9)) g.fail("names", "mcs names need at most 9 rows and columns");
     for (uint32_t r = 0; r < rows; ++r) {
       for (uint32_t c = 0; c < cols; ++c) {
         const bool corner = (r == 0 || r == rows - 1) && (c == 0 || c == cols - 1);
