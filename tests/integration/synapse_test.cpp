@@ -102,6 +102,33 @@ struct RunResult {
 // The three-neuron network: bio (Padova) -> synapse 0 -> si0 (Zurich); si1 (Zurich) -> synapse 1
 // -> bio (stimulation in Padova). Scripted labs: bio fires at 30 Hz, si1 at 2 Hz, si0 at 2 Hz
 // after the first second. Optionally every node sits behind a 40 ms +/- 10 ms link.
+// Node options that reach the broker directly or, with `wan`, each node through its own emulated
+// WAN link (40 ms +- 10 ms each way); the links live as long as this object.
+class WanOrDirect {
+ public:
+  WanOrDirect(std::string broker, bool wan) : broker_(std::move(broker)), wan_(wan) {
+    profile_.up.delay.base_ns = 40 * kMs;
+    profile_.up.delay.jitter_sd_ns = 10 * kMs;
+    profile_.down = profile_.up;
+  }
+  NodeOptions node(const std::string& name, uint64_t seed) {
+    std::string endpoint = broker_;
+    if (wan_) {
+      links_.push_back(std::make_unique<linkem::LinkEmulator>(profile_, "127.0.0.1:0", broker_, seed));
+      endpoint = links_.back()->endpoint();
+    }
+    NodeOptions o = node_options(name, endpoint);
+    o.broker_timeout = 3s;
+    return o;
+  }
+
+ private:
+  std::string broker_;
+  bool wan_;
+  linkem::LinkProfile profile_;
+  std::vector<std::unique_ptr<linkem::LinkEmulator>> links_;
+};
+
 RunResult run_three_neurons(bool wan) {
   Topology t;
   t.nodes = {{"labs", "scripted", 3, 0}, {"hub", "synapse", 4, 3},
@@ -110,21 +137,8 @@ RunResult run_three_neurons(bool wan) {
   t.connections = {connect_all("labs", "hub", delay), connect_one("hub", 0, "zurich", 0, delay),
                    connect_one("hub", 1, "padova", 0, delay)};
   BrokerRunner broker(broker_options(t));
-  linkem::LinkProfile p;
-  p.up.delay.base_ns = 40 * kMs;
-  p.up.delay.jitter_sd_ns = 10 * kMs;
-  p.down = p.up;
-  std::vector<std::unique_ptr<linkem::LinkEmulator>> links;
-  auto via = [&](uint64_t seed) {
-    if (!wan) return broker.endpoint();
-    links.push_back(std::make_unique<linkem::LinkEmulator>(p, "127.0.0.1:0", broker.endpoint(), seed));
-    return links.back()->endpoint();
-  };
-  auto opts = [&](const std::string& name, uint64_t seed) {
-    NodeOptions o = node_options(name, via(seed));
-    o.broker_timeout = 3s;
-    return o;
-  };
+  WanOrDirect links(broker.endpoint(), wan);
+  auto opts = [&](const std::string& name, uint64_t seed) { return links.node(name, seed); };
   NodeRunner<SinkDriver> zurich(opts("zurich", 1), sink(1));
   NodeRunner<SinkDriver> padova(opts("padova", 2), sink(1));
   NodeRunner<SynapseDriver> hub(opts("hub", 3), std::make_unique<SynapseDriver>(hub_options()));
@@ -212,21 +226,8 @@ RewardRun run_reward(bool wan) {
   const auto delay = wan ? 250ms : 50ms;
   t.connections = {connect_all("labs", "hub", delay)};
   BrokerRunner broker(broker_options(t));
-  linkem::LinkProfile p;
-  p.up.delay.base_ns = 40 * kMs;
-  p.up.delay.jitter_sd_ns = 10 * kMs;
-  p.down = p.up;
-  std::vector<std::unique_ptr<linkem::LinkEmulator>> links;
-  auto opts = [&](const std::string& name, uint64_t seed) {
-    std::string endpoint = broker.endpoint();
-    if (wan) {
-      links.push_back(std::make_unique<linkem::LinkEmulator>(p, "127.0.0.1:0", broker.endpoint(), seed));
-      endpoint = links.back()->endpoint();
-    }
-    NodeOptions o = node_options(name, endpoint);
-    o.broker_timeout = 3s;
-    return o;
-  };
+  WanOrDirect links(broker.endpoint(), wan);
+  auto opts = [&](const std::string& name, uint64_t seed) { return links.node(name, seed); };
   // Ports: 0 pre, 1 post, 2 dopamine, 3 a second pre. Synapse 0: 0 -> 1; synapse 1: 3 -> 1.
   SynapseDriverOptions o;
   o.neurons = 4;

@@ -264,15 +264,21 @@ Culture emulated_culture(mea::CultureOptions o, double seconds) {
   return r;
 }
 
-TEST(Connectome, AnEmulatedCulturesExcitatoryWiringIsRecoveredWithAucAbove0_9) {
+// The asynchronous, noise-driven regime `ion connectome simulate` uses (noise 4, excitatory
+// weight 4, inhibitory 8): each synapse marks its target's firing.
+mea::CultureOptions asynchronous_culture(uint32_t neurons) {
   mea::CultureOptions o;
-  o.neurons = 60;
+  o.neurons = neurons;
   o.noise_current = 4;
   o.weight_exc = 4;
   o.weight_inh = 8;
   o.step_ms = 0.5;
   o.seed = 11;
-  const Culture culture = emulated_culture(o, 600);
+  return o;
+}
+
+TEST(Connectome, AnEmulatedCulturesExcitatoryWiringIsRecoveredWithAucAbove0_9) {
+  const Culture culture = emulated_culture(asynchronous_culture(60), 600);
   const auto& names = culture.names;
   const auto& truth = culture.truth;
   const SpikeTrains& trains = culture.trains;
@@ -313,14 +319,7 @@ TEST(Connectome, TheJitterNullIsPreciseUnderNetworkBursts) {
               bs.recall, bj.precision, bj.recall);
   EXPECT_LT(bs.precision, 0.2);
   EXPECT_GT(bj.precision, 2 * bs.precision);
-  mea::CultureOptions async;
-  async.neurons = 60;
-  async.noise_current = 4;
-  async.weight_exc = 4;
-  async.weight_inh = 8;
-  async.step_ms = 0.5;
-  async.seed = 11;
-  const Culture a = emulated_culture(async, 300);
+  const Culture a = emulated_culture(asynchronous_culture(60), 300);
   const Score as = score(edges_of(infer(a.trains, shift)), a.names, a.truth);
   const Score aj = score(edges_of(infer(a.trains, jitter)), a.names, a.truth);
   std::printf("asynchronous: shift precision %.3f recall %.3f; jitter precision %.3f recall %.3f\n", as.precision,

@@ -385,10 +385,9 @@ void write_daemon_configs(Context& ctx, const std::string& dir, const std::strin
       << "  lag: " << us(net.chip.lag) << "\n  chip:\n    cores: " << c.cores << "\n    neurons_per_core: "
       << c.neurons_per_core << "\n    mismatch_cv: " << c.mismatch_cv << "\n    seed: " << c.seed
       << "\n    neuron: {bias_pa: " << c.neuron.bias_pa << "}\n    synapses:\n";
-    const char* names[] = {"fast_exc", "slow_exc", "fast_inh", "slow_inh"};
-    for (size_t k = 0; k < chip::kSynapseTypes; ++k) {
-      o << "      " << names[k] << ": {tau_ms: " << c.synapses[k].tau_ms << ", gain_pa: " << c.synapses[k].gain_pa
-        << "}\n";
+    for (uint32_t k = 0; k < chip::kSynapseTypes; ++k) {
+      o << "      " << chip::to_string(static_cast<chip::SynapseType>(k)) << ": {tau_ms: " << c.synapses[k].tau_ms
+        << ", gain_pa: " << c.synapses[k].gain_pa << "}\n";
     }
   });
   file("drive.yaml", [&](std::ostream& o) {
@@ -709,7 +708,7 @@ CopyPasteResult copy_paste(const SimulateOptions& so, PastedRunOptions po, doubl
 
 class CopyPasteCommand final : public Command {
  public:
-  CLI::App* add(CLI::App& parent, Context& /*ctx*/) override {
+  CLI::App* add(CLI::App& parent, Context& ctx) override {
     CLI::App* c = parent.add_subcommand(
         "copy-paste", "end to end: copy an emulated culture's wiring, paste it into crossbars driving silicon "
                       "neurons, run it, compare functional connectivity");
@@ -729,18 +728,14 @@ class CopyPasteCommand final : public Command {
     c->add_flag("--control", control_, "also run the silicon network without the pasted synapses");
     c->add_flag("--json", json_, "end with one JSON line");
     c->add_option("-o,--out", out_, "folder for the recordings, maps, fc.csv and report.html (made if missing)");
-    c->add_flag("--force", force_, "replace files already in --out");
+    ctx.add_force(c);
     return c;
   }
   int run(Context& ctx) override {
     if (s_.neurons < 3 || s_.neurons > 1024) throw std::invalid_argument("--neurons: must be 3..1024");
     if (!out_.empty()) {
-      std::filesystem::create_directories(out_);
       for (const char* f : {"culture.ionrec", "truth.csv", "map.csv", "pasted.ionrec", "fc.csv", "report.html"}) {
-        if (!force_ && std::filesystem::exists(out_ + "/" + f)) {
-          throw std::invalid_argument("--out: " + out_ + "/" + f + " exists (--force replaces it)");
-        }
-        if (force_) std::filesystem::remove(out_ + "/" + f);
+        ctx.check_output(out_ + "/" + f, {}, "--out");
       }
     }
     if (!(p_.seconds >= 2 && p_.seconds <= 3600)) throw std::invalid_argument("--seconds: must be 2..3600");
@@ -765,7 +760,7 @@ class CopyPasteCommand final : public Command {
   SimulateOptions s_;
   PastedRunOptions p_;
   double bin_ms_ = 10, window_ms_ = 60;
-  bool control_ = false, json_ = false, force_ = false;
+  bool control_ = false, json_ = false;
   std::string out_;
 };
 
